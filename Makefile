@@ -1,0 +1,55 @@
+# Self-documenting: `make help` lists every target with its `## ` comment.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+DEMO ?= 1
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[1m%-10s\033[0m %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP) ## Create .venv and install the pinned dependencies
+
+prometheus: ## Install Debian's prometheus/promtool when missing (needed by the tests)
+	@command -v promtool >/dev/null || ($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q prometheus >/dev/null)
+
+run: install ## Run the whole product on the embedded broker (DEMO=0: no producers)
+	$(PY) -m streams run --demo $(DEMO)
+
+produce: install ## Generate orders into a running product (RATE=orders/s, default 50)
+	$(PY) -m producers orders --rate $${RATE:-50}
+
+test: install prometheus ## Run the whole test suite (starts its own broker and servers)
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+lint: install ## ruff and mypy (never edits files)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy streams producers
+
+format: install ## Format and autofix with ruff
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+bench: install ## Throughput benchmarks on the embedded broker (figures go in the README)
+	$(PY) -m bench $(BENCH_ARGS)
+
+up: ## Start the production-like stack (Apache Kafka x3, workers, Prometheus, Grafana, MinIO)
+	docker compose up -d --build
+
+down: ## Stop the production-like stack
+	docker compose down
+
+clean: ## Remove local state (.venv stays)
+	rm -rf var .pytest_cache .mypy_cache .ruff_cache
+
+.PHONY: help install prometheus run produce test lint format bench up down clean

@@ -1,0 +1,86 @@
+"""The one factory for Faust apps, and the few Faust internals the pipelines rely on."""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import faust
+from faust.sensors.prometheus import setup_prometheus_sensors
+from faust.streams import _current_event
+from prometheus_client import CollectorRegistry
+
+from streams.common.settings import KafkaSettings, WorkerSettings
+
+
+def make_app(
+    name: str,
+    kafka: KafkaSettings,
+    worker: WorkerSettings,
+    registry: CollectorRegistry,
+    *,
+    partitions: int,
+    **overrides: Any,
+) -> faust.App:
+    """Build a pipeline's Faust app with every option stated, metrics and /health served.
+
+    ``name`` is the app id: it names the consumer group and every changelog topic, so
+    each pipeline scales and fails apart from the others.
+    """
+    if kafka.correct_end_offsets:
+        from streams.common.end_offsets import install_end_offset_correction
+
+        install_end_offset_correction()
+    datadir = worker.data_dir / name
+    datadir.mkdir(parents=True, exist_ok=True)
+    options: dict[str, Any] = {
+        "broker": kafka.url,
+        "store": worker.store,
+        "datadir": str(datadir),
+        "autodiscover": False,
+        "topic_partitions": partitions,
+        "topic_replication_factor": kafka.replication_factor,
+        "topic_allow_declare": True,
+        "broker_session_timeout": kafka.session_timeout_seconds,
+        "broker_heartbeat_interval": kafka.heartbeat_interval_seconds,
+        "broker_commit_interval": 1.0,
+        "consumer_auto_offset_reset": "earliest",
+        "producer_linger_ms": 5,
+        "producer_max_batch_size": 256 * 1024,
+        "stream_buffer_maxsize": 8192,
+        # Standbys would double the changelog traffic each worker reads; restores come
+        # from RocksDB kept on disk or from the changelog.
+        "table_standby_replicas": 0,
+        "web_enabled": True,
+        "web_bind": worker.web_bind,
+        "web_port": worker.web_port,
+        "web_host": worker.web_host,
+        "web_in_thread": False,
+        "logging_config": None,
+    }
+    options.update(overrides)
+    app = faust.App(name, **options)
+    setup_prometheus_sensors(app, pattern="/metrics", registry=registry, name_prefix="faust")
+
+    @app.page("/health")
+    async def health(web: Any, request: Any) -> Any:
+        return web.json({"app": name, "status": "ok"})
+
+    return app
+
+
+@contextmanager
+def event_context(event: Any) -> Iterator[None]:
+    """Make ``event`` Faust's current event while a batch writes its tables.
+
+    Tables written after ``stream.take_events()`` have no current event, and both the
+    changelog partition and the RocksDB store are chosen from it. Every key a batch
+    writes belongs to the partition its events came from, so any of them will do.
+    """
+    token = _current_event.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        _current_event.reset(token)

@@ -1,0 +1,211 @@
+"""Client-side correction of the embedded broker's end offsets (ListOffsets "latest").
+
+Why this exists: Tansu 0.6.0 (the embedded broker, see ``streams.common.broker``) answers
+ListOffsets(latest) with the base offset of the newest record batch plus one, ignoring
+how many records that batch holds. Measured: ten records produced as one batch to an
+empty partition give ``AIOKafkaConsumer.end_offsets() == 1``, while a Fetch response
+for the same partition reports ``high_watermark == 10``. Faust reads end offsets through
+that call (``faust/transport/drivers/aiokafka.py::_highwaters``) when it restores tables,
+so a restarted worker crashed with ``ConsistencyError`` (persisted offset > highwater) or
+silently restored one record short.
+
+What it does: ``install_end_offset_correction()`` wraps
+``aiokafka.consumer.fetcher.Fetcher.end_offsets``. After the normal ListOffsets lookup it
+sends one Fetch request per partition leader (at each partition's listed offset,
+``min_bytes=0``, 1-byte limits, so no records are wanted) and returns, per partition, the
+larger of the listed offset and the Fetch response's high watermark (its last stable
+offset for ``read_committed`` consumers). Any failure falls back to the listed offset
+and logs a warning.
+
+Harmless on real Kafka: there the high watermark (last stable offset for read_committed)
+*is* what ListOffsets(latest) returns, so the maximum is the listed value; and a Fetch at
+the listed offset (never past the log end, so never out of range) with ``min_bytes=0`` is
+answered at once, with no records for ``read_uncommitted``. The only difference is a
+record appended between the two requests, which makes the answer that newer, equally
+valid end. The extra cost is one small round trip per partition leader per
+``end_offsets`` call.
+
+Tansu detail: with ``max_wait_ms=0`` its Fetch response has no topics at all, and at the
+log end it waits the whole ``max_wait_ms`` even with ``min_bytes=0``; hence the small
+positive wait below.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+import aiokafka.errors as kafka_errors
+from aiokafka.consumer.fetcher import READ_COMMITTED, Fetcher
+from aiokafka.protocol.fetch import FetchRequest
+from aiokafka.structs import TopicPartition
+
+log = logging.getLogger(__name__)
+
+#: How long the broker may hold the Fetch. Real Kafka answers at once (``min_bytes=0``);
+#: Tansu answers with no partitions for 0 and holds a Fetch at the log end this long.
+FETCH_MAX_WAIT_MS = 25
+#: We only want the watermarks, not records.
+FETCH_MAX_BYTES = 1
+
+EndOffsets = Callable[[Any, Iterable[TopicPartition], int | None], Awaitable[dict[Any, int]]]
+
+_CORRECTED_ATTR = "__streams_end_offset_correction__"
+_original_end_offsets: EndOffsets | None = None
+
+
+def corrected_end_offsets(
+    listed: Mapping[TopicPartition, int], watermarks: Mapping[TopicPartition, int]
+) -> dict[TopicPartition, int]:
+    """Per partition, the larger of the listed end offset and the Fetch watermark.
+
+    A partition without a watermark, or with a negative (unknown) listed offset, keeps
+    its listed value.
+    """
+    result: dict[TopicPartition, int] = {}
+    for tp, offset in listed.items():
+        watermark = watermarks.get(tp)
+        if offset < 0 or watermark is None:
+            result[tp] = offset
+        else:
+            result[tp] = max(offset, watermark)
+    return result
+
+
+async def fetch_watermarks(
+    fetcher: Fetcher, offsets: Mapping[TopicPartition, int]
+) -> dict[TopicPartition, int]:
+    """Ask each partition's leader, by one Fetch per leader, for the end of the partition.
+
+    Returns the high watermark (the last stable offset for a ``read_committed`` fetcher)
+    of each partition the brokers answered without error; others are left out, with a
+    warning.
+    """
+    client = fetcher._client
+    isolation_level: int = fetcher._isolation_level
+    by_node: dict[int, dict[str, list[tuple[int, int, int]]]] = collections.defaultdict(
+        lambda: collections.defaultdict(list)
+    )
+    for tp, offset in offsets.items():
+        if offset < 0:
+            continue
+        node_id = client.cluster.leader_for_partition(tp)
+        if node_id is None or node_id == -1:
+            log.warning("end offset of %s not corrected: its leader is unknown", tp)
+            continue
+        by_node[node_id][tp.topic].append((tp.partition, offset, FETCH_MAX_BYTES))
+
+    async def ask(node_id: int, topics: dict[str, list[tuple[int, int, int]]]) -> Any:
+        request = FetchRequest(
+            FETCH_MAX_WAIT_MS, 0, FETCH_MAX_BYTES, isolation_level, list(topics.items())
+        )
+        return await client.send(node_id, request)
+
+    nodes = list(by_node.items())
+    responses = await asyncio.gather(
+        *(ask(node_id, topics) for node_id, topics in nodes), return_exceptions=True
+    )
+
+    watermarks: dict[TopicPartition, int] = {}
+    for (node_id, topics), response in zip(nodes, responses, strict=True):
+        asked = {TopicPartition(topic, p[0]) for topic, parts in topics.items() for p in parts}
+        if isinstance(response, BaseException):
+            log.warning(
+                "end offsets of %s not corrected: Fetch to node %s failed: %r",
+                sorted(asked),
+                node_id,
+                response,
+            )
+            continue
+        # v0-v3: (partition, error_code, high_watermark, records);
+        # v4+:   (partition, error_code, high_watermark, last_stable_offset, ...).
+        use_lso = isolation_level == READ_COMMITTED and response.API_VERSION >= 4
+        for topic, partitions in response.topics:
+            for partition, error_code, high_watermark, *rest in partitions:
+                tp = TopicPartition(topic, partition)
+                if tp not in asked:
+                    continue
+                asked.discard(tp)
+                error_type = kafka_errors.for_code(error_code)
+                if error_type is not kafka_errors.NoError:
+                    log.warning(
+                        "end offset of %s not corrected: Fetch error %s", tp, error_type.__name__
+                    )
+                    continue
+                watermarks[tp] = int(rest[0] if use_lso else high_watermark)
+        if asked:
+            log.warning(
+                "end offsets of %s not corrected: missing from node %s's Fetch response",
+                sorted(asked),
+                node_id,
+            )
+    return watermarks
+
+
+async def _end_offsets_corrected(
+    self: Fetcher, partitions: Iterable[TopicPartition], timeout_ms: int | None
+) -> dict[TopicPartition, int]:
+    """Replacement for ``Fetcher.end_offsets``: ListOffsets, then the Fetch check."""
+    assert _original_end_offsets is not None
+    listed = await _original_end_offsets(self, partitions, timeout_ms)
+    try:
+        async with asyncio.timeout(None if timeout_ms is None else timeout_ms / 1000):
+            watermarks = await fetch_watermarks(self, listed)
+    except Exception as exc:
+        # Never worse than without the correction: keep what ListOffsets said.
+        log.warning("end offsets not corrected (listed values kept): %r", exc)
+        return dict(listed)
+    corrected = corrected_end_offsets(listed, watermarks)
+    for tp, offset in corrected.items():
+        if offset != listed[tp]:
+            log.debug("end offset of %s corrected from %d to %d", tp, listed[tp], offset)
+    return corrected
+
+
+setattr(_end_offsets_corrected, _CORRECTED_ATTR, True)
+
+
+def is_end_offset_correction_installed() -> bool:
+    """Whether ``Fetcher.end_offsets`` is currently the corrected one."""
+    return bool(getattr(Fetcher.end_offsets, _CORRECTED_ATTR, False))
+
+
+def install_end_offset_correction() -> None:
+    """Patch ``aiokafka``'s ``Fetcher.end_offsets`` process-wide; calling it again is a no-op.
+
+    It takes effect for every consumer, existing or future, from its next
+    ``end_offsets`` call on, in any thread.
+    """
+    global _original_end_offsets
+    if is_end_offset_correction_installed():
+        return
+    _original_end_offsets = Fetcher.end_offsets
+    Fetcher.end_offsets = _end_offsets_corrected
+
+
+def uninstall_end_offset_correction() -> None:
+    """Put aiokafka's own ``Fetcher.end_offsets`` back; a no-op when not installed."""
+    if is_end_offset_correction_installed() and _original_end_offsets is not None:
+        Fetcher.end_offsets = _original_end_offsets
+
+
+@contextmanager
+def end_offset_correction(enabled: bool = True) -> Iterator[None]:
+    """Within the block the correction is installed (or, with ``enabled=False``, not);
+    afterwards the previous state is restored. Meant for tests."""
+    was_installed = is_end_offset_correction_installed()
+    if enabled:
+        install_end_offset_correction()
+    else:
+        uninstall_end_offset_correction()
+    try:
+        yield
+    finally:
+        if was_installed:
+            install_end_offset_correction()
+        else:
+            uninstall_end_offset_correction()

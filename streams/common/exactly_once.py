@@ -1,0 +1,72 @@
+"""Exactly-once table results without broker transactions.
+
+Kafka delivers at least once: after a crash, records since the last committed offset
+come again. Every table value here carries ``_o``, the highest offset of its source
+partition already applied to it. A partition is read in order, so a record whose
+offset is not above ``_o`` has already been counted in that value and is skipped.
+Values are whole snapshots written to the changelog, so the offset and the figures it
+guards always travel together.
+
+Each key a batch touches is read once and written once (coalesced), whether a record
+changed it or was skipped as a replay: rewriting the snapshot heals a changelog that
+missed writes RocksDB had kept when the worker died.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, MutableMapping
+from typing import Any
+
+OFFSET = "_o"
+
+Value = dict[str, Any]
+
+
+class PartitionState:
+    """One source partition's view of a table during one batch: read once, write once."""
+
+    def __init__(self, table: MutableMapping[Any, Any]) -> None:
+        self.table = table
+        self._cache: dict[Any, Value] = {}
+
+    def get(self, key: Any) -> Value | None:
+        if key in self._cache:
+            return self._cache[key]
+        stored = self.table.get(key)
+        if stored is None:
+            return None
+        value = dict(stored)
+        self._cache[key] = value
+        return value
+
+    def update(
+        self, key: Any, offset: int, apply: Callable[[Value], None], new: Callable[[], Value]
+    ) -> bool:
+        """Apply ``apply`` to the value at ``key`` unless ``offset`` was applied already."""
+        value = self.get(key)
+        if value is None:
+            value = self._cache[key] = new()
+        if value.get(OFFSET, -1) >= offset:
+            return False
+        apply(value)
+        value[OFFSET] = offset
+        return True
+
+    def applied(self, key: Any, offset: int) -> bool:
+        value = self.get(key)
+        return value is not None and value.get(OFFSET, -1) >= offset
+
+    def flush(self, last: Any = None) -> int:
+        """Write every touched key once, ``last`` after all others; returns the count.
+
+        Changelog records of one partition keep their order, so a marker written last
+        (the partition's clock) proves that everything before it was written too.
+        """
+        marker = self._cache.pop(last, None)
+        for key, value in self._cache.items():
+            self.table[key] = value
+        if marker is not None:
+            self.table[last] = marker
+        written = len(self._cache) + (marker is not None)
+        self._cache.clear()
+        return written

@@ -1,0 +1,45 @@
+"""Settings shared by every pipeline, read from the environment only at the edge (main.py).
+
+Every setting has a safe local default, so `make run` works with no configuration; the
+README lists each one with its environment variable.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class KafkaSettings(BaseSettings):
+    """Where the brokers are and how the clients talk to them (env prefix ``KAFKA_``)."""
+
+    model_config = SettingsConfigDict(env_prefix="KAFKA_", frozen=True)
+
+    bootstrap: str = Field("127.0.0.1:9092", description="host:port[,host:port...]")
+    replication_factor: int = Field(1, ge=1, description="for topics the app creates")
+    # The embedded broker holds a JoinGroup for half the session timeout and notices a
+    # dead member only after all of it: Faust's 60 s default means ~30 s per rebalance.
+    session_timeout_seconds: float = Field(10.0, gt=0)
+    heartbeat_interval_seconds: float = Field(1.0, gt=0)
+    correct_end_offsets: bool = Field(
+        True, description="ask a Fetch for the true end of a partition (broker defect 1)"
+    )
+
+    @property
+    def url(self) -> str:
+        return ";".join(f"kafka://{host}" for host in self.bootstrap.split(","))
+
+
+class WorkerSettings(BaseSettings):
+    """Where a worker keeps its state and serves its web views and metrics."""
+
+    model_config = SettingsConfigDict(frozen=True, populate_by_name=True)
+
+    data_dir: Path = Field(Path("var/data"), validation_alias="STREAMS_DATA_DIR")
+    store: str = Field("rocksdb://", validation_alias="STREAMS_STORE")
+    web_bind: str = Field("127.0.0.1", validation_alias="WEB_BIND")
+    web_port: int = Field(6066, ge=1, le=65535, validation_alias="WEB_PORT")
+    web_host: str = Field("127.0.0.1", validation_alias="WEB_HOST")
+    log_level: str = Field("info", validation_alias="LOG_LEVEL")

@@ -1,0 +1,3 @@
+from streams.orders.main import main
+
+main()

@@ -1,0 +1,248 @@
+"""How one source record changes the orders tables, idempotently (pure).
+
+The ``orders-aggregates`` table holds per-source-partition partial figures; the last
+key segment is the partition, so partitions never share a key and the views add them
+up. Keys (all days and hours are UTC, from the order's own timestamp):
+
+- ``daily|<date>|<channel>|<region>|<p>``: ``{"s": {status: [orders, cents, units]}}``
+- ``hourly|<hour>|<channel>|<p>``: the same per hour (input of the anomaly detector)
+- ``product|<date>|<product>|<p>``: the same per product and day
+- ``customers|<p>``: customers, repeat customers, orders, cents, order-value histogram
+- ``clock|<p>``: the partition's event-time high mark and the offset flushed last
+
+The ``orders-customers`` table is keyed by customer id (orders.raw is keyed by
+customer, so a customer lives in one partition); it remembers recent order ids for
+deduplication. Everything counted per customer excludes cancelled orders.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from streams.common.exactly_once import OFFSET, PartitionState, Value
+from streams.orders.logic import (
+    DAY_MS,
+    Rejected,
+    Rules,
+    check_against_catalog,
+    day_end_ms,
+    day_of,
+    hour_of,
+    parse_order,
+    quality_issues,
+)
+from streams.orders.models import CatalogEntry, Order
+
+#: Upper bounds (in cents) of the order-value histogram buckets; the last is open.
+VALUE_BUCKETS = (2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000)
+
+
+def clock_key(partition: int) -> str:
+    return f"clock|{partition}"
+
+
+def customer_key(customer_id: str) -> str:
+    return f"customer|{customer_id}"
+
+
+def customers_key(partition: int) -> str:
+    return f"customers|{partition}"
+
+
+def bucket_of(cents: int) -> int:
+    for index, bound in enumerate(VALUE_BUCKETS):
+        if cents < bound:
+            return index
+    return len(VALUE_BUCKETS)
+
+
+def _status_counts(status: str, orders: int, cents: int, units: int) -> Any:
+    def apply(value: Value) -> None:
+        counts = value.setdefault("s", {}).setdefault(status, [0, 0, 0])
+        counts[0] += orders
+        counts[1] += cents
+        counts[2] += units
+
+    return apply
+
+
+def _empty() -> Value:
+    return {}
+
+
+@dataclass
+class Applied:
+    """What one record did: ``kind`` is applied, duplicate, replayed or rejected."""
+
+    kind: str
+    order: Order | None = None
+    rejected: Rejected | None = None
+    revision: bool = False
+    issues: list[str] = field(default_factory=list)
+
+
+def watermark(aggregates: PartitionState, partition: int) -> int | None:
+    clock = aggregates.get(clock_key(partition))
+    return None if clock is None or clock.get("max_ms") is None else int(clock["max_ms"])
+
+
+def advance_clock(
+    aggregates: PartitionState, partition: int, offset: int, event_ms: int | None, wall_ms: int
+) -> None:
+    def apply(value: Value) -> None:
+        known = value.get("max_ms")
+        if event_ms is not None:
+            value["max_ms"] = event_ms if known is None else max(int(known), event_ms)
+        else:
+            value["max_ms"] = known
+        value["wall_ms"] = wall_ms
+
+    aggregates.update(clock_key(partition), offset, apply, _empty)
+
+
+def check_lateness(order: Order, high_mark: int | None, rules: Rules) -> bool:
+    """Raise for orders older than the retention horizon; True if the order is a revision."""
+    if high_mark is None:
+        return False
+    if high_mark - order.event_ms > rules.retention_ms:
+        days = (high_mark - order.event_ms) / DAY_MS
+        raise Rejected("late", f"{days:.1f} days behind the stream, beyond retention")
+    return day_end_ms(order.event_ms) + rules.grace_ms <= high_mark
+
+
+def apply_order(
+    order: Order,
+    offset: int,
+    partition: int,
+    aggregates: PartitionState,
+    customers: PartitionState,
+    rules: Rules,
+) -> str:
+    """Count ``order`` once in every table; returns applied, duplicate or replayed."""
+    customer = customers.get(customer_key(order.customer_id))
+    seen = (customer or {}).get("ids", {}).get(order.order_id)
+    if seen is not None and seen[0] != offset:
+        return "duplicate"
+
+    counted = order.status.value != "cancelled"
+    cents = order.items_cents
+    before = _orders_before(customer, offset)
+    changed = customers.update(
+        customer_key(order.customer_id),
+        offset,
+        _remember(order, offset, counted, cents),
+        _new_customer,
+    )
+
+    status = order.status.value
+    for key, amount, units in _counted_keys(order, partition):
+        changed |= aggregates.update(key, offset, _status_counts(status, 1, amount, units), _empty)
+    if counted:
+        changed |= aggregates.update(
+            customers_key(partition), offset, _customer_summary(before, cents), _new_summary
+        )
+    return "applied" if changed else "replayed"
+
+
+def _counted_keys(order: Order, p: int) -> list[tuple[str, int, int]]:
+    """The per-status counters one order adds to: (key, cents, units)."""
+    ms, cents = order.event_ms, order.items_cents
+    day = day_of(ms)
+    keys = [
+        (f"daily|{day}|{order.channel}|{order.region}|{p}", cents, order.units),
+        (f"hourly|{hour_of(ms)}|{order.channel}|{p}", cents, order.units),
+    ]
+    keys.extend(
+        (f"product|{day}|{item.product_id}|{p}", item.amount_cents, item.quantity)
+        for item in order.items
+    )
+    return keys
+
+
+def touch_order(
+    order: Order, partition: int, aggregates: PartitionState, customers: PartitionState
+) -> None:
+    """Read (and so rewrite at flush) every key a replayed record had written."""
+    customers.get(customer_key(order.customer_id))
+    aggregates.get(customers_key(partition))
+    for key, _cents, _units in _counted_keys(order, partition):
+        aggregates.get(key)
+
+
+def _orders_before(customer: Value | None, offset: int) -> int:
+    """The customer's counted orders before ``offset``, whether or not it was applied."""
+    if customer is None:
+        return 0
+    later = sum(1 for o, _day, c in customer["ids"].values() if o >= offset and c)
+    return int(customer["n"]) - later if customer.get(OFFSET, -1) >= offset else int(customer["n"])
+
+
+def _new_customer() -> Value:
+    return {"n": 0, "c": 0, "ids": {}}
+
+
+def _remember(order: Order, offset: int, counted: bool, cents: int) -> Any:
+    def apply(value: Value) -> None:
+        value["ids"][order.order_id] = [offset, order.event_ms // DAY_MS, int(counted)]
+        if counted:
+            value["n"] += 1
+            value["c"] += cents
+
+    return apply
+
+
+def prune_customer_ids(value: Value, oldest_day: int) -> None:
+    """Forget order ids older than the retention horizon: they can only come back late."""
+    value["ids"] = {k: v for k, v in value["ids"].items() if v[1] >= oldest_day}
+
+
+def _new_summary() -> Value:
+    return {"customers": 0, "repeat": 0, "orders": 0, "cents": 0, "hist": [0] * 8}
+
+
+def _customer_summary(before: int, cents: int) -> Any:
+    def apply(value: Value) -> None:
+        value["orders"] += 1
+        value["cents"] += cents
+        value["hist"][bucket_of(cents)] += 1
+        if before == 0:
+            value["customers"] += 1
+        elif before == 1:
+            value["repeat"] += 1
+
+    return apply
+
+
+def process_record(
+    raw: bytes | None,
+    partition: int,
+    offset: int,
+    wall_ms: int,
+    aggregates: PartitionState,
+    customers: PartitionState,
+    catalog: Mapping[str, CatalogEntry],
+    rules: Rules,
+) -> Applied:
+    """Decode, check and count one record of orders.raw exactly once.
+
+    A record at or below the partition clock's offset was fully handled before a
+    restart (the clock is flushed last): it changes nothing and emits nothing again,
+    but its keys are rewritten so a changelog that lost them is healed.
+    """
+    replay = aggregates.applied(clock_key(partition), offset)
+    high = watermark(aggregates, partition)
+    try:
+        order = parse_order(raw)
+        if replay:
+            touch_order(order, partition, aggregates, customers)
+            return Applied("replayed", order=order)
+        check_against_catalog(order, catalog, rules)
+        revision = check_lateness(order, high, rules)
+    except Rejected as rejected:
+        advance_clock(aggregates, partition, offset, None, wall_ms)
+        return Applied("replayed" if replay else "rejected", rejected=rejected)
+    kind = apply_order(order, offset, partition, aggregates, customers, rules)
+    advance_clock(aggregates, partition, offset, order.event_ms, wall_ms)
+    return Applied(kind, order=order, revision=revision, issues=quality_issues(order))

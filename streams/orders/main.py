@@ -1,0 +1,51 @@
+"""The orders worker: the only module that reads the environment.
+
+python -m streams.orders worker -l info      # a worker (Faust's CLI)
+python -m streams.orders dlq-replay          # re-send dead letters after a fix
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import faust
+from faust.cli import AppCommand, option
+from prometheus_client import CollectorRegistry
+
+from streams.common.app import make_app
+from streams.common.settings import KafkaSettings, WorkerSettings
+from streams.orders.metrics import OrdersMetrics
+from streams.orders.settings import OrdersSettings
+from streams.orders.topology import DLQ, register
+from streams.orders.views import register_views
+
+
+def build_app(
+    kafka: KafkaSettings | None = None,
+    worker: WorkerSettings | None = None,
+    settings: OrdersSettings | None = None,
+) -> faust.App:
+    kafka = kafka or KafkaSettings()
+    worker = worker or WorkerSettings()
+    settings = settings or OrdersSettings()
+    registry = CollectorRegistry()
+    app = make_app("orders", kafka, worker, registry, partitions=settings.partitions)
+    pipeline = register(app, settings, OrdersMetrics.create(registry), kafka.bootstrap)
+    register_views(pipeline)
+
+    @app.command(option("--reason", multiple=True, help="only these reasons (repeatable)"))
+    async def dlq_replay(self: AppCommand, reason: tuple[str, ...]) -> None:
+        """Re-send dead letters to their source topic (after fixing the cause)."""
+        from streams.common.deadletter import replay_dead_letters
+
+        count = await replay_dead_letters(kafka.bootstrap, DLQ, reasons=set(reason) or None)
+        self.say(f"replayed {count} dead letters")
+
+    return app
+
+
+def main() -> None:
+    import uvloop
+
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    build_app().main()

@@ -1,0 +1,44 @@
+"""Settings of the orders pipeline (env prefix ``ORDERS_``), read only in main.py."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from streams.orders.logic import DAY_MS, Rules
+
+
+class OrdersSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ORDERS_", frozen=True)
+
+    partitions: int = Field(4, ge=1, description="partitions of orders.raw and its tables")
+    batch_size: int = Field(2000, ge=1, description="records per processing batch")
+    batch_seconds: float = Field(0.2, gt=0, description="longest wait to fill a batch")
+    grace_seconds: int = Field(
+        300, ge=0, description="event time past a day's end before it closes"
+    )
+    retention_days: int = Field(
+        45, ge=1, description="event-time horizon: older orders are dead-lettered as late"
+    )
+    idle_close_seconds: int = Field(
+        900, ge=1, description="wall-clock quiet after a day's end that also closes it"
+    )
+    price_tolerance_pct: Decimal = Field(
+        Decimal(0), ge=0, le=100, description="allowed item price difference from the catalog"
+    )
+    revenue_statuses: str = Field("confirmed", description="comma-separated statuses")
+    low_stock_threshold: int = Field(20, ge=0, description="available units below this alert")
+    report_interval_seconds: float = Field(2.0, gt=0, description="how often days are closed")
+    anomaly_z: float = Field(3.0, gt=0, description="|z| that makes an hourly spike or drop")
+    anomaly_alpha: float = Field(0.3, gt=0, le=1, description="EWMA weight of the newest hour")
+    anomaly_warmup_hours: int = Field(6, ge=2, description="closed hours before alerting")
+
+    def rules(self) -> Rules:
+        return Rules(
+            grace_ms=self.grace_seconds * 1000,
+            retention_ms=self.retention_days * DAY_MS,
+            price_tolerance=self.price_tolerance_pct / 100,
+            revenue_statuses=frozenset(s.strip() for s in self.revenue_statuses.split(",")),
+        )
