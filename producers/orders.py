@@ -76,7 +76,8 @@ def file_records(path: Path) -> Iterator[tuple[Record, datetime | None]]:
                 obj = orjson.loads(line)
                 key = _customer_of(obj)
                 stamp = _timestamp_of(obj)
-            except (orjson.JSONDecodeError, TypeError, ValueError):
+            except (orjson.JSONDecodeError, TypeError, ValueError, AttributeError):
+                # Sent as it is: the pipeline dead-letters it with the precise reason.
                 key, stamp = None, None
             yield (key, line), stamp
 
@@ -84,13 +85,18 @@ def file_records(path: Path) -> Iterator[tuple[Record, datetime | None]]:
 def _customer_of(obj: Any) -> bytes | None:
     if not isinstance(obj, dict):
         return None
-    customer = obj.get("customer_id") or (obj.get("customer") or {}).get("id")
+    nested = obj.get("customer")
+    customer = obj.get("customer_id") or (nested.get("id") if isinstance(nested, dict) else None)
     return str(customer).encode() if customer else None
 
 
 def _timestamp_of(obj: Any) -> datetime | None:
-    raw = obj.get("timestamp") or obj.get("created_at") if isinstance(obj, dict) else None
-    return datetime.fromisoformat(raw.replace("Z", "+00:00")) if raw else None
+    """The order's time if it is a timezone-aware ISO string; None otherwise."""
+    raw = (obj.get("timestamp") or obj.get("created_at")) if isinstance(obj, dict) else None
+    if not isinstance(raw, str):
+        return None
+    stamp = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    return stamp if stamp.tzinfo is not None else None
 
 
 @dataclass(frozen=True)
@@ -210,7 +216,7 @@ def to_v2(order: dict[str, Any]) -> dict[str, Any]:
         "shipping": {
             "country": address["country"],
             "region": address["state"],
-            "city": address["city"],
+            "city": address.get("city"),
         },
         "status": order["status"],
         "total_cents": sum(line["qty"] * line["unit_price_cents"] for line in lines),

@@ -17,6 +17,8 @@ from __future__ import annotations
 from collections.abc import Callable, MutableMapping
 from typing import Any
 
+import orjson
+
 OFFSET = "_o"
 
 Value = dict[str, Any]
@@ -28,14 +30,20 @@ class PartitionState:
     def __init__(self, table: MutableMapping[Any, Any]) -> None:
         self.table = table
         self._cache: dict[Any, Value] = {}
+        self._absent: set[Any] = set()
 
     def get(self, key: Any) -> Value | None:
         if key in self._cache:
             return self._cache[key]
+        if key in self._absent:
+            return None
         stored = self.table.get(key)
         if stored is None:
+            self._absent.add(key)
             return None
-        value = dict(stored)
+        # A deep copy: an in-memory store hands out its own objects, and changing them
+        # before the flush would leak a batch that never completed into the table.
+        value: Value = orjson.loads(orjson.dumps(stored))
         self._cache[key] = value
         return value
 
@@ -46,6 +54,7 @@ class PartitionState:
         value = self.get(key)
         if value is None:
             value = self._cache[key] = new()
+            self._absent.discard(key)
         if value.get(OFFSET, -1) >= offset:
             return False
         apply(value)
@@ -69,4 +78,5 @@ class PartitionState:
             self.table[last] = marker
         written = len(self._cache) + (marker is not None)
         self._cache.clear()
+        self._absent.clear()
         return written

@@ -142,7 +142,7 @@ def customer_patterns(summaries: Iterable[Value]) -> dict[str, Any]:
         "repeat_rate": round(repeat / customers, 4) if customers else 0.0,
         "orders": orders,
         "orders_per_customer": round(orders / customers, 4) if customers else 0.0,
-        "average_order_value": money(cents // orders) if orders else "0.00",
+        "average_order_value": money((2 * cents + orders) // (2 * orders)) if orders else "0.00",
         "order_value_distribution": [
             {"range": label, "orders": count} for label, count in zip(labels, hist, strict=True)
         ],

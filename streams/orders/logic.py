@@ -31,6 +31,10 @@ REASONS = (
 )
 
 
+#: Any of these marks a v1 order, so a v1 order missing one of them is "invalid".
+V1_FIELDS = frozenset({"order_id", "customer_id", "items", "shipping_address"})
+
+
 class Rejected(Exception):
     """An order that cannot be counted; ``reason`` is one of REASONS."""
 
@@ -60,10 +64,12 @@ def parse_order(raw: bytes | None) -> Order:
     if not isinstance(obj, dict):
         raise Rejected("decode_error", f"expected a JSON object, got {type(obj).__name__}")
     version = obj.get("schema_version")
+    if version is not None and type(version) is not int:
+        raise Rejected("unknown_schema", f"schema_version must be an integer, got {version!r}")
     try:
         if version == 2:
             return upgrade_v2(OrderV2.model_validate(obj))
-        if version in (None, 1) and "order_id" in obj:
+        if version in (None, 1) and V1_FIELDS & obj.keys():
             return upgrade_v1(OrderV1.model_validate(obj))
     except ValidationError as exc:
         raise Rejected("invalid", describe(exc)) from None

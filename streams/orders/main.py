@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry
 from streams.common.app import make_app
 from streams.common.settings import KafkaSettings, WorkerSettings
 from streams.orders.metrics import OrdersMetrics
+from streams.orders.reporter import register_reporter
 from streams.orders.settings import OrdersSettings
 from streams.orders.topology import DLQ, register
 from streams.orders.views import register_views
@@ -32,6 +33,7 @@ def build_app(
     app = make_app("orders", kafka, worker, registry, partitions=settings.partitions)
     pipeline = register(app, settings, OrdersMetrics.create(registry), kafka.bootstrap)
     register_views(pipeline)
+    register_reporter(pipeline)
 
     @app.command(option("--reason", multiple=True, help="only these reasons (repeatable)"))
     async def dlq_replay(self: AppCommand, reason: tuple[str, ...]) -> None:

@@ -6,7 +6,10 @@ from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from streams.orders.logic import REASONS
+
 PREFIX = "streams_orders"
+ALERT_KINDS = ("low_stock", "orders_spike", "orders_drop", "revenue_spike", "revenue_drop")
 
 
 @dataclass(frozen=True)
@@ -32,7 +35,7 @@ class OrdersMetrics:
         def name(thing: str) -> str:
             return f"{PREFIX}_{thing}"
 
-        return cls(
+        metrics = cls(
             received=Counter(name("received"), "Records read from orders.raw", registry=registry),
             accepted=Counter(
                 name("accepted"),
@@ -91,3 +94,11 @@ class OrdersMetrics:
                 registry=registry,
             ),
         )
+        # Series that exist from the start let rate() and increase() see the first event.
+        for reason in REASONS:
+            metrics.dead_letters.labels(reason)
+        for kind in ALERT_KINDS:
+            metrics.alerts.labels(kind)
+        for kind in ("final", "revision"):
+            metrics.reports.labels(kind)
+        return metrics

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from streams.orders import analytics
-from streams.orders.topology import ALERTS, REPORTS, OrdersPipeline
+from streams.orders.topology import AGGREGATES, ALERTS, REPORTS, OrdersPipeline
 
 DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
@@ -107,3 +107,8 @@ def register_views(pipeline: OrdersPipeline) -> None:
             if q.get("date") in (None, report["date"])
         ],
     )
+
+    # For operators and the recovery tests: this worker's own table partitions, read
+    # from its local store (RocksDB), not from the mirror.
+    local = pipeline.tables[AGGREGATES]
+    page("/orders/_local/aggregates", lambda q: dict(local.items()))

@@ -1,0 +1,300 @@
+"""The enriched Parquet copy of the orders pipeline: ``orders.enriched`` → date directories.
+
+Each accepted order lands once in ``<root>/date=YYYY-MM-DD/part-p<partition>-<first>-
+<last>.parquet`` (see :mod:`streams.common.parquet` for why a replay never duplicates
+it). The date is the order's event-time day in UTC, kept in the directory name only;
+read the copy back with ``pyarrow.dataset.dataset(root, partitioning="hive")`` (or
+DuckDB's ``hive_partitioning``) to get it as a column.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import faust
+import orjson
+import pyarrow as pa
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from streams.common.parquet import PartitionedParquetWriter, open_filesystem
+
+log = logging.getLogger(__name__)
+
+PREFIX = "streams_orders_lake"
+
+#: Exact money: 10 integer digits and cents, up to 9,999,999,999.99.
+MONEY = pa.decimal128(12, 2)
+_MONEY_LIMIT = Decimal(10) ** (MONEY.precision - MONEY.scale)
+
+ITEM = pa.struct(
+    [
+        pa.field("product_id", pa.string(), nullable=False),
+        pa.field("quantity", pa.int32(), nullable=False),
+        pa.field("unit_price", MONEY, nullable=False),
+        pa.field("amount", MONEY, nullable=False),
+        pa.field("category", pa.string(), nullable=False),
+        pa.field("brand", pa.string(), nullable=False),
+        # Unknown when the inventory had no row for the product yet.
+        pa.field("available_quantity", pa.int32()),
+        pa.field("warehouse", pa.string()),
+    ]
+)
+
+#: Columns of every file; ``date`` is the partition directory, not a column.
+ENRICHED_SCHEMA = pa.schema(
+    [
+        pa.field("order_id", pa.string(), nullable=False),
+        pa.field("customer_id", pa.string(), nullable=False),
+        pa.field("event_time", pa.timestamp("ms", tz="UTC"), nullable=False),
+        pa.field("channel", pa.string(), nullable=False),
+        pa.field("status", pa.string(), nullable=False),
+        pa.field("country", pa.string(), nullable=False),
+        pa.field("region", pa.string(), nullable=False),
+        pa.field("city", pa.string()),
+        pa.field("total", MONEY, nullable=False),
+        pa.field("units", pa.int32(), nullable=False),
+        pa.field("counts_as_revenue", pa.bool_(), nullable=False),
+        pa.field("revision", pa.bool_(), nullable=False),
+        pa.field("schema_version", pa.int16(), nullable=False),
+        pa.field("items", pa.list_(pa.field("item", ITEM, nullable=False)), nullable=False),
+    ]
+)
+
+
+def to_row(enriched: Mapping[str, Any]) -> dict[str, Any]:
+    """One enriched order (as ``enrich()`` makes it) as a row of ENRICHED_SCHEMA + ``date``.
+
+    Raises ``KeyError``, ``TypeError`` or ``ValueError`` for a value the schema cannot
+    hold exactly. Event times keep millisecond precision (sub-millisecond is dropped).
+    """
+    return {
+        "date": _day(enriched["date"]),
+        "order_id": enriched["order_id"],
+        "customer_id": enriched["customer_id"],
+        "event_time": _utc(enriched["event_time"]),
+        "channel": enriched["channel"],
+        "status": enriched["status"],
+        "country": enriched["country"],
+        "region": enriched["region"],
+        "city": enriched.get("city"),
+        "total": _money(enriched["total"]),
+        "units": enriched["units"],
+        "counts_as_revenue": enriched["counts_as_revenue"],
+        "revision": enriched["revision"],
+        "schema_version": enriched["schema_version"],
+        "items": [
+            {
+                "product_id": item["product_id"],
+                "quantity": item["quantity"],
+                "unit_price": _money(item["unit_price"]),
+                "amount": _money(item["amount"]),
+                "category": item["category"],
+                "brand": item["brand"],
+                "available_quantity": item.get("available_quantity"),
+                "warehouse": item.get("warehouse"),
+            }
+            for item in enriched["items"]
+        ],
+    }
+
+
+def partition_of(row: Mapping[str, Any]) -> str:
+    """The directory of a row: its event-time day, ``date=YYYY-MM-DD``."""
+    return f"date={row['date']}"
+
+
+def _day(value: Any) -> str:
+    # Parsed, not trusted: the string becomes a directory name.
+    return datetime.strptime(value, "%Y-%m-%d").replace(tzinfo=UTC).strftime("%Y-%m-%d")
+
+
+def _utc(value: Any) -> datetime:
+    moment = datetime.fromisoformat(value)
+    if moment.tzinfo is None:
+        raise ValueError(f"event_time {value!r} has no time zone")
+    return moment.astimezone(UTC)
+
+
+def _money(value: Any) -> Decimal:
+    if not isinstance(value, str):
+        # A float would already have lost the exact cents.
+        raise TypeError(f"money must be a decimal string, got {type(value).__name__}")
+    try:
+        amount = Decimal(value)
+    except InvalidOperation:
+        raise ValueError(f"money {value!r} is not a number") from None
+    exponent = amount.as_tuple().exponent
+    if not isinstance(exponent, int) or exponent < -MONEY.scale or abs(amount) >= _MONEY_LIMIT:
+        raise ValueError(f"money {value!r} does not fit {MONEY}")
+    return amount
+
+
+@dataclass(frozen=True)
+class LakeMetrics:
+    rows: Counter
+    files: Counter
+    replayed: Counter
+    invalid: Counter
+    write_errors: Counter
+    write_seconds: Histogram
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry) -> LakeMetrics:
+        def name(thing: str) -> str:
+            return f"{PREFIX}_{thing}"
+
+        return cls(
+            rows=Counter(name("rows"), "Orders written to the Parquet copy", registry=registry),
+            files=Counter(name("files"), "Parquet files written", registry=registry),
+            replayed=Counter(
+                name("replayed"),
+                "Records skipped because the Parquet copy already holds them",
+                registry=registry,
+            ),
+            invalid=Counter(
+                name("invalid"),
+                "Enriched records the Parquet schema cannot hold (left out, logged)",
+                registry=registry,
+            ),
+            write_errors=Counter(
+                name("write_errors"), "Failed batch writes (retried)", registry=registry
+            ),
+            write_seconds=Histogram(
+                name("write_seconds"),
+                "Time to convert and write one partition's batch",
+                buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+                registry=registry,
+            ),
+        )
+
+
+@dataclass
+class Lake:
+    """Writes batches of ``orders.enriched`` records; remembers what each partition holds."""
+
+    writer: PartitionedParquetWriter
+    metrics: LakeMetrics
+    #: Highest offset already in the files, per source partition owned right now.
+    committed: dict[int, int] = field(default_factory=dict)
+    retry_seconds: float = 0.5
+    max_retry_seconds: float = 30.0
+
+    def write_batch(self, partition: int, records: Sequence[tuple[int, bytes | None]]) -> None:
+        """Write the ``(offset, value)`` records of one partition not yet in the files.
+
+        Blocking I/O: the agent runs it in a thread.
+        """
+        started = time.perf_counter()
+        committed = self.committed.get(partition)
+        if committed is None:
+            committed = self.writer.recover(partition)
+            self.committed[partition] = committed
+            log.info("lake: partition %d resumes after offset %d", partition, committed)
+        fresh = sorted((r for r in records if r[0] > committed), key=lambda r: r[0])
+        self.metrics.replayed.inc(len(records) - len(fresh))
+        if not fresh:
+            return
+        first, last = fresh[0][0], fresh[-1][0]
+        rows: list[tuple[int, dict[str, Any]]] = []
+        for offset, value in fresh:
+            try:
+                rows.append((offset, to_row(orjson.loads(value or b""))))
+            except (KeyError, TypeError, ValueError) as exc:  # JSONDecodeError is a ValueError
+                self._left_out(partition, offset, exc)
+        try:
+            written = [row for _, row in rows]
+            paths = self.writer.write(partition, first, last, written)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            # A row the schema cannot hold fails the batch before any file is written:
+            # find it and leave it out, or the batch would fail on every retry.
+            written = [row for offset, row in rows if self._fits(partition, offset, row)]
+            paths = self.writer.write(partition, first, last, written)
+        # Forgotten meanwhile (partition revoked): the next owner's files decide.
+        if partition in self.committed:
+            self.committed[partition] = last
+        self.metrics.rows.inc(len(written))
+        self.metrics.files.inc(len(paths))
+        self.metrics.write_seconds.observe(time.perf_counter() - started)
+
+    def _fits(self, partition: int, offset: int, row: dict[str, Any]) -> bool:
+        try:
+            pa.Table.from_pylist([row], self.writer.schema)
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+            self._left_out(partition, offset, exc)
+            return False
+        return True
+
+    def _left_out(self, partition: int, offset: int, exc: Exception) -> None:
+        # Still in orders.enriched for as long as the topic keeps it.
+        log.error("lake: partition %d offset %d left out: %r", partition, offset, exc)
+        self.metrics.invalid.inc()
+
+    async def write(self, partition: int, records: Sequence[tuple[int, bytes | None]]) -> None:
+        """``write_batch`` in a thread, retried until it succeeds.
+
+        Retrying rather than crashing: the events are acked once the batch is done,
+        so a crashed batch could be committed unwritten. A retry rewrites the same
+        files with the same bytes.
+        """
+        delay = self.retry_seconds
+        while True:
+            try:
+                await asyncio.to_thread(self.write_batch, partition, records)
+                return
+            except Exception:
+                self.metrics.write_errors.inc()
+                log.exception("lake: writing partition %d failed; retry in %.1fs", partition, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.max_retry_seconds)
+
+    def forget(self, partitions: Iterable[int]) -> None:
+        """Drop what is known of partitions this worker no longer owns."""
+        for partition in partitions:
+            self.committed.pop(partition, None)
+
+
+def register_lake(
+    app: faust.App,
+    topic: Any,
+    uri: str,
+    endpoint_url: str | None,
+    batch_size: int,
+    batch_seconds: float,
+    registry: CollectorRegistry,
+) -> Lake:
+    """Declare the agent copying ``topic`` (``orders.enriched``) to Parquet under ``uri``.
+
+    ``uri`` is ``s3://bucket/prefix`` (``endpoint_url`` for MinIO and the like) or a
+    local directory; the lake's metrics are created in ``registry``. From the orders
+    topology: ``register_lake(app, pipeline.topics[ENRICHED], uri, endpoint_url,
+    settings.batch_size, settings.batch_seconds, registry)``.
+    """
+    filesystem, root = open_filesystem(uri, endpoint_url)
+    writer = PartitionedParquetWriter(filesystem, root, ENRICHED_SCHEMA, partition_of)
+    lake = Lake(writer, LakeMetrics.create(registry))
+    topic_name = topic.get_topic_name()
+
+    @app.agent(topic, name="orders.lake")
+    async def copy_to_lake(stream: Any) -> None:
+        async for events in stream.take_events(batch_size, within=batch_seconds):
+            by_partition: dict[int, list[tuple[int, bytes | None]]] = defaultdict(list)
+            for event in events:
+                message = event.message
+                by_partition[message.partition].append((message.offset, message.value))
+            for partition, records in by_partition.items():
+                await lake.write(partition, records)
+
+    @app.on_partitions_revoked.connect
+    async def forget_revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
+        # Another worker may write the partition meanwhile: rescan it if it comes back.
+        lake.forget(tp.partition for tp in revoked if tp.topic == topic_name)
+
+    return lake

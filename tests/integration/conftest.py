@@ -1,0 +1,47 @@
+"""Integration fixtures: a real embedded broker per test, workers on demand."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from producers.orders import catalog_records, inventory_records, load_catalog
+from streams.common.broker import EmbeddedBroker
+from tests.support.workers import Worker, produce
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[EmbeddedBroker]:
+    """A fresh broker per test (it starts in milliseconds): no test sees another's data."""
+    with EmbeddedBroker(log_path=tmp_path / "broker.log") as running:
+        yield running
+
+
+@pytest.fixture
+def reference_data(broker: EmbeddedBroker) -> None:
+    """The bundled catalog and inventory batch."""
+    produce(broker.bootstrap, "orders.catalog", catalog_records(load_catalog()))
+    produce(broker.bootstrap, "orders.inventory", inventory_records())
+
+
+@pytest.fixture
+def start_worker(broker: EmbeddedBroker, tmp_path: Path) -> Iterator[Callable[..., Worker]]:
+    """Start orders workers; each is stopped at the end of the test."""
+    started: list[Worker] = []
+
+    def start(data_dir: Path | None = None, **env: str) -> Worker:
+        index = len(started)
+        worker = Worker(
+            broker.bootstrap,
+            data_dir or tmp_path / f"worker{index}",
+            tmp_path / f"worker{index}.log",
+            env=env,
+        )
+        started.append(worker)
+        return worker.start()
+
+    yield start
+    for worker in started:
+        worker.stop()

@@ -1,0 +1,70 @@
+"""Expected results, computed without the worker, to compare the worker against."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterable
+from decimal import Decimal
+from typing import Any
+
+from producers.orders import load_catalog
+from streams.common.exactly_once import PartitionState
+from streams.orders.aggregates import clock_key, process_record
+from streams.orders.logic import Rules
+from streams.orders.models import CatalogEntry
+from tests.support.workers import Consumed
+
+
+def catalog() -> dict[str, CatalogEntry]:
+    return {e["product_id"]: CatalogEntry.model_validate(e) for e in load_catalog()}
+
+
+def expected_table(raw: Iterable[Consumed], rules: Rules | None = None) -> dict[str, Any]:
+    """The aggregates table one clean, crash-free run over ``raw`` must end with.
+
+    It replays what orders.raw holds, partition by partition in offset order, through
+    the same pure rules; ``wall_ms`` (the processing wall clock) is left out.
+    """
+    table: dict[str, Any] = {}
+    products = catalog()
+    by_partition: dict[int, list[Consumed]] = defaultdict(list)
+    for record in raw:
+        by_partition[record.partition].append(record)
+    for partition, records in by_partition.items():
+        state = PartitionState(table)
+        for record in sorted(records, key=lambda r: r.offset):
+            process_record(
+                record.value, partition, record.offset, 0, state, state, products, rules or Rules()
+            )
+        state.flush(last=clock_key(partition))
+    return without_wall_clock(table)
+
+
+def without_wall_clock(table: dict[str, Any]) -> dict[str, Any]:
+    return {key: {k: v for k, v in value.items() if k != "wall_ms"} for key, value in table.items()}
+
+
+def confirmed_revenue(lines: Iterable[bytes]) -> dict[tuple[str, str, str], tuple[str, int]]:
+    """(date, channel, state) -> (revenue, orders) straight from seed-format JSON lines."""
+    groups: dict[tuple[str, str, str], list[Any]] = defaultdict(lambda: [Decimal(0), 0])
+    seen: set[str] = set()
+    for line in lines:
+        order = json.loads(line)
+        if order["order_id"] in seen or order["status"] != "confirmed":
+            seen.add(order["order_id"])
+            continue
+        seen.add(order["order_id"])
+        key = (order["timestamp"][:10], order["channel"], order["shipping_address"]["state"])
+        groups[key][0] += sum(Decimal(str(i["unit_price"])) * i["quantity"] for i in order["items"])
+        groups[key][1] += 1
+    return {key: (f"{amount:.2f}", count) for key, (amount, count) in groups.items()}
+
+
+def revenue_rows(rows: list[dict[str, Any]]) -> dict[tuple[str, str, str], tuple[str, int]]:
+    """A /orders/revenue/daily answer in the same shape, groups with revenue orders only."""
+    return {
+        (r["date"], r["channel"], r["region"]): (r["revenue"], r["orders"])
+        for r in rows
+        if r["orders"]
+    }

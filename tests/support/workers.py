@@ -1,0 +1,183 @@
+"""Real worker processes, real producers and topic reads for the integration tests."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from producers.send import paced, send_all
+from streams.common.broker import free_port
+from streams.common.end_offsets import end_offset_correction
+
+T = TypeVar("T")
+
+
+def wait_until(
+    probe: Callable[[], T | None], *, timeout: float = 60.0, every: float = 0.25, what: str = ""
+) -> T:
+    """Poll ``probe`` until it returns something truthy; fail with ``what`` after timeout."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = probe()
+        except (OSError, urllib.error.URLError, ValueError) as exc:
+            last = exc
+        else:
+            if last:
+                return last
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what or probe}: last={last!r}")
+
+
+@dataclass
+class Worker:
+    """One ``python -m streams.orders worker`` process with its own port and data dir."""
+
+    bootstrap: str
+    data_dir: Path
+    log_path: Path
+    env: dict[str, str] = field(default_factory=dict)
+    port: int = field(default_factory=free_port)
+    module: str = "streams.orders"
+    proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Worker:
+        env = {
+            **os.environ,
+            "KAFKA_BOOTSTRAP": self.bootstrap,
+            "STREAMS_DATA_DIR": str(self.data_dir),
+            "WEB_PORT": str(self.port),
+            "ORDERS_BATCH_SECONDS": "0.1",
+            **self.env,
+        }
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", self.module, "worker", "-l", "info"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        wait_until(lambda: self.get("/health"), timeout=60, what=f"{self.module} /health")
+        return self
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def get(self, path: str) -> Any:
+        with urllib.request.urlopen(self.url + path, timeout=5) as response:
+            return json.loads(response.read())
+
+    def status(self, path: str) -> tuple[int, Any]:
+        try:
+            with urllib.request.urlopen(self.url + path, timeout=5) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read())
+
+    def metrics(self) -> str:
+        with urllib.request.urlopen(self.url + "/metrics", timeout=5) as response:
+            return str(response.read().decode())
+
+    def metric(self, name: str) -> float:
+        """Sum of every sample of ``name`` (all label sets)."""
+        total = 0.0
+        for line in self.metrics().splitlines():
+            if line.startswith(name) and line[len(name) : len(name) + 1] in (" ", "{"):
+                total += float(line.rsplit(" ", 1)[1])
+        return total
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown code runs, as when a machine dies."""
+        if self.proc is not None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+            self.proc = None
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            self.proc = None
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+Record = tuple[bytes | None, bytes]
+
+
+def produce(
+    bootstrap: str, topic: str, records: Iterable[Record], rate: float | None = None
+) -> int:
+    """Send records and wait until the broker acknowledged every one."""
+    return asyncio.run(send_all(bootstrap, topic, paced(records, rate), label=topic, quiet=True))
+
+
+@dataclass(frozen=True)
+class Consumed:
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: dict[str, str]
+
+
+def read_topic(bootstrap: str, topic: str) -> list[Consumed]:
+    """Every record of ``topic`` up to its current end, in partition and offset order."""
+
+    async def read() -> list[Consumed]:
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+        await consumer.start()
+        try:
+            await consumer._client.force_metadata_update()
+            partitions = [
+                TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])
+            ]
+            if not partitions:
+                return []
+            consumer.assign(partitions)
+            await consumer.seek_to_beginning(*partitions)
+            ends = await consumer.end_offsets(partitions)
+            out: list[Consumed] = []
+            for tp in partitions:
+                while await consumer.position(tp) < ends[tp]:
+                    batch = await consumer.getmany(tp, timeout_ms=1000)
+                    out.extend(
+                        Consumed(
+                            tp.partition,
+                            r.offset,
+                            r.key,
+                            r.value,
+                            {k: v.decode() for k, v in r.headers},
+                        )
+                        for r in batch.get(tp, [])
+                        if r.offset < ends[tp]
+                    )
+            return out
+        finally:
+            await consumer.stop()
+
+    with end_offset_correction():
+        return asyncio.run(read())
