@@ -152,5 +152,10 @@ def test_duplicated_orders_count_once(
         timeout=30,
         what="30 orders counted once",
     )
-    assert worker.metric("streams_orders_duplicates_total") == 60
+    wait_until(
+        lambda: worker.metric("streams_orders_duplicates_total") == 60,
+        timeout=30,
+        what="both extra copies of every order to be recognised",
+    )
     assert worker.metric("streams_orders_accepted_total") == 30
+    assert [(r["orders"], r["revenue"]) for r in worker.get(path)] == expected
