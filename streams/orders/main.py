@@ -7,6 +7,7 @@ python -m streams.orders dlq-replay          # re-send dead letters after a fix
 from __future__ import annotations
 
 import asyncio
+import os
 
 import faust
 from faust.cli import AppCommand, option
@@ -14,10 +15,11 @@ from prometheus_client import CollectorRegistry
 
 from streams.common.app import make_app
 from streams.common.settings import KafkaSettings, WorkerSettings
+from streams.orders.lake import register_lake
 from streams.orders.metrics import OrdersMetrics
 from streams.orders.reporter import register_reporter
 from streams.orders.settings import OrdersSettings
-from streams.orders.topology import DLQ, register
+from streams.orders.topology import DLQ, ENRICHED, register
 from streams.orders.views import register_views
 
 
@@ -34,6 +36,16 @@ def build_app(
     pipeline = register(app, settings, OrdersMetrics.create(registry), kafka.bootstrap)
     register_views(pipeline)
     register_reporter(pipeline)
+    if settings.parquet_uri:
+        register_lake(
+            app,
+            pipeline.topics[ENRICHED],
+            settings.parquet_uri,
+            os.environ.get("AWS_ENDPOINT_URL") or None,
+            settings.batch_size,
+            settings.batch_seconds,
+            registry,
+        )
 
     @app.command(option("--reason", multiple=True, help="only these reasons (repeatable)"))
     async def dlq_replay(self: AppCommand, reason: tuple[str, ...]) -> None:

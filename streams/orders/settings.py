@@ -30,6 +30,10 @@ class OrdersSettings(BaseSettings):
     )
     revenue_statuses: str = Field("confirmed", description="comma-separated statuses")
     low_stock_threshold: int = Field(20, ge=0, description="available units below this alert")
+    parquet_uri: str = Field(
+        "var/lake/orders",
+        description="enriched Parquet copy: a directory or s3://bucket/prefix; empty: none",
+    )
     report_interval_seconds: float = Field(2.0, gt=0, description="how often days are closed")
     anomaly_z: float = Field(3.0, gt=0, description="|z| that makes an hourly spike or drop")
     anomaly_alpha: float = Field(0.3, gt=0, le=1, description="EWMA weight of the newest hour")

@@ -6,8 +6,11 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable
+from decimal import Decimal
 
 import orjson
+import pyarrow as pa
+import pyarrow.dataset as ds
 import pytest
 
 from producers.orders import fixture
@@ -36,6 +39,12 @@ def seed_order(
     }
     order.update(extra)
     return order
+
+
+def read_lake(worker: Worker) -> pa.Table:
+    if not worker.lake.exists():
+        return pa.table({})
+    return ds.dataset(worker.lake, format="parquet", partitioning="hive").to_table()
 
 
 def as_record(order: dict[str, object]) -> tuple[bytes, bytes]:
@@ -70,6 +79,19 @@ def test_sample_replay_counts_every_order(
     )
     assert worker.metric("streams_orders_accepted_total") == len(lines)
     assert worker.metric("streams_orders_dead_letters_total") == 0
+    # The Parquet copy holds every order once, partitioned by date, money exact.
+    lake = wait_until(
+        lambda: (t := read_lake(worker)).num_rows == len(lines) and t,
+        timeout=60,
+        what="every order in the Parquet copy",
+    )
+    confirmed = [
+        t
+        for t, s in zip(lake["total"].to_pylist(), lake["status"].to_pylist(), strict=True)
+        if s == "confirmed"
+    ]
+    assert f"{sum(confirmed):.2f}" == f"{sum(Decimal(r) for r, _ in expected.values()):.2f}"
+    assert len(set(lake["order_id"].to_pylist())) == len(lines)
     customers = worker.get("/orders/customers")
     counted = [orjson.loads(x) for x in lines]
     assert customers["customers"] == len(

@@ -62,6 +62,7 @@ class Worker:
             "STREAMS_DATA_DIR": str(self.data_dir),
             "WEB_PORT": str(self.port),
             "ORDERS_BATCH_SECONDS": "0.1",
+            "ORDERS_PARQUET_URI": str(self.lake),
             **self.env,
         }
         log = self.log_path.open("ab")
@@ -73,6 +74,11 @@ class Worker:
         )
         wait_until(lambda: self.get("/health"), timeout=60, what=f"{self.module} /health")
         return self
+
+    @property
+    def lake(self) -> Path:
+        """Where this worker writes the enriched Parquet copy."""
+        return self.data_dir.parent / "lake"
 
     @property
     def url(self) -> str:
