@@ -1,0 +1,5 @@
+import sys
+
+from streams.launcher import main
+
+sys.exit(main())
