@@ -36,13 +36,14 @@ def register_reporter(pipeline: OrdersPipeline) -> None:
     closing = Closing(settings.grace_seconds * 1000, settings.idle_close_seconds * 1000)
     detector = Detector(settings.anomaly_z, settings.anomaly_alpha, settings.anomaly_warmup_hours)
     sent: dict[str, dict[str, dict[str, Any]]] = {REPORTS: {}, ALERTS: {}}
+    started_ms = int(time.time() * 1000)
 
     @app.timer(settings.report_interval_seconds, on_leader=True)
     async def close_and_detect() -> None:
         if not pipeline.ready.is_set():
             return
         try:
-            await _tick(pipeline, closing, detector, sent)
+            await _tick(pipeline, closing, detector, sent, started_ms)
         except Exception:
             # A crashing Faust timer stops the whole worker; a reporting bug must not
             # stop the counting. The next tick tries again.
@@ -64,11 +65,13 @@ async def _tick(
     closing: Closing,
     detector: Detector,
     sent: dict[str, dict[str, dict[str, Any]]],
+    since_ms: int,
 ) -> None:
     await pipeline.mirror.caught_up()
     now_ms = int(time.time() * 1000)
-    clocks = list(pipeline.index.by_kind["clock"].values())
-    stream_ms, arrived_ms = stream_time(clocks, now_ms), last_arrival(clocks)
+    clocks = {int(k.rsplit("|", 1)[1]): v for k, v in pipeline.index.by_kind["clock"].items()}
+    stream_ms = stream_time(clocks, pipeline.settings.partitions, now_ms, since_ms)
+    arrived_ms = last_arrival(clocks)
     reported = {**pipeline.mirror.data[REPORTS], **sent[REPORTS]}
     for report in due_reports(
         pipeline.index.by_kind["daily"],

@@ -1,8 +1,8 @@
 """When a day is final, what its report says, and spikes and drops per channel (pure).
 
-Closing a day. Stream time is the smallest event-time high mark over the partitions
-that received records in the last minute (idle partitions would hold it back; Flink
-calls this idleness). Day D closes when
+Closing a day. Stream time is the smallest event-time high mark over the partitions;
+one that received nothing for a minute is idle and left out (it would hold every day
+open; Flink calls this idleness). Day D closes when
 
 - stream time passes the end of D plus the grace period (``ORDERS_GRACE_SECONDS``), or
 - the wall clock passes the end of D plus ``ORDERS_IDLE_CLOSE_SECONDS`` (15 min) and
@@ -18,6 +18,9 @@ a series (hours without orders count as zero). An EWMA tracks its mean and varia
 (weight ``ORDERS_ANOMALY_ALPHA`` for the newest hour); after a warm-up of
 ``ORDERS_ANOMALY_WARMUP_HOURS``, an hour whose z-score ``(x - mean) / sd`` exceeds
 ``ORDERS_ANOMALY_Z`` in absolute value is a spike (positive) or a drop (negative).
+The standard deviation has a floor (10% of the mean; for order counts also Poisson
+noise, the square root of the mean), so a steady history does not make every small
+wobble an anomaly, and a spike after a flat history still scores.
 The EWMA adapts to trends and daily rhythm faster than a long moving average, and
 recomputing it from the stored hours makes alerts deterministic.
 """
@@ -45,17 +48,31 @@ class Closing:
     idle_close_ms: int
 
 
-def stream_time(clocks: Iterable[Mapping[str, Any]], now_ms: int) -> int | None:
-    """The event time every active partition has reached."""
-    marks = [(int(c["max_ms"]), int(c["wall_ms"])) for c in clocks if c.get("max_ms") is not None]
+def stream_time(
+    clocks: Mapping[int, Mapping[str, Any]], partitions: int, now_ms: int, since_ms: int
+) -> int | None:
+    """The event time every live partition has reached (None while it is unknown).
+
+    A partition with no clock yet may still hold records nobody has read: stream time
+    waits for it, until the reporter has run for a minute (an empty partition).
+    A partition whose clock has not moved for a minute is idle and left out.
+    """
+    unseen = partitions - len(clocks)
+    if unseen > 0 and now_ms - since_ms < ACTIVE_PARTITION_MS:
+        return None
+    marks = [
+        (int(c["max_ms"]), int(c["wall_ms"]))
+        for c in clocks.values()
+        if c.get("max_ms") is not None
+    ]
     if not marks:
         return None
     active = [m for m, wall in marks if now_ms - wall < ACTIVE_PARTITION_MS]
     return min(active) if active else max(m for m, _ in marks)
 
 
-def last_arrival(clocks: Iterable[Mapping[str, Any]]) -> int | None:
-    walls = [int(c["wall_ms"]) for c in clocks if c.get("wall_ms") is not None]
+def last_arrival(clocks: Mapping[int, Mapping[str, Any]]) -> int | None:
+    walls = [int(c["wall_ms"]) for c in clocks.values() if c.get("wall_ms") is not None]
     return max(walls) if walls else None
 
 
@@ -159,6 +176,16 @@ def hour_start(hour: str) -> int:
     return int(datetime.strptime(hour, "%Y-%m-%dT%H").replace(tzinfo=UTC).timestamp() * 1000)
 
 
+def noise_floor(mean: float, measure: str) -> float:
+    """The least standard deviation assumed: 10% of the mean, and for order counts
+    Poisson noise (the square root of the mean). Without it a perfectly steady history
+    has no variance, and no spike after it could be scored."""
+    floor = 0.1 * abs(mean)
+    if measure == "orders":
+        floor = max(floor, math.sqrt(abs(mean)))
+    return floor
+
+
 def anomalies(
     series: Mapping[str, Mapping[str, Mapping[str, float]]],
     closed_before_ms: int,
@@ -180,7 +207,7 @@ def anomalies(
                 if seen == 0:
                     mean = x
                     continue
-                sd = math.sqrt(var)
+                sd = max(math.sqrt(var), noise_floor(mean, measure))
                 z = (x - mean) / sd if sd > 0 else 0.0
                 latest[(channel, measure)] = z
                 if seen >= detector.warmup and abs(z) > detector.z:
