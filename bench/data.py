@@ -25,7 +25,7 @@ def generate(n: int, seed: int = SEED) -> list[Record]:
 def partition_of(key: bytes | None, partitions: int) -> int:
     """The partition aiokafka's default partitioner sends a keyed record to."""
     assert key is not None, "generated orders are keyed by customer"
-    return (murmur2(key) & 0x7FFFFFFF) % partitions
+    return int(murmur2(key) & 0x7FFFFFFF) % partitions
 
 
 def by_partition(records: list[Record], partitions: int) -> dict[int, list[bytes]]:

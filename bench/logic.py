@@ -8,14 +8,13 @@ from typing import Any
 
 import orjson
 
+from bench.data import by_partition
 from producers.orders import Record, inventory_records, load_catalog
 from streams.common.exactly_once import PartitionState
 from streams.common.mirror import text_or_json_key
 from streams.orders.aggregates import clock_key, process_record
 from streams.orders.logic import Rules, enrich, parse_order
 from streams.orders.models import CatalogEntry
-
-from bench.data import by_partition
 
 
 def catalog() -> dict[str, CatalogEntry]:

@@ -29,9 +29,18 @@ def _memory_gib() -> float | None:
     return None
 
 
+def _nproc() -> int | None:
+    """What ``nproc`` prints: the CPUs this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count()
+
+
 def describe() -> dict[str, Any]:
     return {
-        "nproc": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "nproc": len(os.sched_getaffinity(0))
+        if hasattr(os, "sched_getaffinity")
+        else os.cpu_count(),
         "cpu": _cpu_model(),
         "memory_gib": _memory_gib(),
         "python": sys.version.split()[0],

@@ -1,0 +1,118 @@
+"""``python -m bench [--orders N] [--repeat K] [--only pipeline|logic|views]``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench import data, logic, machine, pipeline, profile, report
+from producers.orders import Record
+
+log = logging.getLogger("bench")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--orders", type=int, default=200_000, help="orders per run")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per figure (median)")
+    parser.add_argument("--only", choices=("pipeline", "logic", "views"), help="one part")
+    parser.add_argument(
+        "--variants",
+        default=",".join(pipeline.VARIANTS),
+        help="comma-separated pipeline variants (default: all)",
+    )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="py-spy the worker during variant (a)'s first run; collapsed stacks to this file",
+    )
+    parser.add_argument("--output", type=Path, default=report.RESULTS, help="results JSON")
+    return parser
+
+
+def _pipeline(args: argparse.Namespace, records: list[Record], partitions: int) -> dict[str, Any]:
+    """Pipeline runs (and view latencies from variant (a)'s runs)."""
+    want_pipeline = args.only in (None, "pipeline")
+    want_views = args.only in (None, "views")
+    names = [v.strip() for v in args.variants.split(",") if v.strip()]
+    unknown = set(names) - set(pipeline.VARIANTS)
+    if unknown:
+        raise SystemExit(f"unknown variants {sorted(unknown)}; known: {list(pipeline.VARIANTS)}")
+    if not want_pipeline:
+        names = ["a_default"]
+    out: dict[str, Any] = {}
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
+    views: list[dict[str, Any]] = []
+    profiled = False
+    for repeat in range(args.repeat if want_pipeline else 1):
+        for name in names:
+            measure_views = want_views and name == "a_default"
+            profile_to = None
+            if args.profile is not None and name == "a_default" and not profiled:
+                profile_to, profiled = args.profile, True
+            log.info("pipeline %s, run %d/%d", name, repeat + 1, args.repeat)
+            result = pipeline.run_variant(
+                name, records, partitions, views=200 if measure_views else 0, profile=profile_to
+            )
+            if "views" in result:
+                views.append(result.pop("views"))
+            log.info(
+                "  %s orders/s, view complete after %.1f s",
+                f"{result['orders_per_s']:,.0f}",
+                result["view_complete_s"],
+            )
+            runs[name].append(result)
+            if profile_to is not None and profile_to.exists():
+                summary = profile.summarize(profile_to)
+                text = profile.render(summary, result.pop("profile_seconds", 0.0))
+                profile_to.with_suffix(".txt").write_text(text + "\n")
+                out["profile"] = {"raw": str(profile_to), **summary}
+                log.info("profile summary in %s", profile_to.with_suffix(".txt"))
+    if want_pipeline:
+        out["pipeline"] = {
+            name: {"median": report.median_of(r), "runs": r} for name, r in runs.items()
+        }
+    if views:
+        out["views"] = {"median": report.median_of(views), "runs": views}
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
+    started = time.monotonic()
+    partitions = int(os.environ.get("ORDERS_PARTITIONS", "4"))
+    batch_size = int(os.environ.get("ORDERS_BATCH_SIZE", "2000"))
+    log.info("generating %d orders", args.orders)
+    records = data.generate(args.orders)
+    results: dict[str, Any] = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": machine.describe(),
+        "orders": args.orders,
+        "repeat": args.repeat,
+        "partitions": partitions,
+        "data": data.summary(records),
+    }
+    if args.only in (None, "logic"):
+        log.info("pure logic")
+        runs = [logic.measure(records, partitions, batch_size) for _ in range(args.repeat)]
+        results["logic"] = {"median": report.median_of(runs), "runs": runs}
+    if args.only in (None, "pipeline", "views"):
+        results.update(_pipeline(args, records, partitions))
+    results["bench_seconds"] = time.monotonic() - started
+    report.write(results, args.output)
+    sys.stdout.write(report.markdown(results) + "\n")
+    if "profile" in results:
+        sys.stdout.write(f"\nprofile of the worker: {args.profile.with_suffix('.txt')}\n")
+    log.info("done in %.0f s; results in %s", results["bench_seconds"], args.output)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

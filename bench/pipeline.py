@@ -1,0 +1,347 @@
+"""One worker process against a fresh embedded broker holding N pre-produced orders."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from bench.machine import cpu_seconds
+from producers.orders import Record, catalog_records, inventory_records, load_catalog
+from producers.send import paced, send_all
+from streams.common.broker import EmbeddedBroker, free_port
+
+RAW = "orders.raw"
+RECEIVED = "streams_orders_received_total"
+DEAD_LETTERS = "streams_orders_dead_letters_total"
+DUPLICATES = "streams_orders_duplicates_total"
+LAKE_ROWS = "streams_orders_lake_rows_total"
+POLL = 0.2
+
+#: name -> extra worker environment. The lake directory is set per run unless "" here.
+VARIANTS: dict[str, dict[str, str]] = {
+    "a_default": {},
+    "b_lake_off": {"ORDERS_PARQUET_URI": ""},
+    "c_batch_5000": {"ORDERS_BATCH_SIZE": "5000"},
+}
+
+VIEWS = ("/orders/revenue/daily", "/orders/products/top")
+
+
+class BenchError(RuntimeError):
+    pass
+
+
+@dataclass
+class Worker:
+    """``python -m streams.orders worker`` with its own port, data dir and lake."""
+
+    bootstrap: str
+    workdir: Path
+    env: dict[str, str] = field(default_factory=dict)
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / "worker.log"
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc else None
+
+    def start(self) -> Worker:
+        env = {
+            **os.environ,
+            "KAFKA_BOOTSTRAP": self.bootstrap,
+            "STREAMS_DATA_DIR": str(self.workdir / "data"),
+            "WEB_PORT": str(self.port),
+            "ORDERS_PARQUET_URI": str(self.workdir / "lake"),
+            **self.env,
+        }
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "streams.orders", "worker", "-l", "info"],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            self.check_alive()
+            try:
+                self.get("/health")
+                return self
+            except (OSError, ValueError):
+                time.sleep(0.1)
+        raise BenchError(f"worker not healthy after 90 s; see {self.log_path}")
+
+    def check_alive(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            tail = self.log_path.read_text(errors="replace")[-3000:]
+            raise BenchError(f"the worker exited; the end of its log:\n{tail}")
+
+    def raw(self, path: str, timeout: float = 10) -> bytes:
+        with urllib.request.urlopen(self.url + path, timeout=timeout) as response:
+            body: bytes = response.read()
+            return body
+
+    def get(self, path: str) -> Any:
+        return json.loads(self.raw(path))
+
+    def metrics(self, *names: str) -> dict[str, float]:
+        """Each of ``names`` summed over its label sets (0 when absent)."""
+        totals = dict.fromkeys(names, 0.0)
+        for line in self.raw("/metrics").decode().splitlines():
+            for name in names:
+                if line.startswith(name) and line[len(name) : len(name) + 1] in (" ", "{"):
+                    totals[name] += float(line.rsplit(" ", 1)[1])
+        return totals
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+
+
+async def _create_topic(bootstrap: str, name: str, partitions: int) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])
+    finally:
+        await admin.close()
+
+
+def preload(bootstrap: str, records: list[Record], partitions: int) -> float:
+    """Create orders.raw, send every order and the reference data; returns orders/s sent."""
+    asyncio.run(_create_topic(bootstrap, RAW, partitions))
+    asyncio.run(send_all(bootstrap, "orders.catalog", paced(catalog_records(load_catalog()), None),
+                         label="catalog", quiet=True))  # fmt: skip
+    asyncio.run(send_all(bootstrap, "orders.inventory", paced(list(inventory_records()), None),
+                         label="inventory", quiet=True))  # fmt: skip
+    started = time.perf_counter()
+    sent = asyncio.run(send_all(bootstrap, RAW, paced(records, None), label=RAW, quiet=True))
+    return sent / (time.perf_counter() - started)
+
+
+class Profiler:
+    """``py-spy record`` of one process, collapsed stacks per thread, until stopped."""
+
+    def __init__(self, pid: int, out: Path, rate: int = 100) -> None:
+        exe = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+        if not Path(exe).exists():
+            raise BenchError("--profile needs py-spy (pip install py-spy)")
+        self.out = out
+        self.proc = subprocess.Popen(
+            [exe, "record", "--pid", str(pid), "--rate", str(rate), "--format", "raw",
+             "--threads", "--output", str(out)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )  # fmt: skip
+        self.started = time.monotonic()
+        self.seconds = 0.0
+
+    def stop(self) -> None:
+        self.seconds = time.monotonic() - self.started
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def _wait(probe: Callable[[], bool], worker: Worker, timeout: float, what: str) -> float:
+    """Poll every POLL s until ``probe()``; returns the monotonic time it first held."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        worker.check_alive()
+        before = time.monotonic()
+        try:
+            if probe():
+                return (before + time.monotonic()) / 2
+        except (OSError, ValueError, urllib.error.URLError):
+            pass
+        time.sleep(max(POLL - (time.monotonic() - before), 0))
+    raise BenchError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def run_variant(
+    name: str,
+    records: list[Record],
+    partitions: int,
+    *,
+    views: int = 0,
+    profile: Path | None = None,
+) -> dict[str, Any]:
+    """One measured run of ``VARIANTS[name]`` on a fresh broker; ``views`` GETs per view."""
+    n = len(records)
+    with tempfile.TemporaryDirectory(prefix=f"bench-{name}-") as tmp:
+        workdir = Path(tmp)
+        broker = EmbeddedBroker(log_path=workdir / "broker.log")
+        broker.start()
+        worker: Worker | None = None
+        profiler: Profiler | None = None
+        try:
+            produce_rate = preload(broker.bootstrap, records, partitions)
+            env = {"ORDERS_PARTITIONS": str(partitions), **VARIANTS[name]}
+            started = time.monotonic()
+            worker = Worker(broker.bootstrap, workdir, env).start()
+            healthy = time.monotonic()
+            result = _measure(worker, broker, n, started, healthy, profile)
+            profiler = result.pop("_profiler", None)
+            if profiler is not None:
+                result["profile_seconds"] = profiler.seconds
+            if views:
+                result["views"] = measure_views(worker, views)
+            return {"variant": name, "env": VARIANTS[name], "produce_rate": produce_rate,
+                    **result}  # fmt: skip
+        finally:
+            if profiler is not None and profiler.proc.poll() is None:
+                profiler.stop()
+            if worker is not None:
+                worker.stop()
+            broker.stop()
+
+
+def _measure(
+    worker: Worker,
+    broker: EmbeddedBroker,
+    n: int,
+    started: float,
+    healthy: float,
+    profile: Path | None,
+) -> dict[str, Any]:
+    timeout = 120 + n / 200
+    first: tuple[float, float] | None = None
+    cpu_first: tuple[float | None, float | None] = (None, None)
+    profiler: Profiler | None = None
+    samples: list[tuple[float, float]] = []
+
+    def all_received() -> bool:
+        nonlocal first, cpu_first, profiler
+        count = worker.metrics(RECEIVED)[RECEIVED]
+        now = time.monotonic()
+        if count > 0 and first is None:
+            first = (now, count)
+            cpu_first = (cpu_seconds(worker.pid), cpu_seconds(broker.pid))
+            if profile is not None and worker.pid is not None:
+                profiler = Profiler(worker.pid, profile)
+        if first is not None:
+            samples.append((now, count))
+        return count >= n
+
+    last = _wait(all_received, worker, timeout, f"{n} records counted")
+    cpu_last = (cpu_seconds(worker.pid), cpu_seconds(broker.pid))
+    assert first is not None
+    t_first, c_first = first
+    elapsed = last - t_first
+
+    expected: dict[str, float] = {}
+
+    def view_complete() -> bool:
+        faults = worker.metrics(DEAD_LETTERS, DUPLICATES)
+        expected["orders"] = n - faults[DEAD_LETTERS] - faults[DUPLICATES]
+        expected.update(faults)
+        rows = worker.get("/orders/revenue/daily")
+        return sum(int(row["orders_all_statuses"]) for row in rows) == expected["orders"]
+
+    view_done = _wait(view_complete, worker, 300, "/orders/revenue/daily to hold every order")
+    lake_done: float | None = None
+    if worker.env.get("ORDERS_PARQUET_URI", "x"):
+        lake_done = _wait(
+            lambda: worker.metrics(LAKE_ROWS)[LAKE_ROWS] >= expected["orders"],
+            worker,
+            300,
+            "the Parquet copy to hold every order",
+        )
+    cpu_done = cpu_seconds(worker.pid)
+    if profiler is not None:
+        profiler.stop()
+
+    def share(index: int) -> float | None:
+        a, b = cpu_first[index], cpu_last[index]
+        return None if a is None or b is None or elapsed <= 0 else (b - a) / elapsed
+
+    return {
+        "orders": n,
+        "startup_s": healthy - started,
+        "first_record_after_start_s": t_first - started,
+        "processing_s": elapsed,
+        # Records counted between the first and the last poll, over that time: the
+        # first poll may already see a batch or two, which N / elapsed would overstate.
+        "orders_per_s": (n - c_first) / elapsed if elapsed > 0 else None,
+        "orders_per_s_naive": n / elapsed if elapsed > 0 else None,
+        "view_complete_s": view_done - t_first,
+        "view_lag_after_last_s": view_done - last,
+        "lake_complete_s": None if lake_done is None else lake_done - t_first,
+        "worker_cpu": share(0),
+        "broker_cpu": share(1),
+        "worker_cpu_s_total": None
+        if cpu_done is None or cpu_first[0] is None
+        else cpu_done - cpu_first[0],
+        "dead_letters": expected.get(DEAD_LETTERS, 0.0),
+        "duplicates": expected.get(DUPLICATES, 0.0),
+        "steady_orders_per_s": _steady_rate(samples),
+        "_profiler": profiler,
+    }
+
+
+def _steady_rate(samples: list[tuple[float, float]]) -> float | None:
+    """Median rate over 1 s windows, ignoring the first and last window (ramp up/down)."""
+    rates = []
+    i = 0
+    for j in range(len(samples)):
+        if samples[j][0] - samples[i][0] >= 1.0:
+            rates.append((samples[j][1] - samples[i][1]) / (samples[j][0] - samples[i][0]))
+            i = j
+    return statistics.median(rates[1:-1]) if len(rates) > 2 else None
+
+
+def measure_views(worker: Worker, requests: int) -> dict[str, Any]:
+    """``requests`` sequential GETs of each view: p50/p99/max in ms and the body size."""
+    out: dict[str, Any] = {}
+    for path in VIEWS:
+        worker.raw(path)  # warm up
+        times = []
+        size = 0
+        for _ in range(requests):
+            started = time.perf_counter()
+            size = len(worker.raw(path))
+            times.append((time.perf_counter() - started) * 1000)
+        times.sort()
+        out[path] = {
+            "requests": requests,
+            "p50_ms": statistics.median(times),
+            "p99_ms": times[max(math.ceil(len(times) * 0.99) - 1, 0)],  # nearest rank
+            "max_ms": times[-1],
+            "bytes": size,
+        }
+    return out
