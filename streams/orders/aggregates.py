@@ -8,7 +8,8 @@ up. Keys (all days and hours are UTC, from the order's own timestamp):
 - ``hourly|<hour>|<channel>|<p>``: the same per hour (input of the anomaly detector)
 - ``product|<date>|<product>|<p>``: the same per product and day
 - ``customers|<p>``: customers, repeat customers, orders, cents, order-value histogram
-- ``clock|<p>``: the partition's event-time high mark and the offset flushed last
+- ``clock|<p>``: the partition's event-time high mark, the offset flushed last and
+  how many records had each outcome (applied, duplicate, rejected:<reason>)
 
 The ``orders-customers`` table is keyed by customer id (orders.raw is keyed by
 customer, so a customer lives in one partition); it remembers recent order ids for
@@ -89,9 +90,23 @@ def watermark(aggregates: PartitionState, partition: int) -> int | None:
 
 
 def advance_clock(
-    aggregates: PartitionState, partition: int, offset: int, event_ms: int | None, wall_ms: int
+    aggregates: PartitionState,
+    partition: int,
+    offset: int,
+    event_ms: int | None,
+    wall_ms: int,
+    outcome: str,
 ) -> None:
+    """Move the partition's clock past ``offset`` and count the record's outcome.
+
+    Outcomes are ``applied``, ``duplicate`` or ``rejected:<reason>``; counted here, under
+    the same offset guard, they are exact, unlike a worker's metrics, which restart
+    from zero and see replays again.
+    """
+
     def apply(value: Value) -> None:
+        counts = value.setdefault("n", {})
+        counts[outcome] = counts.get(outcome, 0) + 1
         known = value.get("max_ms")
         if event_ms is not None:
             value["max_ms"] = event_ms if known is None else max(int(known), event_ms)
@@ -241,8 +256,11 @@ def process_record(
         check_against_catalog(order, catalog, rules)
         revision = check_lateness(order, high, rules)
     except Rejected as rejected:
-        advance_clock(aggregates, partition, offset, None, wall_ms)
+        advance_clock(aggregates, partition, offset, None, wall_ms, f"rejected:{rejected.reason}")
         return Applied("replayed" if replay else "rejected", rejected=rejected)
     kind = apply_order(order, offset, partition, aggregates, customers, rules)
-    advance_clock(aggregates, partition, offset, order.event_ms, wall_ms)
+    # "replayed" here means a crash cut the flush after this record's keys but before
+    # the clock: a clean run counted it as applied, and so must the clock.
+    counted = "duplicate" if kind == "duplicate" else "applied"
+    advance_clock(aggregates, partition, offset, order.event_ms, wall_ms, counted)
     return Applied(kind, order=order, revision=revision, issues=quality_issues(order))

@@ -177,3 +177,20 @@ def inventory_status(
             }
         )
     return rows
+
+
+def data_quality(clocks: Iterable[Value]) -> dict[str, Any]:
+    """Exact record counts by outcome over every partition, and the share rejected."""
+    outcomes: dict[str, int] = defaultdict(int)
+    for clock in clocks:
+        for outcome, count in clock.get("n", {}).items():
+            outcomes[outcome] += count
+    received = sum(outcomes.values())
+    rejected = {k.split(":", 1)[1]: v for k, v in sorted(outcomes.items()) if ":" in k}
+    return {
+        "received": received,
+        "counted": outcomes.get("applied", 0),
+        "duplicates": outcomes.get("duplicate", 0),
+        "dead_letters": rejected,
+        "dead_letter_rate": round(sum(rejected.values()) / received, 6) if received else 0.0,
+    }

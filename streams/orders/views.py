@@ -93,6 +93,7 @@ def register_views(pipeline: OrdersPipeline) -> None:
             pipeline.settings.low_stock_threshold,
         ),
     )
+    page("/orders/quality", lambda q: analytics.data_quality(index.by_kind["clock"].values()))
     page(
         "/orders/alerts",
         lambda q: sorted(

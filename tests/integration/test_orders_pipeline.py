@@ -79,6 +79,8 @@ def test_sample_replay_counts_every_order(
     )
     assert worker.metric("streams_orders_accepted_total") == len(lines)
     assert worker.metric("streams_orders_dead_letters_total") == 0
+    quality = worker.get("/orders/quality")
+    assert (quality["received"], quality["counted"], quality["dead_letters"]) == (1000, 1000, {})
     # The Parquet copy holds every order once, partitioned by date, money exact.
     lake = wait_until(
         lambda: (t := read_lake(worker)).num_rows == len(lines) and t,
@@ -134,6 +136,13 @@ def test_bad_records_become_dead_letters_and_replay_after_a_fix(
         assert letter.headers[SOURCE_OFFSET].isdigit()  # type: ignore[attr-defined]
     assert worker.alive()
     assert worker.metric('streams_orders_dead_letters_total{reason="unknown_product"}') == 1
+    quality = wait_until(
+        lambda: (q := worker.get("/orders/quality"))["received"] == len(bad) + 1 and q,
+        timeout=30,
+        what="the quality view to count every record",
+    )
+    assert quality["dead_letters"] == dict.fromkeys(bad, 1)
+    assert quality["counted"] == 1
     assert worker.status("/orders/revenue/daily?from=yesterday")[0] == 400
 
     # The fix: PROD-999 joins the catalog; replaying its dead letter counts the order.
