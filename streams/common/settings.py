@@ -42,4 +42,3 @@ class WorkerSettings(BaseSettings):
     web_bind: str = Field("127.0.0.1", validation_alias="WEB_BIND")
     web_port: int = Field(6066, ge=1, le=65535, validation_alias="WEB_PORT")
     web_host: str = Field("127.0.0.1", validation_alias="WEB_HOST")
-    log_level: str = Field("info", validation_alias="LOG_LEVEL")
