@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -178,7 +177,7 @@ class LakeMetrics:
 
 @dataclass
 class Lake:
-    """Writes batches of ``orders.enriched`` records; remembers what each partition holds."""
+    """Writes batches of enriched orders by source partition; remembers what each holds."""
 
     writer: PartitionedParquetWriter
     metrics: LakeMetrics
@@ -261,40 +260,28 @@ class Lake:
             self.committed.pop(partition, None)
 
 
-def register_lake(
+def build_lake(
     app: faust.App,
-    topic: Any,
+    source_topic: str,
     uri: str,
     endpoint_url: str | None,
-    batch_size: int,
-    batch_seconds: float,
     registry: CollectorRegistry,
 ) -> Lake:
-    """Declare the agent copying ``topic`` (``orders.enriched``) to Parquet under ``uri``.
+    """The Parquet copy under ``uri``, written by the orders batches themselves.
 
-    ``uri`` is ``s3://bucket/prefix`` (``endpoint_url`` for MinIO and the like) or a
-    local directory; the lake's metrics are created in ``registry``. From the orders
-    topology: ``register_lake(app, pipeline.topics[ENRICHED], uri, endpoint_url,
-    settings.batch_size, settings.batch_seconds, registry)``.
+    Files are named after ``source_topic`` (orders.raw) offsets: the orders agent writes
+    a batch's enriched rows before it marks the batch done in its tables, so after a
+    crash the rows come again with the same offsets and the files already holding them
+    skip them. ``uri`` is ``s3://bucket/prefix`` (``endpoint_url`` for MinIO and the
+    like) or a local directory.
     """
     filesystem, root = open_filesystem(uri, endpoint_url)
     writer = PartitionedParquetWriter(filesystem, root, ENRICHED_SCHEMA, partition_of)
     lake = Lake(writer, LakeMetrics.create(registry))
-    topic_name = topic.get_topic_name()
-
-    @app.agent(topic, name="orders.lake")
-    async def copy_to_lake(stream: Any) -> None:
-        async for events in stream.take_events(batch_size, within=batch_seconds):
-            by_partition: dict[int, list[tuple[int, bytes | None]]] = defaultdict(list)
-            for event in events:
-                message = event.message
-                by_partition[message.partition].append((message.offset, message.value))
-            for partition, records in by_partition.items():
-                await lake.write(partition, records)
 
     @app.on_partitions_revoked.connect
     async def forget_revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
         # Another worker may write the partition meanwhile: rescan it if it comes back.
-        lake.forget(tp.partition for tp in revoked if tp.topic == topic_name)
+        lake.forget(tp.partition for tp in revoked if tp.topic == source_topic)
 
     return lake

@@ -15,11 +15,11 @@ from prometheus_client import CollectorRegistry
 
 from streams.common.app import make_app
 from streams.common.settings import KafkaSettings, WorkerSettings
-from streams.orders.lake import register_lake
+from streams.orders.lake import build_lake
 from streams.orders.metrics import OrdersMetrics
 from streams.orders.reporter import register_reporter
 from streams.orders.settings import OrdersSettings
-from streams.orders.topology import DLQ, ENRICHED, register
+from streams.orders.topology import DLQ, RAW, register
 from streams.orders.views import register_views
 
 
@@ -37,15 +37,8 @@ def build_app(
     register_views(pipeline)
     register_reporter(pipeline)
     if settings.parquet_uri:
-        register_lake(
-            app,
-            pipeline.topics[ENRICHED],
-            settings.parquet_uri,
-            os.environ.get("AWS_ENDPOINT_URL") or None,
-            settings.batch_size,
-            settings.batch_seconds,
-            registry,
-        )
+        endpoint = os.environ.get("AWS_ENDPOINT_URL") or None
+        pipeline.lake = build_lake(app, RAW, settings.parquet_uri, endpoint, registry)
 
     @app.command(option("--reason", multiple=True, help="only these reasons (repeatable)"))
     async def dlq_replay(self: AppCommand, reason: tuple[str, ...]) -> None:

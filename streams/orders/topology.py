@@ -19,7 +19,8 @@ from streams.common.exactly_once import PartitionState
 from streams.common.mirror import TopicMirror
 from streams.orders.aggregates import Applied, clock_key, process_record
 from streams.orders.analytics import AggregateIndex
-from streams.orders.logic import Rules, enrich, money
+from streams.orders.lake import Lake
+from streams.orders.logic import Rules, enrich
 from streams.orders.metrics import OrdersMetrics
 from streams.orders.models import CatalogEntry, InventoryRow
 from streams.orders.settings import OrdersSettings
@@ -50,6 +51,7 @@ class OrdersPipeline:
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     topics: dict[str, Any] = field(default_factory=dict)
     tables: dict[str, Any] = field(default_factory=dict)
+    lake: Lake | None = None
 
     @property
     def aggregates_changelog(self) -> str:
@@ -137,7 +139,13 @@ def register(
 
 
 async def handle_batch(pipeline: OrdersPipeline, table: Any, events: list[Any]) -> None:
-    """Process one batch: per partition, read and write each table key once."""
+    """Process one batch: per partition, read and write each table key once.
+
+    Order matters for exactly-once: a record whose partition clock is flushed counts as
+    handled after a crash and emits nothing again, so everything the batch emits (the
+    enriched and dead-letter records, the Parquet rows) is acknowledged first, and the
+    tables are flushed last.
+    """
     by_partition: dict[int, list[Any]] = defaultdict(list)
     for event in events:
         by_partition[event.message.partition].append(event)
@@ -145,9 +153,10 @@ async def handle_batch(pipeline: OrdersPipeline, table: Any, events: list[Any]) 
     metrics.received.inc(len(events))
     metrics.batch_size.observe(len(events))
     wall_ms = int(time.time() * 1000)
+    done = []
     for partition, batch in by_partition.items():
+        state = PartitionState(table)
         with event_context(batch[-1]):
-            state = PartitionState(table)
             outcomes = [
                 process_record(
                     event.message.value,
@@ -161,16 +170,24 @@ async def handle_batch(pipeline: OrdersPipeline, table: Any, events: list[Any]) 
                 )
                 for event in batch
             ]
+        rows = [await emit(pipeline, e, o) for e, o in zip(batch, outcomes, strict=True)]
+        if pipeline.lake is not None:
+            await pipeline.lake.write(partition, [row for row in rows if row is not None])
+        done.append((partition, batch, state))
+    await pipeline.app.producer.flush()
+    for partition, batch, state in done:
+        with event_context(batch[-1]):
             state.flush(last=clock_key(partition))
             clock = table.get(clock_key(partition)) or {}
         if clock.get("max_ms"):
             metrics.stream_time.set(clock["max_ms"] / 1000)
-        for event, outcome in zip(batch, outcomes, strict=True):
-            await emit(pipeline, event, outcome)
+    now = time.time()
+    for event in events:
+        metrics.latency.observe(max(now - event.message.timestamp, 0.0))
 
 
-async def emit(pipeline: OrdersPipeline, event: Any, outcome: Applied) -> None:
-    """Send what one record produced and count it."""
+async def emit(pipeline: OrdersPipeline, event: Any, outcome: Applied) -> tuple[int, bytes] | None:
+    """Send what one record produced and count it; returns its Parquet row, if any."""
     metrics, message = pipeline.metrics, event.message
     if outcome.kind == "rejected" and outcome.rejected is not None:
         letter = DeadLetter(
@@ -192,25 +209,26 @@ async def emit(pipeline: OrdersPipeline, event: Any, outcome: Applied) -> None:
         metrics.replayed.inc()
     elif outcome.kind == "applied" and outcome.order is not None:
         order = outcome.order
-        enriched = enrich(
-            order,
-            pipeline.catalog,
-            pipeline.inventory(),
-            pipeline.rules,
-            revision=outcome.revision,
+        enriched = orjson.dumps(
+            enrich(
+                order,
+                pipeline.catalog,
+                pipeline.inventory(),
+                pipeline.rules,
+                revision=outcome.revision,
+            )
         )
-        await pipeline.topics[ENRICHED].send(
-            key=order.order_id.encode(), value=orjson.dumps(enriched)
-        )
+        await pipeline.topics[ENRICHED].send(key=order.order_id.encode(), value=enriched)
         status = order.status.value
         metrics.accepted.labels(order.channel, status).inc()
         if status in pipeline.rules.revenue_statuses:
-            metrics.revenue.labels(order.channel).inc(float(money(order.items_cents)))
+            metrics.revenue.labels(order.channel).inc(order.items_cents / 100)
         if outcome.revision:
             metrics.late_accepted.inc()
         for issue in outcome.issues:
             metrics.quality_issues.labels(issue).inc()
-    metrics.latency.observe(max(time.time() - message.timestamp, 0.0))
+        return message.offset, enriched
+    return None
 
 
 async def handle_inventory(pipeline: OrdersPipeline, event: Any) -> None:
