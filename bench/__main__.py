@@ -49,6 +49,7 @@ def _pipeline(args: argparse.Namespace, records: list[Record], partitions: int) 
     out: dict[str, Any] = {}
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
     views: list[dict[str, Any]] = []
+    errors: dict[str, list[str]] = {}
     profiled = False
     for repeat in range(args.repeat if want_pipeline else 1):
         for name in names:
@@ -57,9 +58,15 @@ def _pipeline(args: argparse.Namespace, records: list[Record], partitions: int) 
             if args.profile is not None and name == "a_default" and not profiled:
                 profile_to, profiled = args.profile, True
             log.info("pipeline %s, run %d/%d", name, repeat + 1, args.repeat)
-            result = pipeline.run_variant(
-                name, records, partitions, views=200 if measure_views else 0, profile=profile_to
-            )
+            try:
+                result = pipeline.run_variant(
+                    name, records, partitions, views=200 if measure_views else 0, profile=profile_to
+                )
+            except pipeline.BenchError as exc:
+                # One broken variant (say, a worker that does not start) keeps the others.
+                log.error("pipeline %s failed: %s", name, exc)
+                errors.setdefault(name, []).append(str(exc)[-2000:])
+                continue
             if "views" in result:
                 views.append(result.pop("views"))
             log.info(
@@ -76,7 +83,12 @@ def _pipeline(args: argparse.Namespace, records: list[Record], partitions: int) 
                 log.info("profile summary in %s", profile_to.with_suffix(".txt"))
     if want_pipeline:
         out["pipeline"] = {
-            name: {"median": report.median_of(r), "runs": r} for name, r in runs.items()
+            name: {
+                "median": report.median_of(r) if r else None,
+                "runs": r,
+                "errors": errors.get(name, []),
+            }
+            for name, r in runs.items()
         }
     if views:
         out["views"] = {"median": report.median_of(views), "runs": views}
@@ -94,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": machine.describe(),
+        "source": machine.source(),
         "orders": args.orders,
         "repeat": args.repeat,
         "partitions": partitions,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -61,3 +62,28 @@ def cpu_seconds(pid: int | None) -> float | None:
     fields = stat.rsplit(")", 1)[1].split()
     utime, stime = int(fields[11]), int(fields[12])
     return (utime + stime) / os.sysconf("SC_CLK_TCK")
+
+
+def source() -> dict[str, Any]:
+    """The commit the benchmarked code is at, and whether streams/ differs from it.
+
+    Read-only git commands, run where ``streams`` is imported from; outside a
+    repository (an exported tree) both are None.
+    """
+    import streams
+
+    root = Path(streams.__file__).resolve().parent.parent
+
+    def git(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["git", "-C", str(root), *args], capture_output=True, text=True, check=False
+        )
+
+    try:
+        head = git("rev-parse", "--short", "HEAD")
+        if head.returncode != 0:
+            return {"commit": None, "dirty": None, "root": str(root)}
+        dirty = git("diff", "--quiet", "HEAD", "--", "streams", "producers").returncode != 0
+    except OSError:
+        return {"commit": None, "dirty": None, "root": str(root)}
+    return {"commit": head.stdout.strip(), "dirty": dirty, "root": str(root)}

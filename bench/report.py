@@ -48,7 +48,9 @@ def markdown(results: dict[str, Any]) -> str:
         f"## Orders benchmarks ({results['date']})",
         "",
         f"{machine['nproc']} CPUs ({machine['cpu']}), {machine['memory_gib']} GiB, "
-        f"Python {machine['python']}; {results['orders']:,} orders "
+        f"Python {machine['python']}; code {results['source']['commit']}"
+        f"{' + uncommitted changes' if results['source']['dirty'] else ''}; "
+        f"{results['orders']:,} orders "
         f"(~{results['data']['mean_value_bytes']:.0f} bytes each), median of "
         f"{results['repeat']} run(s); embedded broker (Tansu), one worker process.",
         "",
@@ -62,6 +64,10 @@ def markdown(results: dict[str, Any]) -> str:
         ]
         for name, entry in pipeline.items():
             m = entry["median"]
+            if m is None:
+                reason = entry["errors"][-1].splitlines()[-1] if entry["errors"] else "?"
+                out.append(f"| {LABELS.get(name, name)} | failed: {reason} |" + " |" * 7)
+                continue
             out.append(
                 f"| {LABELS.get(name, name)} | {_num(m['orders_per_s'])} | "
                 f"{_num(m['steady_orders_per_s'])} | {_num(m['processing_s'], 1)} | "

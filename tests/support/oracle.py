@@ -68,3 +68,17 @@ def revenue_rows(rows: list[dict[str, Any]]) -> dict[tuple[str, str, str], tuple
         for r in rows
         if r["orders"]
     }
+
+
+def table_diff(actual: dict[str, Any], expected: dict[str, Any]) -> str:
+    """Empty when equal; else a short account of missing, extra and differing keys."""
+    missing = sorted(set(expected) - set(actual))
+    extra = sorted(set(actual) - set(expected))
+    differ = sorted(k for k in set(actual) & set(expected) if actual[k] != expected[k])
+    if not (missing or extra or differ):
+        return ""
+    sample = {k: (actual[k], expected[k]) for k in differ[:2]}
+    return (
+        f"{len(missing)} missing {missing[:3]}, {len(extra)} extra {extra[:3]}, "
+        f"{len(differ)} differ, e.g. {sample} (actual, expected)"
+    )
