@@ -34,7 +34,7 @@ test: install prometheus ## Run the whole test suite (starts its own broker and 
 lint: install ## ruff and mypy (never edits files)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy streams producers
+	$(VENV)/bin/mypy streams producers tests bench
 
 format: install ## Format and autofix with ruff
 	$(VENV)/bin/ruff format .

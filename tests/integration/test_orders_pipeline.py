@@ -17,7 +17,7 @@ from producers.orders import fixture
 from streams.common.broker import EmbeddedBroker
 from streams.common.deadletter import REASON, SOURCE_OFFSET, SOURCE_TOPIC
 from tests.support.oracle import confirmed_revenue, revenue_rows
-from tests.support.workers import Worker, produce, read_topic, wait_until
+from tests.support.workers import Consumed, Worker, produce, read_topic, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("reference_data")]
 
@@ -124,16 +124,16 @@ def test_bad_records_become_dead_letters_and_replay_after_a_fix(
     bad["late"] = orjson.dumps(seed_order("ORD-OLD", timestamp="2025-06-21T10:00:00Z"))
     produce(broker.bootstrap, "orders.raw", [(b"CUST-TEST", value) for value in bad.values()])
 
-    def letters() -> dict[str, object] | None:
+    def letters() -> dict[str, Consumed] | None:
         found = {r.headers[REASON]: r for r in read_topic(broker.bootstrap, "orders.dlq")}
         return found if set(bad) <= set(found) else None
 
     found = wait_until(letters, timeout=30, what="a dead letter for every reason")
     for reason, value in bad.items():
         letter = found[reason]
-        assert letter.value == value  # type: ignore[attr-defined]
-        assert letter.headers[SOURCE_TOPIC] == "orders.raw"  # type: ignore[attr-defined]
-        assert letter.headers[SOURCE_OFFSET].isdigit()  # type: ignore[attr-defined]
+        assert letter.value == value
+        assert letter.headers[SOURCE_TOPIC] == "orders.raw"
+        assert letter.headers[SOURCE_OFFSET].isdigit()
     assert worker.alive()
     assert worker.metric('streams_orders_dead_letters_total{reason="unknown_product"}') == 1
     quality = wait_until(

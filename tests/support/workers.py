@@ -14,7 +14,7 @@ import urllib.request
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -38,7 +38,7 @@ def wait_until(
             last = exc
         else:
             if last:
-                return last
+                return cast(T, last)
         time.sleep(every)
     raise AssertionError(f"timed out after {timeout}s waiting for {what or probe}: last={last!r}")
 
