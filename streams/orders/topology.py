@@ -20,7 +20,7 @@ from streams.common.mirror import TopicMirror
 from streams.orders.aggregates import Applied, clock_key, process_record
 from streams.orders.analytics import AggregateIndex
 from streams.orders.lake import Lake
-from streams.orders.logic import Rules, enrich
+from streams.orders.logic import Rules, describe, enrich
 from streams.orders.metrics import OrdersMetrics
 from streams.orders.models import CatalogEntry, InventoryRow
 from streams.orders.settings import OrdersSettings
@@ -190,19 +190,7 @@ async def emit(pipeline: OrdersPipeline, event: Any, outcome: Applied) -> tuple[
     """Send what one record produced and count it; returns its Parquet row, if any."""
     metrics, message = pipeline.metrics, event.message
     if outcome.kind == "rejected" and outcome.rejected is not None:
-        letter = DeadLetter(
-            outcome.rejected.reason,
-            outcome.rejected.detail,
-            message.topic,
-            message.partition,
-            message.offset,
-            message.key,
-            message.value,
-        )
-        await pipeline.topics[DLQ].send(
-            key=letter.id.encode(), value=message.value, headers=letter.headers()
-        )
-        metrics.dead_letters.labels(letter.reason).inc()
+        await dead_letter(pipeline, message, outcome.rejected.reason, outcome.rejected.detail)
     elif outcome.kind == "duplicate":
         metrics.duplicates.inc()
     elif outcome.kind == "replayed":
@@ -231,25 +219,25 @@ async def emit(pipeline: OrdersPipeline, event: Any, outcome: Applied) -> tuple[
     return None
 
 
+async def dead_letter(pipeline: OrdersPipeline, message: Any, reason: str, detail: str) -> None:
+    """Send a record's original key and bytes to orders.dlq with why, and count it."""
+    letter = DeadLetter(
+        reason, detail, message.topic, message.partition, message.offset, message.key,
+        message.value,
+    )  # fmt: skip
+    await pipeline.topics[DLQ].send(
+        key=letter.id.encode(), value=message.value, headers=letter.headers()
+    )
+    pipeline.metrics.dead_letters.labels(reason).inc()
+
+
 async def handle_inventory(pipeline: OrdersPipeline, event: Any) -> None:
     """Validate an inventory row; dead-letter bad ones and alert on low stock."""
     message = event.message
     try:
         row = InventoryRow.model_validate_json(message.value or b"")
     except ValidationError as exc:
-        letter = DeadLetter(
-            "invalid",
-            str(exc)[:500],
-            message.topic,
-            message.partition,
-            message.offset,
-            message.key,
-            message.value,
-        )
-        await pipeline.topics[DLQ].send(
-            key=letter.id.encode(), value=message.value, headers=letter.headers()
-        )
-        pipeline.metrics.dead_letters.labels("invalid").inc()
+        await dead_letter(pipeline, message, "invalid", describe(exc))
         return
     threshold = pipeline.settings.low_stock_threshold
     if row.available_quantity < threshold:
