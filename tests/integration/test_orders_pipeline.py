@@ -15,7 +15,7 @@ import pytest
 
 from producers.orders import fixture
 from streams.common.broker import EmbeddedBroker
-from streams.common.deadletter import REASON, SOURCE_OFFSET, SOURCE_TOPIC
+from streams.common.deadletter import DETAIL, REASON, SOURCE_OFFSET, SOURCE_TOPIC
 from tests.support.oracle import confirmed_revenue, revenue_rows
 from tests.support.workers import Consumed, Worker, produce, read_topic, wait_until
 
@@ -144,6 +144,21 @@ def test_bad_records_become_dead_letters_and_replay_after_a_fix(
     assert quality["dead_letters"] == dict.fromkeys(bad, 1)
     assert quality["counted"] == 1
     assert worker.status("/orders/revenue/daily?from=yesterday")[0] == 400
+
+    # A bad inventory row is a dead letter too, from its own topic.
+    row = {"product_id": "PROD-001", "available_quantity": -5, "warehouse_location": "WH-SF"}
+    produce(broker.bootstrap, "orders.inventory", [(b"PROD-001", orjson.dumps(row))])
+    inventory_letter = wait_until(
+        lambda: [
+            r
+            for r in read_topic(broker.bootstrap, "orders.dlq")
+            if r.headers[SOURCE_TOPIC] == "orders.inventory"
+        ],
+        timeout=30,
+        what="the inventory dead letter",
+    )[0]
+    assert inventory_letter.headers[REASON] == "invalid"
+    assert "available_quantity" in inventory_letter.headers[DETAIL]
 
     # The fix: PROD-999 joins the catalog; replaying its dead letter counts the order.
     product = {"product_id": "PROD-999", "category": "Toys", "brand": "New", "price": 248.06}
