@@ -310,6 +310,7 @@ def _measure(
         "dead_letters": expected.get(DEAD_LETTERS, 0.0),
         "duplicates": expected.get(DUPLICATES, 0.0),
         "steady_orders_per_s": _steady_rate(samples),
+        "orders_per_s_by_tenth": _rate_by_tenth(samples, n),
         "_profiler": profiler,
     }
 
@@ -323,6 +324,21 @@ def _steady_rate(samples: list[tuple[float, float]]) -> float | None:
             rates.append((samples[j][1] - samples[i][1]) / (samples[j][0] - samples[i][0]))
             i = j
     return statistics.median(rates[1:-1]) if len(rates) > 2 else None
+
+
+def _rate_by_tenth(samples: list[tuple[float, float]], n: int) -> list[float | None]:
+    """orders/s over each tenth of the records: does the pipeline slow down as state grows?"""
+    rates: list[float | None] = []
+    for tenth in range(10):
+        lo, hi = n * tenth / 10, n * (tenth + 1) / 10
+        # The last poll at or below each bound: each tenth spans whole poll intervals.
+        start = max((s for s in samples if s[1] <= lo), default=samples[0] if samples else None)
+        end = max((s for s in samples if s[1] <= hi), default=None)
+        if start is None or end is None or end[0] <= start[0]:
+            rates.append(None)
+        else:
+            rates.append((end[1] - start[1]) / (end[0] - start[0]))
+    return rates
 
 
 def measure_views(worker: Worker, requests: int) -> dict[str, Any]:

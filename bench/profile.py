@@ -76,6 +76,9 @@ def summarize(raw: Path, top: int = 25) -> dict[str, Any]:
     layers: Counter[str] = Counter()
     threads: Counter[str] = Counter()
     total = 0
+    # Frames in (nearly) every sample of a thread (runpy, click, the loop's entry) say
+    # nothing about where its time goes.
+    per_thread: dict[str, Counter[str]] = {}
     for line in raw.read_text(errors="replace").splitlines():
         stack, _, count_text = line.rpartition(" ")
         if not stack or not count_text.isdigit():
@@ -90,9 +93,16 @@ def summarize(raw: Path, top: int = 25) -> dict[str, Any]:
         total += count
         threads[thread or "?"] += count
         self_time[_function(frames[-1])] += count
-        for name in {_function(f) for f in frames}:
+        names = {_function(f) for f in frames}
+        for name in names:
             inclusive[name] += count
+        per_thread.setdefault(thread or "?", Counter()).update(dict.fromkeys(names, count))
         layers[layer_of(frames)] += count
+
+    for thread_name, counts in per_thread.items():
+        for name, seen in counts.items():
+            if seen >= 0.98 * threads[thread_name]:
+                inclusive.pop(name, None)
 
     def shares(counter: Counter[str], limit: int) -> list[tuple[str, float]]:
         return [(k, 100 * v / total) for k, v in counter.most_common(limit)] if total else []

@@ -25,11 +25,18 @@ def median_of(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
         if isinstance(first, bool) or not all(isinstance(v, int | float) for v in values):
             if isinstance(first, dict) and all(isinstance(v, dict) for v in values):
                 out[key] = median_of(values)  # type: ignore[arg-type]
+            elif isinstance(first, list) and all(isinstance(v, list) for v in values):
+                out[key] = [_median_or_none(column) for column in zip(*values, strict=False)]
             else:
                 out[key] = first
         else:
             out[key] = statistics.median(values)  # type: ignore[type-var]
     return out
+
+
+def _median_or_none(values: Sequence[Any]) -> Any:
+    numbers = [v for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
+    return statistics.median(numbers) if numbers else None
 
 
 def _num(value: Any, digits: int = 0) -> str:
@@ -75,6 +82,12 @@ def markdown(results: dict[str, Any]) -> str:
                 f"{_num(m['lake_complete_s'], 1)} | {_pct(m['worker_cpu'])} | "
                 f"{_pct(m['broker_cpu'])} |"
             )
+        out += ["", "| pipeline variant | orders/s over each tenth of the records, first to last |",
+                "|---|---|"]  # fmt: skip
+        for name, entry in pipeline.items():
+            if entry["median"] is not None:
+                tenths = entry["median"].get("orders_per_s_by_tenth") or []
+                out.append(f"| {LABELS.get(name, name)} | {' / '.join(_num(r) for r in tenths)} |")
         out += [
             "",
             "orders/s: records counted from the first to the last poll of "

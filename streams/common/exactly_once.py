@@ -14,8 +14,8 @@ missed writes RocksDB had kept when the worker died.
 
 from __future__ import annotations
 
-from collections.abc import Callable, MutableMapping
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
 import orjson
 
@@ -24,10 +24,18 @@ OFFSET = "_o"
 Value = dict[str, Any]
 
 
+class KeyValues(Protocol):
+    """Where a PartitionState reads and writes: a dict in tests, a table partition live."""
+
+    def get(self, key: Any, /) -> Any: ...
+
+    def __setitem__(self, key: Any, value: Any, /) -> None: ...
+
+
 class PartitionState:
     """One source partition's view of a table during one batch: read once, write once."""
 
-    def __init__(self, table: MutableMapping[Any, Any]) -> None:
+    def __init__(self, table: KeyValues) -> None:
         self.table = table
         self._cache: dict[Any, Value] = {}
         self._absent: set[Any] = set()

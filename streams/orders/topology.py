@@ -13,10 +13,10 @@ import faust
 import orjson
 from pydantic import ValidationError
 
-from streams.common.app import event_context
 from streams.common.deadletter import DeadLetter
 from streams.common.exactly_once import PartitionState
 from streams.common.mirror import TopicMirror
+from streams.common.table_io import partition_io
 from streams.orders.aggregates import Applied, clock_key, process_record
 from streams.orders.analytics import AggregateIndex
 from streams.orders.lake import Lake
@@ -155,32 +155,33 @@ async def handle_batch(pipeline: OrdersPipeline, table: Any, events: list[Any]) 
     wall_ms = int(time.time() * 1000)
     done = []
     for partition, batch in by_partition.items():
-        state = PartitionState(table)
-        with event_context(batch[-1]):
-            outcomes = [
-                process_record(
-                    event.message.value,
-                    partition,
-                    event.message.offset,
-                    wall_ms,
-                    state,
-                    state,
-                    pipeline.catalog,
-                    pipeline.rules,
-                )
-                for event in batch
-            ]
+        io = partition_io(table, partition, batch[-1])
+        state = PartitionState(io)
+        outcomes = [
+            process_record(
+                event.message.value,
+                partition,
+                event.message.offset,
+                wall_ms,
+                state,
+                state,
+                pipeline.catalog,
+                pipeline.rules,
+            )
+            for event in batch
+        ]
         rows = [await emit(pipeline, e, o) for e, o in zip(batch, outcomes, strict=True)]
         if pipeline.lake is not None:
             await pipeline.lake.write(partition, [row for row in rows if row is not None])
-        done.append((partition, batch, state))
-    await pipeline.app.producer.flush()
-    for partition, batch, state in done:
-        with event_context(batch[-1]):
-            state.flush(last=clock_key(partition))
-            clock = table.get(clock_key(partition)) or {}
+        clock = state.get(clock_key(partition)) or {}
         if clock.get("max_ms"):
             metrics.stream_time.set(clock["max_ms"] / 1000)
+        state.flush(last=clock_key(partition))
+        done.append(io)
+    producer = pipeline.app.producer
+    await producer.flush()
+    for io in done:
+        await io.write(producer)
     now = time.time()
     for event in events:
         metrics.latency.observe(max(now - event.message.timestamp, 0.0))
