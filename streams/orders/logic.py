@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -115,11 +116,22 @@ def quality_issues(order: Order) -> list[str]:
 
 
 def day_of(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d")
+    return _day_label(ms // DAY_MS)
 
 
 def hour_of(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H")
+    return _hour_label(ms // HOUR_MS)
+
+
+# Formatting dates is a hot spot at thousands of orders a second; few distinct ones.
+@lru_cache(maxsize=4096)
+def _day_label(day: int) -> str:
+    return datetime.fromtimestamp(day * DAY_MS / 1000, UTC).strftime("%Y-%m-%d")
+
+
+@lru_cache(maxsize=65536)
+def _hour_label(hour: int) -> str:
+    return datetime.fromtimestamp(hour * HOUR_MS / 1000, UTC).strftime("%Y-%m-%dT%H")
 
 
 def day_end_ms(ms: int) -> int:

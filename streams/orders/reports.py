@@ -32,10 +32,11 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from streams.orders.analytics import revenue_daily
-from streams.orders.logic import HOUR_MS, Rules, money
+from streams.orders.logic import HOUR_MS, Rules, hour_of, money
 
 ACTIVE_PARTITION_MS = 60_000
 
@@ -90,6 +91,7 @@ def is_closed(
     return None
 
 
+@lru_cache(maxsize=4096)
 def day_end(date: str) -> int:
     start = datetime.strptime(date, "%Y-%m-%d").replace(tzinfo=UTC)
     return int((start + timedelta(days=1)).timestamp() * 1000)
@@ -172,6 +174,7 @@ def hourly_series(
     return series
 
 
+@lru_cache(maxsize=65536)
 def hour_start(hour: str) -> int:
     return int(datetime.strptime(hour, "%Y-%m-%dT%H").replace(tzinfo=UTC).timestamp() * 1000)
 
@@ -202,7 +205,7 @@ def anomalies(
         for measure in ("orders", "revenue"):
             mean = var = 0.0
             for seen, start in enumerate(hours):
-                label = datetime.fromtimestamp(start / 1000, UTC).strftime("%Y-%m-%dT%H")
+                label = hour_of(start)
                 x = points.get(label, {}).get(measure, 0.0)
                 if seen == 0:
                     mean = x
