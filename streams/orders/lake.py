@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from typing import Any
 
 import faust
@@ -111,7 +112,14 @@ def partition_of(row: Mapping[str, Any]) -> str:
 
 
 def _day(value: Any) -> str:
-    # Parsed, not trusted: the string becomes a directory name.
+    if not isinstance(value, str):
+        raise TypeError(f"date must be a string, got {type(value).__name__}")
+    return _checked_day(value)
+
+
+@lru_cache(maxsize=4096)
+def _checked_day(value: str) -> str:
+    # Parsed, not trusted: the string becomes a directory name. Few distinct values.
     return datetime.strptime(value, "%Y-%m-%d").replace(tzinfo=UTC).strftime("%Y-%m-%d")
 
 
