@@ -134,8 +134,14 @@ def apply_order(
     aggregates: PartitionState,
     customers: PartitionState,
     rules: Rules,
+    high_mark: int | None = None,
 ) -> str:
-    """Count ``order`` once in every table; returns applied, duplicate or replayed."""
+    """Count ``order`` once in every table; returns applied, duplicate or replayed.
+
+    ``high_mark`` is the partition's event-time high mark before this order: ids older
+    than it by the retention horizon are forgotten, since such an order can only come
+    back late (and is then rejected before deduplication).
+    """
     customer = customers.get(customer_key(order.customer_id))
     seen = (customer or {}).get("ids", {}).get(order.order_id)
     if seen is not None and seen[0] != offset:
@@ -147,7 +153,7 @@ def apply_order(
     changed = customers.update(
         customer_key(order.customer_id),
         offset,
-        _remember(order, offset, counted, cents),
+        _remember(order, offset, counted, cents, _oldest_day(high_mark, order, rules)),
         _new_customer,
     )
 
@@ -198,8 +204,14 @@ def _new_customer() -> Value:
     return {"n": 0, "c": 0, "ids": {}}
 
 
-def _remember(order: Order, offset: int, counted: bool, cents: int) -> Any:
+def _oldest_day(high_mark: int | None, order: Order, rules: Rules) -> int:
+    newest = order.event_ms if high_mark is None else max(high_mark, order.event_ms)
+    return (newest - rules.retention_ms) // DAY_MS
+
+
+def _remember(order: Order, offset: int, counted: bool, cents: int, oldest_day: int) -> Any:
     def apply(value: Value) -> None:
+        prune_customer_ids(value, oldest_day)
         value["ids"][order.order_id] = [offset, order.event_ms // DAY_MS, int(counted)]
         if counted:
             value["n"] += 1
@@ -258,7 +270,7 @@ def process_record(
     except Rejected as rejected:
         advance_clock(aggregates, partition, offset, None, wall_ms, f"rejected:{rejected.reason}")
         return Applied("replayed" if replay else "rejected", rejected=rejected)
-    kind = apply_order(order, offset, partition, aggregates, customers, rules)
+    kind = apply_order(order, offset, partition, aggregates, customers, rules, high)
     # "replayed" here means a crash cut the flush after this record's keys but before
     # the clock: a clean run counted it as applied, and so must the clock.
     counted = "duplicate" if kind == "duplicate" else "applied"
