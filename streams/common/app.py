@@ -8,10 +8,10 @@ from contextlib import contextmanager
 from typing import Any
 
 import faust
-from faust.sensors.prometheus import setup_prometheus_sensors
 from faust.streams import _current_event
 from prometheus_client import CollectorRegistry
 
+from streams.common.sensor import serve_batch_sensor
 from streams.common.settings import KafkaSettings, WorkerSettings
 
 
@@ -62,7 +62,7 @@ def make_app(
     }
     options.update(overrides)
     app = faust.App(name, **options)
-    setup_prometheus_sensors(app, pattern="/metrics", registry=registry, name_prefix="faust")
+    serve_batch_sensor(app, registry)
 
     @app.page("/health")
     async def health(web: Any, request: Any) -> Any:

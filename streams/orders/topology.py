@@ -128,12 +128,16 @@ def register(
     async def process_orders(stream: Any) -> None:
         await pipeline.ready.wait()
         async for events in stream.take_events(settings.batch_size, within=settings.batch_seconds):
+            started = time.perf_counter()
             await handle_batch(pipeline, aggregates, events)
+            app.monitor.record_batch("orders.process", events, started)
 
     @app.agent(topics[INVENTORY], name="orders.inventory")
     async def load_inventory(stream: Any) -> None:
         async for event in stream.events():
+            started = time.perf_counter()
             await handle_inventory(pipeline, event)
+            app.monitor.record_batch("orders.inventory", [event], started)
 
     return pipeline
 
