@@ -58,8 +58,20 @@ class Rules:
 
 def parse_order(raw: bytes | None) -> Order:
     """Decode any known version of an order and upgrade it to the current model."""
+    data = raw or b""
+    if b'"schema_version"' not in data and b'"order_id"' in data:
+        # The common case, parsed straight from bytes by pydantic's JSON parser; any
+        # rejection is classified precisely by the general path below.
+        try:
+            return upgrade_v1(OrderV1.model_validate_json(data))
+        except ValidationError:
+            pass
+    return _parse_any(data)
+
+
+def _parse_any(raw: bytes) -> Order:
     try:
-        obj = orjson.loads(raw or b"")
+        obj = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise Rejected("decode_error", f"not JSON: {exc}") from None
     if not isinstance(obj, dict):

@@ -158,6 +158,7 @@ async def handle_batch(pipeline: OrdersPipeline, table: Any, events: list[Any]) 
     metrics.batch_size.observe(len(events))
     wall_ms = int(time.time() * 1000)
     done = []
+    rows: dict[int, list[tuple[int, bytes]]] = {}
     for partition, batch in by_partition.items():
         io = partition_io(table, partition, batch[-1])
         state = PartitionState(io)
@@ -174,14 +175,16 @@ async def handle_batch(pipeline: OrdersPipeline, table: Any, events: list[Any]) 
             )
             for event in batch
         ]
-        rows = await emit(pipeline, batch, outcomes)
-        if pipeline.lake is not None:
-            await pipeline.lake.write(partition, rows)
+        rows[partition] = await emit(pipeline, batch, outcomes)
         clock = state.get(clock_key(partition)) or {}
         if clock.get("max_ms"):
             metrics.stream_time.set(clock["max_ms"] / 1000)
         state.flush(last=clock_key(partition))
         done.append(io)
+    if pipeline.lake is not None:
+        # One thread per partition: pyarrow releases the GIL while it encodes and writes.
+        lake = pipeline.lake
+        await asyncio.gather(*(lake.write(p, r) for p, r in rows.items()))
     producer = pipeline.app.producer
     await producer.flush()
     for io in done:
