@@ -49,9 +49,10 @@ class PartitionState:
         if stored is None:
             self._absent.add(key)
             return None
-        # A deep copy: an in-memory store hands out its own objects, and changing them
-        # before the flush would leak a batch that never completed into the table.
-        value: Value = orjson.loads(orjson.dumps(stored))
+        # An in-memory store hands out its own objects, and changing them before the
+        # flush would leak a batch that never completed into the table: copy those.
+        fresh = getattr(self.table, "returns_fresh_values", False)
+        value: Value = stored if fresh else orjson.loads(orjson.dumps(stored))
         self._cache[key] = value
         return value
 

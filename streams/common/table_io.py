@@ -33,6 +33,9 @@ log = logging.getLogger(__name__)
 class RocksPartition:
     """One partition of a RocksDB-backed Faust table, read and written in bulk."""
 
+    #: Every read decodes stored bytes anew: nothing to copy before changing a value.
+    returns_fresh_values = True
+
     def __init__(self, table: Any, partition: int) -> None:
         self.table = table
         self.partition = partition

@@ -212,7 +212,9 @@ def _oldest_day(high_mark: int | None, order: Order, rules: Rules) -> int:
 def _remember(order: Order, offset: int, counted: bool, cents: int, oldest_day: int) -> Any:
     def apply(value: Value) -> None:
         prune_customer_ids(value, oldest_day)
-        value["ids"][order.order_id] = [offset, order.event_ms // DAY_MS, int(counted)]
+        day = order.event_ms // DAY_MS
+        value["ids"][order.order_id] = [offset, day, int(counted)]
+        value["od"] = min(value.get("od", day), day)
         if counted:
             value["n"] += 1
             value["c"] += cents
@@ -221,8 +223,15 @@ def _remember(order: Order, offset: int, counted: bool, cents: int, oldest_day: 
 
 
 def prune_customer_ids(value: Value, oldest_day: int) -> None:
-    """Forget order ids older than the retention horizon: they can only come back late."""
-    value["ids"] = {k: v for k, v in value["ids"].items() if v[1] >= oldest_day}
+    """Forget order ids older than the retention horizon: they can only come back late.
+
+    ``value["od"]`` is the oldest day remembered, so the map is only rebuilt when
+    something has actually aged out.
+    """
+    ids = value["ids"]
+    if ids and value.get("od", -1) < oldest_day:
+        value["ids"] = ids = {k: v for k, v in ids.items() if v[1] >= oldest_day}
+        value["od"] = min((v[1] for v in ids.values()), default=oldest_day)
 
 
 def _new_summary() -> Value:

@@ -15,7 +15,7 @@ the edge with at most two decimal places, integer cents inside.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -122,18 +122,16 @@ class Order:
     items: tuple[Item, ...]
     total_cents: int | None
     schema_version: int
+    # Derived once here: the rules read them several times per order.
+    event_ms: int = field(init=False)
+    items_cents: int = field(init=False)
+    units: int = field(init=False)
 
-    @property
-    def items_cents(self) -> int:
-        return sum(item.amount_cents for item in self.items)
-
-    @property
-    def units(self) -> int:
-        return sum(item.quantity for item in self.items)
-
-    @property
-    def event_ms(self) -> int:
-        return int(self.event_time.timestamp() * 1000)
+    def __post_init__(self) -> None:
+        set_field = object.__setattr__  # frozen: derived fields are set once, here
+        set_field(self, "event_ms", int(self.event_time.timestamp() * 1000))
+        set_field(self, "items_cents", sum(item.amount_cents for item in self.items))
+        set_field(self, "units", sum(item.quantity for item in self.items))
 
 
 def cents(amount: Decimal) -> int:
