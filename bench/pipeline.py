@@ -25,7 +25,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from bench.machine import cpu_seconds
 from producers.orders import Record, catalog_records, inventory_records, load_catalog
 from producers.send import paced, send_all
-from streams.common.broker import EmbeddedBroker, free_port
+from streams.common.broker import EmbeddedBroker, free_port, stop_process
 
 RAW = "orders.raw"
 RECEIVED = "streams_orders_received_total"
@@ -121,12 +121,7 @@ class Worker:
     def stop(self) -> None:
         if self.proc is None:
             return
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_process(self.proc)
         self.proc = None
 
 

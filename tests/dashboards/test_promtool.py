@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from streams.orders.logic import REASONS
+from streams.orders.metrics import ALERT_KINDS
 from tests.support.prometheus import (
     Prometheus,
     PrometheusError,
@@ -104,16 +106,8 @@ CONTRACT = {
 }
 CHANNELS = ("web", "mobile", "api")
 STATUSES = ("confirmed", "pending", "cancelled")
-DEAD_LETTER_REASONS = (
-    "decode_error",
-    "unknown_schema",
-    "invalid",
-    "unknown_product",
-    "price_mismatch",
-    "total_mismatch",
-    "late",
-)
-ALERT_KINDS = ("low_stock", "orders_spike", "orders_drop", "revenue_spike", "revenue_drop")
+# The pipeline's own label values, read from the code that emits them.
+DEAD_LETTER_REASONS = REASONS
 SEVERITIES = {"critical", "warning", "info"}
 
 

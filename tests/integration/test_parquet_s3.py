@@ -17,26 +17,12 @@ from prometheus_client import CollectorRegistry
 
 from streams.common.parquet import PartitionedParquetWriter, open_filesystem
 from streams.orders.lake import ENRICHED_SCHEMA, Lake, LakeMetrics, partition_of, to_row
+from tests.support.lake_rows import SCHEMA, by_date, rows
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
 BUCKET = "orders-lake"
 URI = f"s3://{BUCKET}/enriched"
-
-SCHEMA = pa.schema(
-    [
-        pa.field("id", pa.string(), nullable=False),
-        pa.field("amount", pa.decimal128(12, 2), nullable=False),
-    ]
-)
-
-
-def by_date(row: Any) -> str:
-    return f"date={row['date']}"
-
-
-def rows(*spec: tuple[str, str, str]) -> list[dict[str, Any]]:
-    return [{"id": i, "date": d, "amount": Decimal(a)} for i, d, a in spec]
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ from typing import Any, TypeVar, cast
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from producers.send import paced, send_all
-from streams.common.broker import free_port
+from streams.common.broker import free_port, stop_process
 from streams.common.end_offsets import end_offset_correction
 
 T = TypeVar("T")
@@ -116,12 +116,7 @@ class Worker:
 
     def stop(self) -> None:
         if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+            stop_process(self.proc)
             self.proc = None
 
     def alive(self) -> bool:

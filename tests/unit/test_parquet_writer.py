@@ -26,23 +26,8 @@ from streams.orders.lake import (
     to_row,
 )
 from streams.orders.logic import Rules, enrich
+from tests.support.lake_rows import SCHEMA, by_date, rows
 from tests.unit.factories import catalog_of, entry, item, order
-
-SCHEMA = pa.schema(
-    [
-        pa.field("id", pa.string(), nullable=False),
-        pa.field("amount", pa.decimal128(12, 2), nullable=False),
-    ]
-)
-
-
-def by_date(row: Any) -> str:
-    return f"date={row['date']}"
-
-
-def rows(*spec: tuple[str, str, str]) -> list[dict[str, Any]]:
-    """Rows of SCHEMA + ``date`` from ``(id, date, amount)`` triples."""
-    return [{"id": i, "date": d, "amount": Decimal(a)} for i, d, a in spec]
 
 
 @pytest.fixture
