@@ -42,6 +42,7 @@ class TopicMirror(Service):
         decode_key: Decoder = text_or_json_key,
         decode_value: Decoder = orjson.loads,
         keep: Callable[[str, Any], bool] | None = None,
+        unstored: Iterable[str] = (),
         **kwargs: Any,
     ) -> None:
         self.bootstrap = bootstrap
@@ -49,7 +50,11 @@ class TopicMirror(Service):
         self.decode_key = decode_key
         self.decode_value = decode_value
         self.keep = keep
-        self.data: dict[str, dict[Any, Any]] = {topic: {} for topic in self.topics}
+        # Topics only passed to listeners (an ever-growing stream, such as alerts).
+        self.unstored = set(unstored)
+        self.data: dict[str, dict[Any, Any]] = {
+            topic: {} for topic in self.topics if topic not in self.unstored
+        }
         self.listeners: list[Callable[[str, Any, Any], None]] = []
         self._consumer: AIOKafkaConsumer | None = None
         self._positions: dict[TopicPartition, int] = {}
@@ -101,7 +106,7 @@ class TopicMirror(Service):
             self._progress.set()
 
     def _apply(self, topic: str, records: Iterable[Any]) -> None:
-        table = self.data[topic]
+        table = self.data.get(topic)
         keep = self.keep
         for record in records:
             try:
@@ -112,9 +117,9 @@ class TopicMirror(Service):
             except ValueError:
                 log.warning("mirror: undecodable record %s@%s", topic, record.offset)
                 continue
-            if value is None:
+            if table is not None and value is None:
                 table.pop(key, None)
-            else:
+            elif table is not None:
                 table[key] = value
             for listener in self.listeners:
                 listener(topic, key, value)

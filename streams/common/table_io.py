@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
@@ -41,7 +42,7 @@ class RocksPartition:
         self.partition = partition
         self.store = table.data
         self.db = self.store._db_for_partition(partition)
-        self.pending: list[tuple[bytes, bytes]] = []
+        self.pending: list[tuple[bytes, bytes | None]] = []
 
     def get(self, key: str) -> Any:
         raw = self.db.get(orjson.dumps(key))
@@ -50,13 +51,28 @@ class RocksPartition:
     def __setitem__(self, key: str, value: Any) -> None:
         self.pending.append((orjson.dumps(key), orjson.dumps(value)))
 
+    def __delitem__(self, key: str) -> None:
+        # A tombstone: Faust's changelog restore deletes the key too.
+        self.pending.append((orjson.dumps(key), None))
+
+    def scan(self, prefix: str) -> Iterator[tuple[str, Any]]:
+        """Every stored key starting with ``prefix`` (a string key), with its value."""
+        start = orjson.dumps(prefix)[:-1]  # the JSON string without its closing quote
+        for raw_key, raw_value in self.db.items(from_key=start):
+            if not raw_key.startswith(start):
+                break
+            yield orjson.loads(raw_key), orjson.loads(raw_value)
+
     async def write(self, producer: Any) -> int:
         """Write the pending keys to RocksDB and the changelog, in order; returns the count."""
         if not self.pending:
             return 0
         batch = WriteBatch(raw_mode=True)
         for key, value in self.pending:
-            batch.put(key, value)
+            if value is None:
+                batch.delete(key)
+            else:
+                batch.put(key, value)
         self.db.write(batch)
         topic = self.table.changelog_topic.get_topic_name()
         last: asyncio.Future[Any] | None = None

@@ -13,7 +13,7 @@ import faust
 import orjson
 from pydantic import ValidationError
 
-from streams.common.deadletter import DeadLetter
+from streams.common.deadletter import DeadLetter, send_dead_letter
 from streams.common.exactly_once import PartitionState
 from streams.common.mirror import TopicMirror
 from streams.common.table_io import partition_io
@@ -244,9 +244,7 @@ async def dead_letter(pipeline: OrdersPipeline, message: Any, reason: str, detai
         reason, detail, message.topic, message.partition, message.offset, message.key,
         message.value,
     )  # fmt: skip
-    await pipeline.app.producer.send(
-        DLQ, letter.id.encode(), message.value, None, None, letter.headers()
-    )
+    await send_dead_letter(pipeline.app.producer, DLQ, letter)
     pipeline.metrics.dead_letters.labels(reason).inc()
 
 

@@ -11,14 +11,11 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from streams.common.query import BadRequest, choice, integer, json_page
 from streams.orders import analytics
 from streams.orders.topology import AGGREGATES, ALERTS, REPORTS, OrdersPipeline
 
 DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-
-
-class BadRequest(ValueError):
-    pass
 
 
 def _date(query: Mapping[str, str], name: str) -> str | None:
@@ -28,34 +25,11 @@ def _date(query: Mapping[str, str], name: str) -> str | None:
     return value
 
 
-def _int(query: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
-    raw = query.get(name)
-    if raw is None:
-        return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
-        raise BadRequest(f"{name} must be an integer from {low} to {high}, got {raw!r}")
-    return int(raw)
-
-
-def _choice(query: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
-    value = query.get(name, choices[0])
-    if value not in choices:
-        raise BadRequest(f"{name} must be one of {', '.join(choices)}, got {value!r}")
-    return value
-
-
 def register_views(pipeline: OrdersPipeline) -> None:
     app, rules, index = pipeline.app, pipeline.rules, pipeline.index
 
     def page(path: str, answer: Callable[[Mapping[str, str]], Any]) -> None:
-        async def handler(view: Any, request: Any) -> Any:
-            try:
-                return view.json(answer(request.query))
-            except BadRequest as exc:
-                return view.json({"error": str(exc)}, status=400)
-
-        handler.__name__ = "orders_" + path.strip("/").replace("/", "_")
-        app.page(path, name=handler.__name__)(handler)
+        json_page(app, path, answer)
 
     page(
         "/orders/revenue/daily",
@@ -74,8 +48,8 @@ def register_views(pipeline: OrdersPipeline) -> None:
             index.by_kind["product"],
             pipeline.catalog,
             rules,
-            by=_choice(q, "by", ("revenue", "units")),
-            limit=_int(q, "limit", 10, 1, 1000),
+            by=choice(q, "by", ("revenue", "units")),
+            limit=integer(q, "limit", 10, 1, 1000),
             date_from=_date(q, "from"),
             date_to=_date(q, "to"),
         ),
@@ -98,7 +72,7 @@ def register_views(pipeline: OrdersPipeline) -> None:
         "/orders/alerts",
         lambda q: sorted(
             pipeline.mirror.data[ALERTS].values(), key=lambda a: a["id"], reverse=True
-        )[: _int(q, "limit", 100, 1, 10_000)],
+        )[: integer(q, "limit", 100, 1, 10_000)],
     )
     page(
         "/orders/reports/daily",

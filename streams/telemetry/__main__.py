@@ -1,0 +1,3 @@
+from streams.telemetry.main import main
+
+main()

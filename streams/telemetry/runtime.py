@@ -1,0 +1,188 @@
+"""A telemetry worker's live state: partitions it owns, the configuration, the timers.
+
+Quiet devices: a window closes when its device's event time passes its end plus grace.
+A device that stops sending would keep its last windows open for ever, so its clock
+is also advanced by wall-clock time since its last reading was processed, the way a
+streaming engine treats an idle source. This applies only to partitions whose records
+have all been read: while a backlog is being read, devices are not quiet, they are
+waiting their turn, and closing their windows then would turn their readings late.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter, deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import faust
+from aiokafka.errors import IllegalStateError
+from faust.types import TP
+from pydantic import ValidationError
+
+from streams.common.mirror import TopicMirror
+from streams.common.table_io import RocksPartition
+from streams.telemetry.config import TelemetryConfig
+from streams.telemetry.metrics import WorkerMetrics
+from streams.telemetry.settings import TelemetrySettings
+from streams.telemetry.state import Closed, PartitionWindows
+
+log = logging.getLogger(__name__)
+
+READINGS = "telemetry.readings"
+CONFIG = "telemetry.config"
+ALERTS_TOPIC = "telemetry.alerts"
+
+
+@dataclass
+class PartitionRuntime:
+    """One owned partition: its table access, its devices, how far it has been read."""
+
+    io: RocksPartition
+    windows: PartitionWindows
+    loaded_at: float
+    last_wall: dict[str, float] = field(default_factory=dict)
+    next_offset: int | None = None
+
+
+@dataclass
+class TelemetryPipeline:
+    """What the agent, the timers and the views share on one worker."""
+
+    app: faust.App
+    settings: TelemetrySettings
+    metrics: WorkerMetrics
+    mirror: TopicMirror
+    table: Any
+    topics: dict[str, Any]
+    config: TelemetryConfig
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    # The agent and the timer both change windows; each change is read-modify-write.
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    partitions: dict[int, PartitionRuntime] = field(default_factory=dict)
+    generation: int = -1
+    recent_alerts: deque[dict[str, Any]] = field(default_factory=deque)
+    device_readings: Counter[str] = field(default_factory=Counter)
+
+    def runtime(self, partition: int) -> PartitionRuntime:
+        """The partition's state, loaded from RocksDB the first time after a rebalance."""
+        generation = self.app.rebalancing_count
+        if generation != self.generation:
+            # Partitions may have moved: what this worker knew of them may be stale.
+            self.partitions.clear()
+            self.generation = generation
+        runtime = self.partitions.get(partition)
+        if runtime is None:
+            io = RocksPartition(self.table, partition)
+            metas = {key[2:]: value for key, value in io.scan("m|")}
+            windows = PartitionWindows(io, metas, recent=self.settings.recent_windows)
+            runtime = self.partitions[partition] = PartitionRuntime(io, windows, time.time())
+        return runtime
+
+    def on_mirrored(self, topic: str, _key: Any, value: Any) -> None:
+        if topic == CONFIG and value is not None:
+            self._on_config(value)
+        elif topic == ALERTS_TOPIC and value is not None:
+            self.recent_alerts.appendleft(value)
+            while len(self.recent_alerts) > self.settings.alerts_kept:
+                self.recent_alerts.pop()
+
+    def _on_config(self, value: Any) -> None:
+        config = parse_config(value)
+        if config is None or config.version <= self.config.version:
+            return
+        old, self.config = self.config, config
+        self.metrics.config_version.set(config.version)
+        changed = describe_change(old, config)
+        log.warning("telemetry config v%d applied: %s", config.version, changed or "no change")
+
+    async def caught_up(self, partition: int, runtime: PartitionRuntime) -> bool:
+        """Whether every record of the partition that exists has been processed."""
+        tp = TP(READINGS, partition)
+        consumer = self.app.consumer
+        try:
+            highwater = consumer.highwater(tp)
+            position = runtime.next_offset
+            if position is None:
+                position = await consumer.position(tp)
+        except (AssertionError, KeyError, IllegalStateError):
+            return False  # no longer assigned: a rebalance is under way
+        return highwater is not None and position is not None and position >= highwater
+
+
+def parse_config(value: Any) -> TelemetryConfig | None:
+    """A config document from the topic, or None (with a warning) when it is invalid."""
+    try:
+        return TelemetryConfig.model_validate(value)
+    except ValidationError as exc:
+        log.warning("telemetry.config: invalid document ignored: %s", exc)
+        return None
+
+
+def describe_change(old: TelemetryConfig, new: TelemetryConfig) -> str:
+    before, after = old.model_dump(mode="json"), new.model_dump(mode="json")
+    changes = []
+    for key in after:
+        if key != "version" and before.get(key) != after[key]:
+            changes.append(f"{key} {before.get(key)} -> {after[key]}")
+    return "; ".join(changes)
+
+
+Emit = Callable[[TelemetryPipeline, Closed], Awaitable[None]]
+
+
+def register_timers(pipeline: TelemetryPipeline, emit: Emit) -> None:
+    app, settings = pipeline.app, pipeline.settings
+
+    @app.timer(settings.close_interval_seconds)
+    async def close_quiet_devices() -> None:
+        # An exception out of a Faust timer stops the worker: log it, try again next tick.
+        if app.rebalancing or not pipeline.ready.is_set():
+            return
+        try:
+            async with pipeline.lock:
+                await close_idle(pipeline, emit)
+        except Exception:
+            log.exception("closing quiet devices' windows failed; retrying")
+
+    @app.timer(10.0)
+    async def export_busiest_devices() -> None:
+        counts, pipeline.device_readings = pipeline.device_readings, Counter()
+        gauge = pipeline.metrics.busiest_devices
+        gauge.clear()
+        for device, readings in counts.most_common(settings.top_devices):
+            gauge.labels(device).set(readings)
+
+
+async def close_idle(pipeline: TelemetryPipeline, emit: Emit) -> None:
+    """Close the due windows of quiet devices in every caught-up partition."""
+    app, config = pipeline.app, pipeline.config
+    assigned = [tp.partition for tp in app.assignor.assigned_actives() if tp.topic == READINGS]
+    now = time.time()
+    closed = Closed()
+    touched: set[int] = set()
+    open_windows = 0
+    for partition in assigned:
+        runtime = pipeline.runtime(partition)
+        windows = runtime.windows
+        if await pipeline.caught_up(partition, runtime):
+            for device, meta in windows.metas.items():
+                if meta["max"] is None:
+                    continue
+                quiet = now - runtime.last_wall.get(device, runtime.loaded_at)
+                clock = meta["max"] + quiet * 1000
+                before = len(closed.windows) + len(closed.alerts)
+                windows.close(device, clock, config, "idle", closed)
+                windows.silence(device, clock, config, closed)
+                if len(closed.windows) + len(closed.alerts) > before:
+                    touched.add(partition)
+        open_windows += sum(len(meta["open"]) for meta in windows.metas.values())
+    pipeline.metrics.open_windows.set(open_windows)
+    if not touched:
+        return
+    await emit(pipeline, closed)
+    for partition in touched:
+        await pipeline.runtime(partition).io.write(app.producer)

@@ -1,0 +1,272 @@
+"""Window state of one partition of ``telemetry.readings``: exact under redelivery.
+
+Keys of the ``device-windows`` table (all JSON, all in the partition of their device):
+
+- ``m|<device>``  the device's meta: ``_o`` (offset of the last record applied), ``max``
+  (newest event time seen), ``closed`` (end of the newest closed window), ``open``
+  (start -> [end, chunks written]) and ``silent`` (the event time a silence was
+  reported at);
+- ``c|<device>|<start>|<n>``  chunk ``n`` of an open window: the readings one batch
+  added, as (interface, metric, seq, value);
+- ``h|<device>``  per series: the last closed windows' figures and detector history.
+
+A batch appends one chunk per window it touched instead of rewriting the window, so a
+window costs its readings once in the changelog, whatever its size. Chunks are written
+before the meta that counts them and the changelog keeps their order, so a meta on disk
+proves its chunks are too; a chunk written without its meta is overwritten by the
+replay, under the same number. Records at or below ``_o`` are skipped: redelivery
+after a crash changes nothing.
+
+Closing a window reads its chunks, emits its figures (and alerts), and only then
+advances ``closed`` and deletes the chunks: a crash in between emits the same window
+again with the same id and the same figures, never different ones.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from streams.telemetry.config import TelemetryConfig
+from streams.telemetry.detect import (
+    flatline_reason,
+    statistical_reason,
+    threshold_reasons,
+    updated_history,
+)
+from streams.telemetry.models import ReadingRow, iso_ms
+from streams.telemetry.windows import Figures, series_values, window_for
+
+Meta = dict[str, Any]
+Record = dict[str, Any]
+
+
+class Store(Protocol):
+    """Where a partition's state lives: a dict in tests, a RocksDB table partition live."""
+
+    def get(self, key: str, /) -> Any: ...
+
+    def __setitem__(self, key: str, value: Any, /) -> None: ...
+
+    def __delitem__(self, key: str, /) -> None: ...
+
+
+def meta_key(device: str) -> str:
+    return f"m|{device}"
+
+
+def history_key(device: str) -> str:
+    return f"h|{device}"
+
+
+def chunk_key(device: str, start: int, n: int) -> str:
+    return f"c|{device}|{start}|{n}"
+
+
+def window_id(device: str, series: str, start: int) -> str:
+    return f"{device}|{series}|{iso_ms(start)}"
+
+
+def new_meta() -> Meta:
+    return {"_o": -1, "max": None, "closed": 0, "open": {}}
+
+
+def open_windows(meta: Meta) -> dict[int, int]:
+    return {int(start): end for start, (end, _n) in meta["open"].items()}
+
+
+@dataclass
+class Applied:
+    """What one record did: readings windowed, late ones (for the dead letters)."""
+
+    replayed: bool = False
+    readings: int = 0
+    late: list[ReadingRow] = field(default_factory=list)
+
+
+@dataclass
+class Closed:
+    """What closing some windows produced, ready to send."""
+
+    aggregates: list[Record] = field(default_factory=list)
+    alerts: list[Record] = field(default_factory=list)
+    duplicates: int = 0
+    windows: list[tuple[str, int, str]] = field(default_factory=list)  # device, end, trigger
+
+
+class PartitionWindows:
+    """The devices of one partition: metas held in memory, everything written through."""
+
+    def __init__(self, store: Store, metas: dict[str, Meta], *, recent: int = 10) -> None:
+        self.store = store
+        self.metas = metas
+        self.recent = recent
+        self._rows: dict[tuple[str, int], list[list[Any]]] = defaultdict(list)
+        self._touched: dict[str, None] = {}
+
+    def apply(
+        self, device: str, offset: int, rows: Iterable[ReadingRow], config: TelemetryConfig
+    ) -> Applied:
+        """Put one record's readings into their windows, unless it was applied already."""
+        meta = self.metas.get(device)
+        if meta is None:
+            meta = self.metas[device] = new_meta()
+        if meta["_o"] >= offset:
+            return Applied(replayed=True)
+        applied = Applied()
+        windows = open_windows(meta)
+        closed = meta["closed"]
+        size = config.window_ms
+        newest = meta["max"]
+        lo = hi = 0
+        bucket: list[list[Any]] = []
+        for row in rows:
+            interface, metric, value, ts, seq = row
+            if not lo <= ts < hi:
+                window = window_for(ts, size, windows, closed)
+                if window is None:
+                    applied.late.append(row)
+                    continue
+                lo, hi = window
+                if lo not in windows:
+                    windows[lo] = hi
+                    meta["open"][str(lo)] = [hi, 0]
+                bucket = self._rows[(device, lo)]
+            bucket.append([interface, metric, seq, value])
+            applied.readings += 1
+            if newest is None or ts > newest:
+                newest = ts
+        meta["max"] = newest
+        meta["_o"] = offset
+        self._touched[device] = None
+        return applied
+
+    def flush_applied(self) -> None:
+        """Write this batch's chunks, then the metas that count them (in that order)."""
+        for (device, start), rows in self._rows.items():
+            entry = self.metas[device]["open"][str(start)]
+            self.store[chunk_key(device, start, entry[1])] = rows
+            entry[1] += 1
+        for device in self._touched:
+            self.store[meta_key(device)] = self.metas[device]
+        self._rows.clear()
+        self._touched.clear()
+
+    def close(
+        self, device: str, clock: float, config: TelemetryConfig, trigger: str, into: Closed
+    ) -> None:
+        """Close every window of ``device`` whose end plus grace is at or before ``clock``."""
+        meta = self.metas.get(device)
+        if meta is None:
+            return
+        ready = sorted(
+            (int(start), end, n)
+            for start, (end, n) in meta["open"].items()
+            if end + config.grace_ms <= clock
+        )
+        if not ready:
+            return
+        history = self.store.get(history_key(device)) or {}
+        for start, end, chunks in ready:
+            keys = [chunk_key(device, start, n) for n in range(chunks)]
+            values, duplicates = series_values(self.store.get(key) or [] for key in keys)
+            into.duplicates += duplicates
+            for series, series_values_ in sorted(values.items()):
+                figures = Figures.of(series_values_)
+                record = self._aggregate(device, series, start, end, figures, trigger, config)
+                into.aggregates.append(record)
+                past = history.setdefault(series, {})
+                alert = self._alert(record, figures, past, config)
+                if alert is not None:
+                    into.alerts.append(alert)
+                past.update(updated_history(past, figures.mean, config.detector))
+                recent = [*past.get("r", []), _compact(start, end, figures)]
+                past["r"] = recent[-self.recent :]
+            for key in keys:
+                del self.store[key]
+            del meta["open"][str(start)]
+            meta["closed"] = max(meta["closed"], end)
+            into.windows.append((device, end, trigger))
+        self.store[history_key(device)] = history
+        self.store[meta_key(device)] = meta
+
+    def silence(self, device: str, clock: float, config: TelemetryConfig, into: Closed) -> None:
+        """Report a device that has sent nothing for ``silent_after_seconds``, once."""
+        meta = self.metas.get(device)
+        if meta is None or meta["max"] is None or meta.get("silent") == meta["max"]:
+            return
+        if clock - meta["max"] < config.silent_after_seconds * 1000:
+            return
+        last = meta["max"]
+        into.alerts.append(
+            {
+                "id": f"{device}|silent|{iso_ms(last)}",
+                "device_id": device,
+                "interface": None,
+                "metric": None,
+                "kinds": ["silent"],
+                "reasons": [{"kind": "silent", "last_reading": iso_ms(last)}],
+                "at": iso_ms(int(clock)),
+                "config_version": config.version,
+            }
+        )
+        meta["silent"] = last
+        self.store[meta_key(device)] = meta
+
+    @staticmethod
+    def _aggregate(
+        device: str,
+        series: str,
+        start: int,
+        end: int,
+        figures: Figures,
+        trigger: str,
+        config: TelemetryConfig,
+    ) -> Record:
+        interface, metric = series.split("|", 1)
+        return {
+            "id": window_id(device, series, start),
+            "device_id": device,
+            "interface": interface,
+            "metric": metric,
+            "window_start": iso_ms(start),
+            "window_end": iso_ms(end),
+            **figures.as_dict(),
+            "closed_by": trigger,
+            "config_version": config.version,
+        }
+
+    @staticmethod
+    def _alert(
+        aggregate: Record, figures: Figures, past: dict[str, Any], config: TelemetryConfig
+    ) -> Record | None:
+        metric = aggregate["metric"]
+        reasons = threshold_reasons(figures, config.thresholds.get(metric))
+        flat = flatline_reason(metric, figures, config.flatline)
+        if flat is not None:
+            reasons.append(flat)
+        unusual = statistical_reason(past, figures.mean, config.detector)
+        if unusual is not None:
+            reasons.append(unusual)
+        if not reasons:
+            return None
+        return {
+            "id": aggregate["id"],
+            "device_id": aggregate["device_id"],
+            "interface": aggregate["interface"],
+            "metric": metric,
+            "window_start": aggregate["window_start"],
+            "window_end": aggregate["window_end"],
+            "kinds": sorted({reason["kind"] for reason in reasons}),
+            "reasons": reasons,
+            "figures": figures.as_dict(),
+            "at": aggregate["window_end"],
+            "config_version": config.version,
+        }
+
+
+def _compact(start: int, end: int, figures: Figures) -> list[Any]:
+    f = figures.as_dict()
+    return [start, end, f["count"], f["min"], f["max"], f["mean"], f["p95"]]

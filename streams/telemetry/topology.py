@@ -1,0 +1,212 @@
+"""Wiring of the telemetry workers: topics, the window table, the agent and the timers.
+
+Each record of ``telemetry.readings`` carries a group of one device's readings (see
+models.py). A batch is handled per partition in two phases, each ending with the
+table write that makes it count (streams/telemetry/state.py explains why this order
+is exact under redelivery):
+
+1. readings into their windows: dead letters acknowledged, then chunks and metas;
+2. windows due on event time closed: figures and alerts acknowledged, then state.
+
+A timer closes the windows of quiet devices on wall clock (``runtime.py``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter, defaultdict
+from typing import Any
+
+import faust
+import orjson
+from pydantic import ValidationError
+
+from streams.common.deadletter import DeadLetter, send_dead_letter
+from streams.common.mirror import TopicMirror
+from streams.common.topics import TopicSpec
+from streams.telemetry.metrics import WorkerMetrics
+from streams.telemetry.models import ReadingGroup
+from streams.telemetry.runtime import CONFIG, READINGS, TelemetryPipeline, register_timers
+from streams.telemetry.settings import TelemetrySettings
+from streams.telemetry.state import Closed
+
+log = logging.getLogger(__name__)
+
+AGGREGATES = "telemetry.aggregates"
+ALERTS = "telemetry.alerts"
+DLQ = "telemetry.dlq"
+TABLE = "device-windows"
+
+# Window results and alerts carry deterministic ids: compaction keeps one of each.
+RESULTS = {"cleanup.policy": "compact,delete", "retention.ms": str(30 * 86_400_000)}
+
+
+def topic_specs(partitions: int) -> dict[str, TopicSpec]:
+    """Every topic of the pipeline; readings, results and dead letters share partitions."""
+    return {
+        READINGS: TopicSpec(partitions),
+        AGGREGATES: TopicSpec(partitions, RESULTS),
+        ALERTS: TopicSpec(1, RESULTS),
+        DLQ: TopicSpec(partitions),
+        # One partition keeps the versions of the configuration in order.
+        CONFIG: TopicSpec(1, {"cleanup.policy": "compact"}),
+    }
+
+
+def _raw_topic(app: faust.App, name: str, partitions: int) -> Any:
+    return app.topic(
+        name,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=partitions,
+    )
+
+
+def register(
+    app: faust.App, settings: TelemetrySettings, metrics: WorkerMetrics, bootstrap: str
+) -> TelemetryPipeline:
+    """Declare every topic, table, agent and timer of the telemetry workers on ``app``."""
+    if not app.conf.store.scheme.startswith("rocksdb"):
+        raise ValueError("the telemetry workers keep their windows in RocksDB: rocksdb://")
+    n = settings.partitions
+    topics = {name: _raw_topic(app, name, spec.partitions) for name, spec in topic_specs(n).items()}
+    table = app.Table(TABLE, default=None, partitions=n, key_type=str)
+    mirror = TopicMirror(bootstrap, [CONFIG, ALERTS], unstored=[ALERTS])
+    pipeline = TelemetryPipeline(
+        app, settings, metrics, mirror, table, topics, config=settings.initial_config()
+    )
+    mirror.listeners.append(pipeline.on_mirrored)
+    app.add_dependency(mirror)
+    metrics.config_version.set(pipeline.config.version)
+
+    @app.task
+    async def wait_for_configuration() -> None:
+        # The topics exist: main.py declares them before the worker starts.
+        await mirror.caught_up()
+        pipeline.ready.set()
+        log.info("telemetry: configuration v%d in force", pipeline.config.version)
+
+    @app.agent(topics[READINGS], name="telemetry.windows")
+    async def window_readings(stream: Any) -> None:
+        await pipeline.ready.wait()
+        async for events in stream.take_events(settings.batch_size, within=settings.batch_seconds):
+            started = time.perf_counter()
+            async with pipeline.lock:
+                await handle_batch(pipeline, events)
+            app.monitor.record_batch("telemetry.windows", events, started)
+
+    register_timers(pipeline, emit)
+    return pipeline
+
+
+async def handle_batch(pipeline: TelemetryPipeline, events: list[Any]) -> None:
+    """Window one batch of records, then close what their event time made due."""
+    by_partition: dict[int, list[Any]] = defaultdict(list)
+    for event in events:
+        by_partition[event.message.partition].append(event)
+    config, metrics = pipeline.config, pipeline.metrics
+    producer = pipeline.app.producer
+    now = time.time()
+    touched: dict[int, dict[str, None]] = {}
+    readings = replayed = 0
+    for partition, batch in by_partition.items():
+        runtime = pipeline.runtime(partition)
+        devices = touched[partition] = {}
+        for event in batch:
+            message = event.message
+            group = await _decode(pipeline, message)
+            if group is None:
+                continue
+            applied = runtime.windows.apply(group.device_id, message.offset, group.readings, config)
+            if applied.replayed:
+                replayed += 1
+                continue
+            if applied.late:
+                late = ReadingGroup(device_id=group.device_id, readings=applied.late)
+                detail = f"{len(applied.late)} readings after their window closed"
+                value = late.model_dump_json().encode()
+                await dead_letter(pipeline, message, "late", detail, value=value)
+            readings += applied.readings
+            devices[group.device_id] = None
+            runtime.last_wall[group.device_id] = now
+            pipeline.device_readings[group.device_id] += applied.readings
+        runtime.next_offset = batch[-1].message.offset + 1
+    metrics.records.inc(len(events))
+    metrics.readings.inc(readings)
+    metrics.replayed.inc(replayed)
+    metrics.batch_readings.observe(readings)
+    await producer.flush()
+    for partition in by_partition:
+        runtime = pipeline.runtime(partition)
+        runtime.windows.flush_applied()
+        await runtime.io.write(producer)
+    closed = Closed()
+    for partition, devices in touched.items():
+        windows = pipeline.runtime(partition).windows
+        for device in devices:
+            windows.close(device, windows.metas[device]["max"], config, "event_time", closed)
+    if closed.windows:
+        await emit(pipeline, closed)
+        for partition in touched:
+            await pipeline.runtime(partition).io.write(producer)
+
+
+async def _decode(pipeline: TelemetryPipeline, message: Any) -> ReadingGroup | None:
+    """The record's readings, or None after dead-lettering a record that is not valid."""
+    try:
+        group = ReadingGroup.model_validate_json(message.value or b"")
+    except ValidationError as exc:
+        detail = "; ".join(
+            f"{'.'.join(map(str, error['loc']))}: {error['msg']}" for error in exc.errors()[:5]
+        )
+        await dead_letter(pipeline, message, "invalid", detail)
+        return None
+    if message.key is not None and message.key != group.device_id.encode():
+        await dead_letter(pipeline, message, "invalid", "the key is not the record's device_id")
+        return None
+    return group
+
+
+async def emit(pipeline: TelemetryPipeline, closed: Closed) -> None:
+    """Send closed windows and alerts, wait for their acknowledgement, count them."""
+    producer, metrics, config = pipeline.app.producer, pipeline.metrics, pipeline.config
+    for record in closed.aggregates:
+        await producer.send(
+            AGGREGATES, record["id"].encode(), orjson.dumps(record), None, None, None
+        )
+    for alert in closed.alerts:
+        await producer.send(ALERTS, alert["id"].encode(), orjson.dumps(alert), None, None, None)
+    await producer.flush()
+    now = time.time()
+    triggers: Counter[str] = Counter()
+    for _device, end, trigger in closed.windows:
+        triggers[trigger] += 1
+        metrics.close_delay.observe(max(now - (end + config.grace_ms) / 1000, 0.0))
+    for trigger, count in triggers.items():
+        metrics.windows_closed.labels(trigger).inc(count)
+    metrics.duplicates.inc(closed.duplicates)
+    for alert in closed.alerts:
+        for kind in alert["kinds"]:
+            metrics.alerts.labels(kind).inc()
+        # The console sink: one line per alert in the worker's log.
+        log.warning(
+            "ALERT %s %s: %s",
+            ",".join(alert["kinds"]),
+            alert["id"],
+            orjson.dumps(alert["reasons"]).decode(),
+        )
+
+
+async def dead_letter(
+    pipeline: TelemetryPipeline, message: Any, reason: str, detail: str, value: bytes | None = None
+) -> None:
+    """Send a record (or the part of it that is rejected) to telemetry.dlq with why."""
+    letter = DeadLetter(
+        reason, detail, message.topic, message.partition, message.offset, message.key,
+        message.value if value is None else value,
+    )  # fmt: skip
+    await send_dead_letter(pipeline.app.producer, DLQ, letter)
+    pipeline.metrics.dead_letters.labels(reason).inc()
