@@ -1,4 +1,4 @@
-"""Producers: ``python -m producers {orders,catalog,inventory} --help``."""
+"""Producers: ``python -m producers {orders,catalog,inventory,telemetry} --help``."""
 
 from __future__ import annotations
 
@@ -22,6 +22,8 @@ from producers.orders import (
     load_catalog,
 )
 from producers.send import paced, send_all
+from producers.telemetry_cli import add_parser as add_telemetry_parser
+from producers.telemetry_cli import run as run_telemetry
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -52,6 +54,8 @@ def _parser() -> argparse.ArgumentParser:
     inventory = sub.add_parser("inventory", help="load an inventory CSV batch")
     inventory.add_argument("--topic", default="orders.inventory")
     inventory.add_argument("--file", type=Path)
+
+    add_telemetry_parser(sub)
     return parser
 
 
@@ -103,6 +107,8 @@ def _generated(args: argparse.Namespace) -> tuple[Iterator[Record], float | None
 
 
 async def _run(args: argparse.Namespace) -> int:
+    if args.command == "telemetry":
+        return await run_telemetry(args)
     if args.command == "catalog":
         entries = load_catalog(args.file)
         return await send_all(

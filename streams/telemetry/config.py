@@ -9,10 +9,13 @@ is fixed when the window opens, so a resize applies to windows that open after i
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+CONFIG_TOPIC = "telemetry.config"
 CONFIG_KEY = "telemetry"
 
 
@@ -53,6 +56,12 @@ class Detector(BaseModel):
     history: int = Field(20, ge=2, le=500)
     min_windows: int = Field(5, ge=2)
     min_std: float = Field(1.0, ge=0)
+
+    @model_validator(mode="after")
+    def _history_covers_warm_up(self) -> Detector:
+        if self.min_windows > self.history:
+            raise ValueError("min_windows cannot exceed history: the z-score would never start")
+        return self
 
 
 class Flatline(BaseModel):
@@ -118,3 +127,27 @@ def apply_changes(config: TelemetryConfig, changes: dict[str, Any]) -> Telemetry
             node[leaf] = value
     document["version"] = config.version + 1
     return TelemetryConfig.model_validate(document)
+
+
+_UNSET = object()
+
+
+def describe_changes(old: TelemetryConfig, new: TelemetryConfig) -> list[str]:
+    """One ``key old -> new`` line per changed setting (a whole added or removed section
+    is one line; ``(unset)`` marks the missing side); the version is left out."""
+    before = old.model_dump(mode="json")
+    after = new.model_dump(mode="json")
+    del before["version"], after["version"]
+    return list(_diff(before, after, ""))
+
+
+def _diff(old: Any, new: Any, path: str) -> Iterator[str]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        for key in [*old, *(k for k in new if k not in old)]:
+            yield from _diff(old.get(key, _UNSET), new.get(key, _UNSET), f"{path}{key}.")
+    elif old != new:
+        yield f"{path.rstrip('.')} {_render(old)} -> {_render(new)}"
+
+
+def _render(value: Any) -> str:
+    return "(unset)" if value is _UNSET else json.dumps(value)

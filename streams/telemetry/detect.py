@@ -79,8 +79,12 @@ def statistical_reason(history: History, mean: float, detector: Detector) -> Rea
 
 
 def updated_history(history: History, mean: float, detector: Detector) -> History:
-    """``history`` with one more window mean (both detectors' state kept up to date)."""
-    means = [*history.get("m", []), mean][-max(detector.history, detector.min_windows) :]
+    """``history`` with one more window mean.
+
+    The EWMA state is always kept (three numbers); the list of past means only while
+    the z-score detector is in use, so switching to it starts a new warm-up.
+    """
+    means = [*history.get("m", []), mean][-detector.history :] if detector.kind == "zscore" else []
     n, centre, variance = history.get("e", (0, 0.0, 0.0))
     if n == 0:
         centre, variance = mean, 0.0
@@ -89,4 +93,7 @@ def updated_history(history: History, mean: float, detector: Detector) -> Histor
         step = detector.alpha * diff
         centre += step
         variance = (1 - detector.alpha) * (variance + diff * step)
-    return {"m": means, "e": [n + 1, centre, variance]}
+    updated: History = {"e": [n + 1, centre, variance]}
+    if means:
+        updated["m"] = means
+    return updated

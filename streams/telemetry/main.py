@@ -73,7 +73,15 @@ def main() -> None:
     if command == "config":
         from streams.telemetry.config_cli import run_config_command
 
-        sys.exit(run_config_command(KafkaSettings().bootstrap, sys.argv[2:]))
+        kafka = KafkaSettings()
+        sys.exit(
+            run_config_command(
+                kafka.bootstrap,
+                sys.argv[2:],
+                defaults=TelemetrySettings().initial_config(),
+                replication_factor=kafka.replication_factor,
+            )
+        )
     if command in ("worker", "ingest"):
         declare(KafkaSettings(), TelemetrySettings())
     if command == "ingest":

@@ -25,7 +25,8 @@ from pydantic import ValidationError
 
 from streams.common.mirror import TopicMirror
 from streams.common.table_io import RocksPartition
-from streams.telemetry.config import TelemetryConfig
+from streams.telemetry.config import CONFIG_TOPIC as CONFIG
+from streams.telemetry.config import TelemetryConfig, describe_changes
 from streams.telemetry.metrics import WorkerMetrics
 from streams.telemetry.settings import TelemetrySettings
 from streams.telemetry.state import Closed, PartitionWindows
@@ -33,7 +34,6 @@ from streams.telemetry.state import Closed, PartitionWindows
 log = logging.getLogger(__name__)
 
 READINGS = "telemetry.readings"
-CONFIG = "telemetry.config"
 ALERTS_TOPIC = "telemetry.alerts"
 
 
@@ -82,6 +82,10 @@ class TelemetryPipeline:
             runtime = self.partitions[partition] = PartitionRuntime(io, windows, time.time())
         return runtime
 
+    def forget(self) -> None:
+        """Drop what is held in memory; the next use reloads it from RocksDB."""
+        self.partitions.clear()
+
     def on_mirrored(self, topic: str, _key: Any, value: Any) -> None:
         if topic == CONFIG and value is not None:
             self._on_config(value)
@@ -92,11 +96,13 @@ class TelemetryPipeline:
 
     def _on_config(self, value: Any) -> None:
         config = parse_config(value)
-        if config is None or config.version <= self.config.version:
+        # Equal versions come from two concurrent writers: the later record wins, as it
+        # does in the compacted topic and in `config show`.
+        if config is None or config.version < self.config.version or config == self.config:
             return
         old, self.config = self.config, config
         self.metrics.config_version.set(config.version)
-        changed = describe_change(old, config)
+        changed = "; ".join(describe_changes(old, config))
         log.warning("telemetry config v%d applied: %s", config.version, changed or "no change")
 
     async def caught_up(self, partition: int, runtime: PartitionRuntime) -> bool:
@@ -122,15 +128,6 @@ def parse_config(value: Any) -> TelemetryConfig | None:
         return None
 
 
-def describe_change(old: TelemetryConfig, new: TelemetryConfig) -> str:
-    before, after = old.model_dump(mode="json"), new.model_dump(mode="json")
-    changes = []
-    for key in after:
-        if key != "version" and before.get(key) != after[key]:
-            changes.append(f"{key} {before.get(key)} -> {after[key]}")
-    return "; ".join(changes)
-
-
 Emit = Callable[[TelemetryPipeline, Closed], Awaitable[None]]
 
 
@@ -146,6 +143,8 @@ def register_timers(pipeline: TelemetryPipeline, emit: Emit) -> None:
             async with pipeline.lock:
                 await close_idle(pipeline, emit)
         except Exception:
+            # What was held in memory may be ahead of what was written: reload it.
+            pipeline.forget()
             log.exception("closing quiet devices' windows failed; retrying")
 
     @app.timer(10.0)
@@ -158,31 +157,43 @@ def register_timers(pipeline: TelemetryPipeline, emit: Emit) -> None:
 
 
 async def close_idle(pipeline: TelemetryPipeline, emit: Emit) -> None:
-    """Close the due windows of quiet devices in every caught-up partition."""
+    """Close the due windows of quiet devices in every caught-up partition.
+
+    Sealed first (written), then emitted, then closed (written): see state.py.
+    """
     app, config = pipeline.app, pipeline.config
     assigned = [tp.partition for tp in app.assignor.assigned_actives() if tp.topic == READINGS]
     now = time.time()
-    closed = Closed()
-    touched: set[int] = set()
+    clocks: dict[int, dict[str, float]] = {}
     open_windows = 0
     for partition in assigned:
         runtime = pipeline.runtime(partition)
-        windows = runtime.windows
-        if await pipeline.caught_up(partition, runtime):
-            for device, meta in windows.metas.items():
-                if meta["max"] is None:
-                    continue
-                quiet = now - runtime.last_wall.get(device, runtime.loaded_at)
-                clock = meta["max"] + quiet * 1000
-                before = len(closed.windows) + len(closed.alerts)
-                windows.close(device, clock, config, "idle", closed)
-                windows.silence(device, clock, config, closed)
-                if len(closed.windows) + len(closed.alerts) > before:
-                    touched.add(partition)
-        open_windows += sum(len(meta["open"]) for meta in windows.metas.values())
+        metas = runtime.windows.metas
+        open_windows += sum(len(meta["open"]) for meta in metas.values())
+        if not await pipeline.caught_up(partition, runtime):
+            continue
+        clocks[partition] = {
+            device: meta["max"] + (now - runtime.last_wall.get(device, runtime.loaded_at)) * 1000
+            for device, meta in metas.items()
+            if meta["max"] is not None
+        }
     pipeline.metrics.open_windows.set(open_windows)
-    if not touched:
+    sealed = False
+    for partition, devices in clocks.items():
+        windows = pipeline.runtime(partition).windows
+        for device, clock in devices.items():
+            sealed = windows.seal(device, clock, config) or sealed
+    if sealed:
+        for partition in clocks:
+            await pipeline.runtime(partition).io.write(app.producer)
+    closed = Closed()
+    for partition, devices in clocks.items():
+        windows = pipeline.runtime(partition).windows
+        for device, clock in devices.items():
+            windows.close(device, clock, config, "idle", closed)
+            windows.silence(device, clock, config, closed)
+    if not (closed.windows or closed.alerts):
         return
     await emit(pipeline, closed)
-    for partition in touched:
+    for partition in clocks:
         await pipeline.runtime(partition).io.write(app.producer)

@@ -3,9 +3,9 @@
 Keys of the ``device-windows`` table (all JSON, all in the partition of their device):
 
 - ``m|<device>``  the device's meta: ``_o`` (offset of the last record applied), ``max``
-  (newest event time seen), ``closed`` (end of the newest closed window), ``open``
-  (start -> [end, chunks written]) and ``silent`` (the event time a silence was
-  reported at);
+  (newest event time seen), ``closed`` (end of the newest closed window), ``sealed``
+  (end of the newest window being closed on wall clock), ``open`` (start -> [end,
+  chunks written]) and ``silent`` (the event time a silence was reported at);
 - ``c|<device>|<start>|<n>``  chunk ``n`` of an open window: the readings one batch
   added, as (interface, metric, seq, value);
 - ``h|<device>``  per series: the last closed windows' figures and detector history.
@@ -17,7 +17,8 @@ proves its chunks are too; a chunk written without its meta is overwritten by th
 replay, under the same number. Records at or below ``_o`` are skipped: redelivery
 after a crash changes nothing.
 
-Closing a window reads its chunks, emits its figures (and alerts), and only then
+Closing a window reads its chunks, emits one record with the figures of each of its
+series (interface and metric; and an alert per series that broke a rule), and only then
 advances ``closed`` and deletes the chunks: a crash in between emits the same window
 again with the same id and the same figures, never different ones.
 """
@@ -65,16 +66,28 @@ def chunk_key(device: str, start: int, n: int) -> str:
     return f"c|{device}|{start}|{n}"
 
 
-def window_id(device: str, series: str, start: int) -> str:
-    return f"{device}|{series}|{iso_ms(start)}"
-
-
 def new_meta() -> Meta:
     return {"_o": -1, "max": None, "closed": 0, "open": {}}
 
 
 def open_windows(meta: Meta) -> dict[int, int]:
     return {int(start): end for start, (end, _n) in meta["open"].items()}
+
+
+def sealed_until(meta: Meta, grace: int) -> int:
+    """The end of the newest window no reading may join any more.
+
+    That is a closed window, a sealed one, or one due at the device's event time before
+    this record: the batch that saw that time closes it, whatever the batch boundaries,
+    so a record after it is late in a first run and in a replay alike.
+    """
+    cutoff = max(meta["closed"], meta.get("sealed", 0))
+    newest = meta["max"]
+    if newest is not None:
+        for end, _n in meta["open"].values():
+            if end + grace <= newest and end > cutoff:
+                cutoff = end
+    return int(cutoff)
 
 
 @dataclass
@@ -116,8 +129,8 @@ class PartitionWindows:
         if meta["_o"] >= offset:
             return Applied(replayed=True)
         applied = Applied()
-        windows = open_windows(meta)
-        closed = meta["closed"]
+        closed = sealed_until(meta, config.grace_ms)
+        windows = {start: end for start, end in open_windows(meta).items() if end > closed}
         size = config.window_ms
         newest = meta["max"]
         lo = hi = 0
@@ -154,6 +167,23 @@ class PartitionWindows:
         self._rows.clear()
         self._touched.clear()
 
+    def seal(self, device: str, clock: float, config: TelemetryConfig) -> bool:
+        """Refuse new readings to the windows due at ``clock``, before they are emitted.
+
+        Windows due on the device's own event time are sealed by ``max`` already; a
+        quiet device's windows close on a wall clock no replay would see again, so that
+        decision is written down before anything is emitted.
+        """
+        meta = self.metas.get(device)
+        if meta is None:
+            return False
+        ends = [end for end, _n in meta["open"].values() if end + config.grace_ms <= clock]
+        if not ends or max(ends) <= meta.get("sealed", 0):
+            return False
+        meta["sealed"] = max(ends)
+        self.store[meta_key(device)] = meta
+        return True
+
     def close(
         self, device: str, clock: float, config: TelemetryConfig, trigger: str, into: Closed
     ) -> None:
@@ -173,17 +203,23 @@ class PartitionWindows:
             keys = [chunk_key(device, start, n) for n in range(chunks)]
             values, duplicates = series_values(self.store.get(key) or [] for key in keys)
             into.duplicates += duplicates
+            window = _window_record(device, start, end, trigger, config, duplicates)
             for series, series_values_ in sorted(values.items()):
                 figures = Figures.of(series_values_)
-                record = self._aggregate(device, series, start, end, figures, trigger, config)
-                into.aggregates.append(record)
-                past = history.setdefault(series, {})
-                alert = self._alert(record, figures, past, config)
+                interface, metric = series
+                window["series"].append(
+                    {"interface": interface, "metric": metric, **figures.as_dict()}
+                )
+                past = history.setdefault(f"{interface}|{metric}", {})
+                alert = _alert(window, interface, metric, figures, past, config)
                 if alert is not None:
                     into.alerts.append(alert)
-                past.update(updated_history(past, figures.mean, config.detector))
+                updated = updated_history(past, figures.mean, config.detector)
+                past.pop("m", None)
+                past.update(updated)
                 recent = [*past.get("r", []), _compact(start, end, figures)]
                 past["r"] = recent[-self.recent :]
+            into.aggregates.append(window)
             for key in keys:
                 del self.store[key]
             del meta["open"][str(start)]
@@ -215,56 +251,55 @@ class PartitionWindows:
         meta["silent"] = last
         self.store[meta_key(device)] = meta
 
-    @staticmethod
-    def _aggregate(
-        device: str,
-        series: str,
-        start: int,
-        end: int,
-        figures: Figures,
-        trigger: str,
-        config: TelemetryConfig,
-    ) -> Record:
-        interface, metric = series.split("|", 1)
-        return {
-            "id": window_id(device, series, start),
-            "device_id": device,
-            "interface": interface,
-            "metric": metric,
-            "window_start": iso_ms(start),
-            "window_end": iso_ms(end),
-            **figures.as_dict(),
-            "closed_by": trigger,
-            "config_version": config.version,
-        }
 
-    @staticmethod
-    def _alert(
-        aggregate: Record, figures: Figures, past: dict[str, Any], config: TelemetryConfig
-    ) -> Record | None:
-        metric = aggregate["metric"]
-        reasons = threshold_reasons(figures, config.thresholds.get(metric))
-        flat = flatline_reason(metric, figures, config.flatline)
-        if flat is not None:
-            reasons.append(flat)
-        unusual = statistical_reason(past, figures.mean, config.detector)
-        if unusual is not None:
-            reasons.append(unusual)
-        if not reasons:
-            return None
-        return {
-            "id": aggregate["id"],
-            "device_id": aggregate["device_id"],
-            "interface": aggregate["interface"],
-            "metric": metric,
-            "window_start": aggregate["window_start"],
-            "window_end": aggregate["window_end"],
-            "kinds": sorted({reason["kind"] for reason in reasons}),
-            "reasons": reasons,
-            "figures": figures.as_dict(),
-            "at": aggregate["window_end"],
-            "config_version": config.version,
-        }
+def _window_record(
+    device: str, start: int, end: int, trigger: str, config: TelemetryConfig, duplicates: int
+) -> Record:
+    """A closed window of one device: one record holding every series' figures."""
+    return {
+        "id": f"{device}|{iso_ms(start)}",
+        "device_id": device,
+        "window_start": iso_ms(start),
+        "window_end": iso_ms(end),
+        "closed_by": trigger,
+        "config_version": config.version,
+        "duplicates": duplicates,
+        "series": [],
+    }
+
+
+def _alert(
+    window: Record,
+    interface: str,
+    metric: str,
+    figures: Figures,
+    past: dict[str, Any],
+    config: TelemetryConfig,
+) -> Record | None:
+    """One alert for a series' window, listing every rule it broke, or None."""
+    reasons = threshold_reasons(figures, config.thresholds.get(metric))
+    flat = flatline_reason(metric, figures, config.flatline)
+    if flat is not None:
+        reasons.append(flat)
+    unusual = statistical_reason(past, figures.mean, config.detector)
+    if unusual is not None:
+        reasons.append(unusual)
+    if not reasons:
+        return None
+    device = window["device_id"]
+    return {
+        "id": f"{device}|{interface}|{metric}|{window['window_start']}",
+        "device_id": device,
+        "interface": interface,
+        "metric": metric,
+        "window_start": window["window_start"],
+        "window_end": window["window_end"],
+        "kinds": sorted({reason["kind"] for reason in reasons}),
+        "reasons": reasons,
+        "figures": figures.as_dict(),
+        "at": window["window_end"],
+        "config_version": config.version,
+    }
 
 
 def _compact(start: int, end: int, figures: Figures) -> list[Any]:

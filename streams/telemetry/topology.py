@@ -25,9 +25,10 @@ from pydantic import ValidationError
 from streams.common.deadletter import DeadLetter, send_dead_letter
 from streams.common.mirror import TopicMirror
 from streams.common.topics import TopicSpec
+from streams.telemetry.config import CONFIG_TOPIC as CONFIG
 from streams.telemetry.metrics import WorkerMetrics
 from streams.telemetry.models import ReadingGroup
-from streams.telemetry.runtime import CONFIG, READINGS, TelemetryPipeline, register_timers
+from streams.telemetry.runtime import READINGS, TelemetryPipeline, register_timers
 from streams.telemetry.settings import TelemetrySettings
 from streams.telemetry.state import Closed
 
@@ -37,6 +38,7 @@ AGGREGATES = "telemetry.aggregates"
 ALERTS = "telemetry.alerts"
 DLQ = "telemetry.dlq"
 TABLE = "device-windows"
+CONSOLE_ALERTS = 20
 
 # Window results and alerts carry deterministic ids: compaction keeps one of each.
 RESULTS = {"cleanup.policy": "compact,delete", "retention.ms": str(30 * 86_400_000)}
@@ -95,7 +97,12 @@ def register(
         async for events in stream.take_events(settings.batch_size, within=settings.batch_seconds):
             started = time.perf_counter()
             async with pipeline.lock:
-                await handle_batch(pipeline, events)
+                try:
+                    await handle_batch(pipeline, events)
+                except Exception:
+                    # What was held in memory may be ahead of what was written.
+                    pipeline.forget()
+                    raise
             app.monitor.record_batch("telemetry.windows", events, started)
 
     register_timers(pipeline, emit)
@@ -188,15 +195,17 @@ async def emit(pipeline: TelemetryPipeline, closed: Closed) -> None:
     for trigger, count in triggers.items():
         metrics.windows_closed.labels(trigger).inc(count)
     metrics.duplicates.inc(closed.duplicates)
-    for alert in closed.alerts:
-        for kind in alert["kinds"]:
-            metrics.alerts.labels(kind).inc()
-        # The console sink: one line per alert in the worker's log.
+    kinds: Counter[str] = Counter(kind for alert in closed.alerts for kind in alert["kinds"])
+    for kind, count in kinds.items():
+        metrics.alerts.labels(kind).inc(count)
+    # The console sink: one line per alert in the worker's log, and a summary line
+    # instead of a flood when a whole fleet breaks a threshold at once.
+    for alert in closed.alerts[:CONSOLE_ALERTS]:
+        reasons = orjson.dumps(alert["reasons"]).decode()
+        log.warning("ALERT %s %s: %s", ",".join(alert["kinds"]), alert["id"], reasons)
+    if len(closed.alerts) > CONSOLE_ALERTS:
         log.warning(
-            "ALERT %s %s: %s",
-            ",".join(alert["kinds"]),
-            alert["id"],
-            orjson.dumps(alert["reasons"]).decode(),
+            "ALERT ... and %d more in telemetry.alerts", len(closed.alerts) - CONSOLE_ALERTS
         )
 
 

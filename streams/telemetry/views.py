@@ -43,8 +43,8 @@ def device_windows(pipeline: TelemetryPipeline, device: str) -> dict[str, Any] |
                 "window_start": iso_ms(start),
                 "window_end": iso_ms(end),
                 "series": [
-                    {**_series(name), **Figures.of(v).as_dict()}
-                    for name, v in sorted(values.items())
+                    {"interface": interface, "metric": metric, **Figures.of(v).as_dict()}
+                    for (interface, metric), v in sorted(values.items())
                 ],
             }
         )

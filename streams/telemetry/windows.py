@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 Window = tuple[int, int]
 
@@ -90,8 +91,8 @@ class Figures:
             "count": self.count,
             "min": self.min,
             "max": self.max,
-            "mean": round(self.mean, 6),
-            "p95": round(self.p95, 6),
+            "mean": self.mean,
+            "p95": self.p95,
         }
 
 
@@ -100,21 +101,31 @@ ChunkRow = tuple[str, str, int, float]
 
 
 def series_values(
-    chunks: Iterable[Iterable[Sequence[object]]],
-) -> tuple[dict[str, list[float]], int]:
-    """Values per ``interface|metric`` series from a window's chunks, and duplicates.
+    chunks: Iterable[Iterable[Sequence[Any]]],
+) -> tuple[dict[tuple[str, str], list[float]], int]:
+    """Values per (interface, metric) series from a window's chunks, and duplicates.
 
     A reading is identified by its device's sequence number: a second reading with a
     sequence number already seen in the series is a duplicate (resent by the device or
     the client) and counts once, with the value first seen.
     """
-    seen: dict[str, dict[int, float]] = {}
-    duplicates = 0
-    for chunk in chunks:
-        for interface, metric, seq, value in chunk:
-            series = seen.setdefault(f"{interface}|{metric}", {})
-            if seq in series:
-                duplicates += 1
+    rows = [row for chunk in chunks for row in chunk]
+    values: dict[tuple[str, str], list[float]] = {}
+    if len({row[2] for row in rows}) == len(rows):
+        # No sequence number twice in the device's window: no duplicates (the usual case).
+        for interface, metric, _seq, value in rows:
+            found = values.get((interface, metric))
+            if found is None:
+                values[(interface, metric)] = [value]
             else:
-                series[seq] = value  # type: ignore[index,assignment]
-    return {name: list(by_seq.values()) for name, by_seq in seen.items()}, duplicates
+                found.append(value)
+        return values, 0
+    seen: dict[tuple[str, str], dict[int, float]] = {}
+    duplicates = 0
+    for interface, metric, seq, value in rows:
+        series = seen.setdefault((interface, metric), {})
+        if seq in series:
+            duplicates += 1
+        else:
+            series[seq] = value
+    return {key: list(by_seq.values()) for key, by_seq in seen.items()}, duplicates

@@ -1,26 +1,36 @@
-"""What the orders workers export, and helpers to read rules and dashboards."""
+"""What each pipeline exports, and helpers to read its rules and dashboard.
+
+A `Pipeline` names its dashboard, rule file and rule tests (all by the pipeline's name),
+and the series each of its Prometheus jobs exports. The tests run every check once per
+pipeline in PIPELINES: a new pipeline gets them all by being added there.
+"""
 
 from __future__ import annotations
 
 import re
 import shutil
 import subprocess
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import CollectorRegistry
 
+from streams.orders import metrics as orders_metrics
 from streams.orders.logic import REASONS
+from streams.telemetry import metrics as telemetry_metrics
+from tests.support.prometheus import alert_expressions, dashboard_queries, recording_expressions
 
 ROOT = Path(__file__).resolve().parents[2]
 PROMETHEUS_DIR = ROOT / "dashboards" / "prometheus"
 COMPOSE_CONFIG = PROMETHEUS_DIR / "prometheus.yml"
-RULES = PROMETHEUS_DIR / "rules" / "orders.yml"
-RULE_TESTS = PROMETHEUS_DIR / "tests" / "orders.test.yml"
 GRAFANA_DIR = ROOT / "dashboards" / "grafana"
 DASHBOARDS = sorted((GRAFANA_DIR / "dashboards").glob("*.json"))
-ORDERS_DASHBOARD = GRAFANA_DIR / "dashboards" / "orders.json"
 DATASOURCE_UID = "prometheus"
+#: Where Compose runs every pipeline process's web server (and /metrics).
+WEB_PORT = 6066
 
 # The metric contract of the orders pipeline, as queried (counters with `_total`).
 ORDERS_COUNTERS = [
@@ -77,23 +87,114 @@ FAUST_HISTOGRAMS = [
     "faust_consumer_commit_latency",
 ]
 HISTOGRAM_SERIES = ("_bucket", "_sum", "_count")
-CONTRACT = {
-    "up",
-    *ORDERS_COUNTERS,
-    *ORDERS_GAUGES,
-    *FAUST_COUNTERS,
-    *FAUST_GAUGES,
-    *(
-        name + suffix
-        for name in ORDERS_HISTOGRAMS + FAUST_HISTOGRAMS
-        for suffix in HISTOGRAM_SERIES
-    ),
-}
+# The series a metric family is queried by, per prometheus_client type.
+SERIES_SUFFIXES = {"counter": ("_total",), "gauge": ("",), "histogram": HISTOGRAM_SERIES}
 CHANNELS = ("web", "mobile", "api")
 STATUSES = ("confirmed", "pending", "cancelled")
-# The pipeline's own label values, read from the code that emits them.
-DEAD_LETTER_REASONS = REASONS
 SEVERITIES = {"critical", "warning", "info"}
+
+
+def series_names(
+    counters: Iterable[str] = (), gauges: Iterable[str] = (), histograms: Iterable[str] = ()
+) -> frozenset[str]:
+    """Series names as queried: counters and gauges as given, histograms' three series."""
+    return frozenset(
+        {*counters, *gauges, *(name + suffix for name in histograms for suffix in HISTOGRAM_SERIES)}
+    )
+
+
+def exported_series(create: Callable[[CollectorRegistry], object]) -> frozenset[str]:
+    """Series names as queried of every metric `create` registers (in a throwaway registry)."""
+    registry = CollectorRegistry()
+    create(registry)
+    return frozenset(
+        family.name + suffix
+        for family in registry.collect()
+        for suffix in SERIES_SUFFIXES[family.type]
+    )
+
+
+FAUST = series_names(FAUST_COUNTERS, FAUST_GAUGES, FAUST_HISTOGRAMS)
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """A pipeline's observability assets and the metric contract they are checked against."""
+
+    name: str
+    title: str
+    rows: tuple[str, ...]
+    #: Prometheus job -> the pipeline's own series its targets export. The dashboard shows
+    #: each of them, and every query selects them with that job.
+    jobs: Mapping[str, frozenset[str]]
+    #: (series, label) -> every value the code emits, read from the code.
+    label_values: Mapping[tuple[str, str], tuple[str, ...]]
+
+    @property
+    def dashboard(self) -> Path:
+        return GRAFANA_DIR / "dashboards" / f"{self.name}.json"
+
+    @property
+    def rules(self) -> Path:
+        return PROMETHEUS_DIR / "rules" / f"{self.name}.yml"
+
+    @property
+    def rule_tests(self) -> Path:
+        return PROMETHEUS_DIR / "tests" / f"{self.name}.test.yml"
+
+    @property
+    def contract(self) -> frozenset[str]:
+        """Every series its dashboard and rules may name: its own, Faust's and `up`."""
+        return frozenset({"up", *FAUST}.union(*self.jobs.values()))
+
+    def recorded(self) -> dict[str, str]:
+        """Recorded series name -> PromQL, for each recording rule of the pipeline."""
+        return dict(recording_expressions(self.rules))
+
+    def expressions(self) -> list[tuple[str, str]]:
+        """(where, PromQL) for every dashboard query and rule of the pipeline."""
+        rules = recording_expressions(self.rules) + alert_expressions(self.rules)
+        return [
+            (f"{self.dashboard.name}: {title}", expr)
+            for title, expr in dashboard_queries(self.dashboard)
+        ] + [(f"{self.rules.name}: {name}", expr) for name, expr in rules]
+
+    def test_series(self) -> list[tuple[str, str]]:
+        """(test name, series) for every input series of the pipeline's promtool tests."""
+        return [
+            (case["name"], series["series"])
+            for case in load_yaml(self.rule_tests)["tests"]
+            for series in case.get("input_series", [])
+        ]
+
+
+ORDERS = Pipeline(
+    name="orders",
+    title="Orders",
+    rows=("Business", "Data quality", "Operations"),
+    jobs={"orders": series_names(ORDERS_COUNTERS, ORDERS_GAUGES, ORDERS_HISTOGRAMS)},
+    label_values={
+        ("streams_orders_dead_letters_total", "reason"): REASONS,
+        ("streams_orders_alerts_total", "kind"): orders_metrics.ALERT_KINDS,
+    },
+)
+TELEMETRY = Pipeline(
+    name="telemetry",
+    title="Telemetry",
+    rows=("Ingest", "Processing", "Windows and anomalies"),
+    jobs={
+        "telemetry": exported_series(telemetry_metrics.WorkerMetrics.create),
+        "telemetry-ingest": exported_series(telemetry_metrics.IngestMetrics.create),
+    },
+    label_values={
+        ("streams_telemetry_dead_letters_total", "reason"): telemetry_metrics.DEAD_LETTER_REASONS,
+        ("streams_telemetry_windows_closed_total", "trigger"): telemetry_metrics.CLOSE_TRIGGERS,
+        ("streams_telemetry_alerts_total", "kind"): telemetry_metrics.ALERT_KINDS,
+        ("streams_telemetry_ingest_requests_total", "status"): telemetry_metrics.INGEST_STATUSES,
+    },
+)
+PIPELINES = (ORDERS, TELEMETRY)
+each_pipeline = pytest.mark.parametrize("pipeline", PIPELINES, ids=[p.name for p in PIPELINES])
 
 
 def promtool(*args: str | Path) -> subprocess.CompletedProcess[str]:
@@ -146,6 +247,34 @@ def metric_names(expr: str) -> set[str]:
         if match.group().lower() not in _KEYWORDS:
             names.add(match.group())
     return names
+
+
+_SELECTOR = re.compile(r"([a-zA-Z_:][a-zA-Z0-9_:]*)\s*(\{[^}]*\})?")
+_MATCHER = re.compile(r'(\w+)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"')
+
+
+def selectors(expr: str, names: Iterable[str]) -> list[tuple[str, dict[str, tuple[str, str]]]]:
+    """Where `expr` selects one of `names`: (name, {label: (operator, value)}) each time."""
+    wanted = set(names)
+    found = []
+    for match in _SELECTOR.finditer(expr):
+        if match.group(1) in wanted:
+            matchers = {m[0]: (m[1], m[2]) for m in _MATCHER.findall(match.group(2) or "")}
+            found.append((match.group(1), matchers))
+    return found
+
+
+def with_recorded(exprs: Iterable[str], recorded: Mapping[str, str]) -> list[str]:
+    """`exprs` plus, transitively, the expressions of the recording rules they use."""
+    todo, found = list(exprs), []
+    seen: set[str] = set()
+    while todo:
+        expr = todo.pop()
+        found.append(expr)
+        for name in (metric_names(expr) & recorded.keys()) - seen:
+            seen.add(name)
+            todo.append(recorded[name])
+    return found
 
 
 def metric_family(sample_name: str) -> str:

@@ -2,32 +2,27 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterator
 
 import pytest
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from streams.orders.logic import REASONS
 from streams.orders.metrics import ALERT_KINDS
-from tests.dashboards.contract import (
-    CHANNELS,
-    DASHBOARDS,
-    DEAD_LETTER_REASONS,
-    RULES,
-    STATUSES,
-)
+from streams.telemetry.metrics import IngestMetrics, WorkerMetrics
+from tests.dashboards.contract import CHANNELS, PIPELINES, STATUSES
 from tests.support.prometheus import (
     Prometheus,
     PrometheusError,
-    alert_expressions,
     dashboard_queries,
-    recording_expressions,
     running_prometheus,
     serving_registry,
 )
 
 
-def contract_registry(stream_time: float) -> CollectorRegistry:
+def orders_registry(stream_time: float) -> CollectorRegistry:
     """A registry exporting the whole orders metric contract with a child per label value."""
     from faust.sensors.prometheus import FaustMetrics
 
@@ -52,7 +47,7 @@ def contract_registry(stream_time: float) -> CollectorRegistry:
             accepted.labels(channel=channel, status=status).inc(10)
         for measure in ("orders", "revenue"):
             zscore.labels(channel=channel, measure=measure).set(0.5)
-    for reason in DEAD_LETTER_REASONS:
+    for reason in REASONS:
         dead.labels(reason=reason).inc(0)
     for check in ("missing_city", "customer_unknown_format"):
         quality.labels(check=check).inc(1)
@@ -77,31 +72,63 @@ def contract_registry(stream_time: float) -> CollectorRegistry:
     return registry
 
 
+def telemetry_worker_registry() -> CollectorRegistry:
+    """A registry exporting what a telemetry worker exports, built by its own metric factory."""
+    registry = CollectorRegistry()
+    metrics = WorkerMetrics.create(registry)
+    metrics.records.inc(100)
+    metrics.readings.inc(1000)
+    metrics.duplicates.inc(3)
+    metrics.windows_closed.labels("event_time").inc(10)
+    metrics.close_delay.observe(0.4)
+    metrics.open_windows.set(50)
+    metrics.config_version.set(2)
+    for device in ("router-1", "switch-7"):
+        metrics.busiest_devices.labels(device).set(120)
+    metrics.batch_readings.observe(500)
+    return registry
+
+
+def telemetry_ingest_registry(lag: int) -> CollectorRegistry:
+    """A registry exporting what the ingest service exports, built by its own metric factory."""
+    registry = CollectorRegistry()
+    metrics = IngestMetrics.create(registry)
+    metrics.requests.labels("202").inc(10)
+    metrics.readings.inc(1000)
+    metrics.latency.observe(0.01)
+    metrics.inflight.set(5)
+    metrics.lag.set(lag)
+    return registry
+
+
 @pytest.fixture(scope="module")
 def contract_prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]:
-    """A real Prometheus with the orders rules scraping two fake workers serving the contract."""
+    """A real Prometheus with every pipeline's rules scraping two fake targets per job."""
     now = time.time()
-    with (
-        serving_registry(contract_registry(now)) as worker_1,
-        serving_registry(contract_registry(now)) as worker_2,
-        running_prometheus(
-            {"orders": [worker_1, worker_2]}, [RULES], tmp_path_factory.mktemp("contract")
-        ) as prom,
-    ):
-        # rate() needs two samples per series: wait for the third scrape of each worker.
-        prom.wait_for('min(count_over_time(up{job="orders"}[1m])) >= 3', timeout=30)
+    registries = {
+        "orders": [orders_registry(now), orders_registry(now)],
+        "telemetry": [telemetry_worker_registry(), telemetry_worker_registry()],
+        "telemetry-ingest": [telemetry_ingest_registry(30), telemetry_ingest_registry(40)],
+    }
+    assert registries.keys() == {job for pipeline in PIPELINES for job in pipeline.jobs}
+    rule_files = [pipeline.rules for pipeline in PIPELINES]
+    with contextlib.ExitStack() as stack:
+        targets = {
+            job: [stack.enter_context(serving_registry(registry)) for registry in exporters]
+            for job, exporters in registries.items()
+        }
+        prom = stack.enter_context(
+            running_prometheus(targets, rule_files, tmp_path_factory.mktemp("contract"))
+        )
+        # rate() needs two samples per series: wait for the third scrape of each target.
+        prom.wait_for("min(count_over_time(up[1m])) >= 3", timeout=30)
         yield prom
 
 
 @pytest.mark.integration
 def test_every_dashboard_query_parses_in_prometheus(contract_prometheus: Prometheus) -> None:
     """A real Prometheus accepts every dashboard query and rule expression (no HTTP 400)."""
-    queries = [
-        (f"{path.name}: {title}", expr)
-        for path in DASHBOARDS
-        for title, expr in dashboard_queries(path)
-    ]
-    queries += alert_expressions(RULES) + recording_expressions(RULES)
+    queries = [query for pipeline in PIPELINES for query in pipeline.expressions()]
     errors = []
     for title, expr in queries:
         try:
@@ -120,8 +147,8 @@ def test_every_dashboard_panel_shows_data_from_the_contract(
     """Scraping workers that export the contract, every dashboard query returns data."""
     empty = [
         (title, expr)
-        for path in DASHBOARDS
-        for title, expr in dashboard_queries(path)
+        for pipeline in PIPELINES
+        for title, expr in dashboard_queries(pipeline.dashboard)
         if not _has_data(contract_prometheus, expr)
     ]
 
@@ -130,11 +157,14 @@ def test_every_dashboard_panel_shows_data_from_the_contract(
 
 @pytest.mark.integration
 def test_recording_rules_evaluate_on_contract_data(contract_prometheus: Prometheus) -> None:
-    """The recording rules evaluate without error and record the dead-letter ratio and lag."""
+    """The recording rules evaluate without error and record the dead-letter ratio and lags."""
     contract_prometheus.wait_for("job:streams_orders_dead_letters:ratio_rate5m")
     lag = contract_prometheus.wait_for('job_topic:faust_consumer_lag:records{topic="orders.raw"}')
+    # Both ingest replicas measure the same group's lag (30 and 40): it counts once.
+    readings_lag = contract_prometheus.wait_for("job:streams_telemetry_consumer_lag_records:max")
 
     assert float(lag[0]["value"][1]) == 40.0  # two workers, 120 fetched - 100 committed each
+    assert float(readings_lag[0]["value"][1]) == 40.0
     unhealthy = [
         (rule["name"], rule.get("lastError"))
         for group in contract_prometheus.rule_groups()

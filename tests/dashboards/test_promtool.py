@@ -1,4 +1,4 @@
-"""Prometheus config, alert rules and the Grafana dashboard for the orders pipeline."""
+"""Prometheus config, alert rules and Grafana dashboards of every pipeline, checked offline."""
 
 from __future__ import annotations
 
@@ -7,44 +7,23 @@ import re
 import shutil
 from pathlib import Path
 
-from prometheus_client import CollectorRegistry
-
 from tests.dashboards.contract import (
-    CONTRACT,
+    COMPOSE_CONFIG,
     DASHBOARDS,
     DATASOURCE_UID,
-    FAUST_COUNTERS,
-    FAUST_GAUGES,
-    FAUST_HISTOGRAMS,
     GRAFANA_DIR,
-    HISTOGRAM_SERIES,
-    ORDERS_DASHBOARD,
+    PIPELINES,
     PROMETHEUS_DIR,
-    RULE_TESTS,
-    RULES,
     SEVERITIES,
+    WEB_PORT,
+    Pipeline,
+    each_pipeline,
     load_yaml,
-    metric_family,
     metric_names,
     promtool,
+    with_recorded,
 )
-from tests.support.prometheus import (
-    alert_expressions,
-    dashboard_queries,
-    iter_panels,
-    recording_expressions,
-)
-
-
-def test_metric_name_extraction_sees_through_promql_syntax() -> None:
-    """The contract check finds metric names and ignores functions, labels and durations."""
-    expr = (
-        'sum by (job, le) (rate(a_total{job="orders", x=~"b|c"}[5m] offset 35m))'
-        " / on (job) group_left sqrt(clamp_min(b:rec:rate5m, 1e-3 / 300)) > bool 5"
-    )
-
-    assert metric_names(expr) == {"a_total", "b:rec:rate5m"}
-
+from tests.support.prometheus import alert_expressions, iter_panels
 
 # --- promtool -----------------------------------------------------------------------
 
@@ -63,6 +42,23 @@ def test_compose_config_is_valid_with_its_rule_files(tmp_path: Path) -> None:
     assert int(found.group(1)) == len(list((PROMETHEUS_DIR / "rules").glob("*.yml")))
 
 
+def test_every_dashboard_and_rule_file_belongs_to_a_pipeline() -> None:
+    """Each dashboard, rule file and rule test file is one pipeline's, so it gets every check."""
+    assert set(DASHBOARDS) == {pipeline.dashboard for pipeline in PIPELINES}
+    assert set((PROMETHEUS_DIR / "rules").glob("*.yml")) == {p.rules for p in PIPELINES}
+    assert set((PROMETHEUS_DIR / "tests").glob("*.yml")) == {p.rule_tests for p in PIPELINES}
+
+
+@each_pipeline
+def test_compose_config_discovers_every_job_by_its_service_name(pipeline: Pipeline) -> None:
+    """Prometheus finds each job's replicas through Compose's DNS on the web port."""
+    scrape_configs = {job["job_name"]: job for job in load_yaml(COMPOSE_CONFIG)["scrape_configs"]}
+
+    for job in pipeline.jobs:
+        [discovery] = scrape_configs[job]["dns_sd_configs"]
+        assert (discovery["names"], discovery["type"], discovery["port"]) == ([job], "A", WEB_PORT)
+
+
 def test_rules_are_valid() -> None:
     """promtool accepts every rule file."""
     rule_files = sorted((PROMETHEUS_DIR / "rules").glob("*.yml"))
@@ -72,18 +68,19 @@ def test_rules_are_valid() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_rule_unit_tests_pass() -> None:
+@each_pipeline
+def test_rule_unit_tests_pass(pipeline: Pipeline) -> None:
     """Each alert fires on its synthetic series and stays silent on a healthy one."""
-    result = promtool("test", "rules", RULE_TESTS)
+    result = promtool("test", "rules", pipeline.rule_tests)
 
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_every_alert_has_severity_and_annotations() -> None:
+@each_pipeline
+def test_every_alert_has_severity_and_annotations(pipeline: Pipeline) -> None:
     """Every alert carries a known severity label and summary and description annotations."""
-    rules = [
-        rule for group in load_yaml(RULES)["groups"] for rule in group["rules"] if "alert" in rule
-    ]
+    groups = load_yaml(pipeline.rules)["groups"]
+    rules = [rule for group in groups for rule in group["rules"] if "alert" in rule]
 
     assert rules
     for rule in rules:
@@ -92,15 +89,21 @@ def test_every_alert_has_severity_and_annotations() -> None:
         assert rule.get("annotations", {}).get("description"), rule["alert"]
 
 
-def test_every_alert_is_unit_tested() -> None:
-    """Every alert in the rule file appears in the promtool unit tests."""
-    tested = {
-        case["alertname"]
-        for group in load_yaml(RULE_TESTS)["tests"]
-        for case in group.get("alert_rule_test", [])
+@each_pipeline
+def test_every_rule_is_unit_tested(pipeline: Pipeline) -> None:
+    """Every alert has a promtool case, and every recording rule is evaluated by one."""
+    cases = load_yaml(pipeline.rule_tests)["tests"]
+    tested_alerts = {c["alertname"] for case in cases for c in case.get("alert_rule_test", [])}
+    alerts = dict(alert_expressions(pipeline.rules))
+    tested_exprs = [c["expr"] for case in cases for c in case.get("promql_expr_test", [])]
+    tested_exprs += [alerts[name] for name in tested_alerts & alerts.keys()]
+    recorded = pipeline.recorded()
+    evaluated = {
+        name for expr in with_recorded(tested_exprs, recorded) for name in metric_names(expr)
     }
 
-    assert {name for name, _ in alert_expressions(RULES)} <= tested
+    assert set(alerts) <= tested_alerts
+    assert set(recorded) <= evaluated
 
 
 # --- the dashboard JSON ---------------------------------------------------------------
@@ -128,14 +131,15 @@ def test_dashboards_are_well_formed() -> None:
                 assert target.get("expr"), panel["title"]
 
 
-def test_orders_dashboard_has_its_rows_and_panels_do_not_overlap() -> None:
-    """The Orders dashboard has the Business, Data quality and Operations rows on a clean grid."""
-    dashboard = json.loads(ORDERS_DASHBOARD.read_text())
+@each_pipeline
+def test_dashboard_has_its_rows_and_panels_do_not_overlap(pipeline: Pipeline) -> None:
+    """The pipeline's dashboard has its uid, title and rows, on a clean 24-column grid."""
+    dashboard = json.loads(pipeline.dashboard.read_text())
     panels = list(iter_panels(dashboard))
 
-    assert (dashboard["uid"], dashboard["title"]) == ("orders", "Orders")
+    assert (dashboard["uid"], dashboard["title"]) == (pipeline.name, pipeline.title)
     rows = [panel["title"] for panel in panels if panel["type"] == "row"]
-    assert rows == ["Business", "Data quality", "Operations"]
+    assert rows == list(pipeline.rows)
     cells: set[tuple[int, int]] = set()
     for panel in panels:
         grid = panel["gridPos"]
@@ -161,45 +165,3 @@ def test_grafana_provisioning_points_at_prometheus_and_the_dashboards() -> None:
     [provider] = providers["providers"]
     assert provider["type"] == "file"
     assert provider["options"]["path"] == "/var/lib/grafana/dashboards"
-
-
-def test_dashboards_and_rules_use_only_contract_metrics() -> None:
-    """Every metric named by a dashboard query or a rule is in the pipeline's metric contract."""
-    recorded = {name for name, _ in recording_expressions(RULES)}
-    unknown = []
-    for path in DASHBOARDS:
-        for title, expr in dashboard_queries(path):
-            unknown += [(path.name, title, name) for name in metric_names(expr) - CONTRACT]
-    for name, expr in recording_expressions(RULES) + alert_expressions(RULES):
-        unknown += [
-            (RULES.name, name, metric) for metric in metric_names(expr) - CONTRACT - recorded
-        ]
-
-    assert not unknown
-
-
-def test_faust_metric_names_match_faust_sensor() -> None:
-    """The Faust names in the contract are exactly those Faust's Prometheus sensor exports."""
-    from faust.sensors.prometheus import FaustMetrics
-
-    registry = CollectorRegistry()
-    FaustMetrics.create(registry, "faust")
-    exported = {
-        sample.name
-        for family in registry.collect()
-        for sample in family.samples
-        if not sample.name.endswith("_created")
-    }
-    expected = {
-        *FAUST_COUNTERS,
-        *FAUST_GAUGES,
-        *(name + suffix for name in FAUST_HISTOGRAMS for suffix in HISTOGRAM_SERIES),
-    }
-
-    # Labelled metrics export no sample before their first use: compare family names too.
-    families = {family.name for family in registry.collect()}
-    assert exported <= expected
-    assert {metric_family(name) for name in expected} == families
-
-
-# --- the queries against a real Prometheus ------------------------------------------

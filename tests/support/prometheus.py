@@ -2,11 +2,14 @@
 
 `running_prometheus` starts Debian's `prometheus` binary on 127.0.0.1 with a generated
 config (one static job per key of `targets`), waits until it is ready and stops it by
-pid afterwards. A typical live test::
+pid afterwards. The job names must be those the rules and dashboard select. A typical
+live test (`TELEMETRY` from tests/dashboards/contract.py names the pipeline's files)::
 
-    with running_prometheus({"orders": ["127.0.0.1:6066"]}, [RULES], tmp_path) as prom:
-        prom.wait_for('up{job="orders"} == 1')
-        for title, expr in dashboard_queries(DASHBOARD):
+    targets = {"telemetry": ["127.0.0.1:6101", "127.0.0.1:6102"],
+               "telemetry-ingest": ["127.0.0.1:6103"]}
+    with running_prometheus(targets, [TELEMETRY.rules], tmp_path) as prom:
+        prom.wait_for('min(count_over_time(up[1m])) >= 3')
+        for title, expr in dashboard_queries(TELEMETRY.dashboard):
             assert prom.wait_for(expr), title
 
 The first scrape lands a few seconds after start (target discovery is throttled to

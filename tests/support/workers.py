@@ -45,7 +45,8 @@ def wait_until(
 
 @dataclass
 class Worker:
-    """One ``python -m streams.orders worker`` process with its own port and data dir."""
+    """One ``python -m <module> <command>`` process (by default ``python -m streams.orders
+    worker``) with its own port and data dir."""
 
     bootstrap: str
     data_dir: Path
@@ -53,6 +54,7 @@ class Worker:
     env: dict[str, str] = field(default_factory=dict)
     port: int = field(default_factory=free_port)
     module: str = "streams.orders"
+    command: str = "worker"
     proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Worker:
@@ -67,7 +69,7 @@ class Worker:
         }
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", self.module, "worker", "-l", "info"],
+            [sys.executable, "-m", self.module, self.command, "-l", "info"],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,

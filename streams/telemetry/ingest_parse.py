@@ -1,0 +1,186 @@
+"""What ``POST /telemetry`` does with a body, without I/O: readings in, Kafka records out.
+
+Pure and synchronous, so every refusal is unit-tested without a server. A request is
+all-or-nothing: ``parse_request`` returns either every record to publish or one
+``Refusal`` (status and JSON body), never a partial result.
+
+Speed: the body goes to pydantic-core as raw bytes in one call (``validate_json`` of a
+``list[Reading]``), not through ``json.loads`` and a model per dict; what is left in
+Python is one short loop per reading that builds the wire rows.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+import orjson
+from pydantic import TypeAdapter, ValidationError
+
+from streams.telemetry.models import Reading, ReadingRow
+
+Format = Literal["json", "ndjson"]
+
+MEDIA_TYPES: dict[str, Format] = {
+    "application/json": "json",
+    "application/x-ndjson": "ndjson",
+}
+#: At most this many entries in a 422's ``detail``.
+MAX_DETAIL = 50
+#: Readings of one device per Kafka record. A request's readings of one device go in one
+#: record unless there are more than this: a row is at most ~200 bytes (64-character
+#: names), so a record stays under the producers' and brokers' 1 MB default limit.
+MAX_GROUP_READINGS = 4096
+
+_READINGS: TypeAdapter[list[Reading]] = TypeAdapter(list[Reading])
+_READING: TypeAdapter[Reading] = TypeAdapter(Reading)
+_LEADING_SPACE = re.compile(rb"[ \t\r\n]*")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """An answer other than 202: the HTTP status and its JSON body."""
+
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """A valid request: ``readings`` readings as Kafka (key, value) records."""
+
+    readings: int
+    records: list[tuple[bytes, bytes]]
+
+
+def error(
+    status: int, message: str, *, headers: dict[str, str] | None = None, **extra: Any
+) -> Refusal:
+    """A refusal whose body is ``{"error": message, **extra}``."""
+    return Refusal(status, {"error": message, **extra}, headers or {})
+
+
+def body_format(content_type: str | None) -> Format | None:
+    """The body format a Content-Type header names (parameters ignored), or None."""
+    if not content_type:
+        return None
+    return MEDIA_TYPES.get(content_type.split(";", 1)[0].strip().lower())
+
+
+def parse_request(
+    body: bytes, fmt: Format, *, now_ms: int, max_future_seconds: int
+) -> Accepted | Refusal:
+    """Validate a whole body; on success, its readings grouped by device as records."""
+    parsed = parse_ndjson(body) if fmt == "ndjson" else parse_json(body)
+    if isinstance(parsed, Refusal):
+        return parsed
+    readings, places = parsed
+    return group_by_device(readings, places, latest_ms=now_ms + max_future_seconds * 1000)
+
+
+#: Where each reading was in the body, for error locations: NDJSON line numbers, or
+#: None when a reading's place is its index in the array.
+Places = list[int] | None
+
+
+def parse_json(body: bytes) -> tuple[list[Reading], Places] | Refusal:
+    """One reading object or an array of them."""
+    start = _LEADING_SPACE.match(body)
+    first = body[start.end() : start.end() + 1] if start else body[:1]
+    if not first:
+        return error(400, "empty body: send a reading object or an array of them")
+    try:
+        if first == b"[":
+            return _READINGS.validate_json(body), None
+        if first == b"{":
+            return [_READING.validate_json(body)], None
+    except ValidationError as exc:
+        return _invalid(exc, () if first == b"[" else (0,))
+    try:
+        orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        return error(400, f"body is not JSON: {exc}")
+    return error(400, "body must be a reading object or an array of them")
+
+
+def parse_ndjson(body: bytes) -> tuple[list[Reading], Places] | Refusal:
+    """One reading object per line; blank lines are skipped but still counted."""
+    readings: list[Reading] = []
+    places: list[int] = []
+    detail: list[dict[str, Any]] = []
+    errors = 0
+    validate = _READING.validate_json
+    for number, line in enumerate(body.split(b"\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            readings.append(validate(line))
+            places.append(number)
+        except ValidationError as exc:
+            found = exc.errors(include_url=False, include_context=False, include_input=False)
+            if found and found[0]["type"] == "json_invalid":
+                return error(400, f"line {number} is not JSON: {found[0]['msg']}")
+            errors += len(found)
+            detail.extend(_entry((number, *e["loc"]), e) for e in found[: MAX_DETAIL - len(detail)])
+    if errors:
+        return error(422, "invalid readings", detail=detail)
+    if not readings:
+        return error(400, "empty body: send one reading object per line")
+    return readings, places
+
+
+def group_by_device(
+    readings: list[Reading], places: Places, *, latest_ms: int
+) -> Accepted | Refusal:
+    """One record per device (in order of first appearance), keyed by the device id,
+    with its readings in request order; 422 if any reading is stamped after latest_ms."""
+    groups: dict[str, list[ReadingRow]] = {}
+    future: list[dict[str, Any]] = []
+    for index, reading in enumerate(readings):
+        ts_ms = (reading.ts - _EPOCH) // _MS
+        if ts_ms > latest_ms:
+            if len(future) < MAX_DETAIL:
+                place = index if places is None else places[index]
+                future.append(
+                    {
+                        "loc": [place, "ts"],
+                        "msg": "timestamp is too far in the future",
+                        "type": "ts_in_future",
+                    }
+                )
+            continue
+        rows = groups.get(reading.device_id)
+        if rows is None:
+            rows = groups[reading.device_id] = []
+        rows.append((reading.interface, reading.metric, reading.value, ts_ms, reading.seq))
+    if future:
+        return error(422, "invalid readings", detail=future)
+    dumps = orjson.dumps
+    records = [
+        (
+            device.encode(),
+            dumps({"device_id": device, "readings": rows[i : i + MAX_GROUP_READINGS]}),
+        )
+        for device, rows in groups.items()
+        for i in range(0, len(rows), MAX_GROUP_READINGS)
+    ]
+    return Accepted(len(readings), records)
+
+
+def _invalid(exc: ValidationError, prefix: tuple[int, ...]) -> Refusal:
+    """400 when the body is not JSON at all, else 422 with pydantic's first errors; a
+    single object's errors are located as index 0."""
+    found = exc.errors(include_url=False, include_context=False, include_input=False)
+    if found and found[0]["type"] == "json_invalid":
+        return error(400, f"body is not JSON: {found[0]['msg']}")
+    detail = [_entry((*prefix, *e["loc"]), e) for e in found[:MAX_DETAIL]]
+    return error(422, "invalid readings", detail=detail)
+
+
+def _entry(loc: tuple[Any, ...], found: Any) -> dict[str, Any]:
+    return {"loc": list(loc), "msg": found["msg"], "type": found["type"]}
