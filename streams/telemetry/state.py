@@ -7,8 +7,10 @@ Keys of the ``device-windows`` table (all JSON, all in the partition of their de
   (end of the newest window being closed on wall clock), ``open`` (start -> [end,
   chunks written]) and ``silent`` (the event time a silence was reported at);
 - ``c|<device>|<start>|<n>``  chunk ``n`` of an open window: the readings one batch
-  added, as (interface, metric, seq, value);
-- ``h|<device>``  per series: the last closed windows' figures and detector history.
+  added, as received (interface, metric, value, ts, seq);
+- ``h|<device>``  per series: the detector's history;
+- ``w|<device>|<start>``  the last few closed windows as emitted (for the device view);
+  their starts are listed in the meta's ``recent``.
 
 A batch appends one chunk per window it touched instead of rewriting the window, so a
 window costs its readings once in the changelog, whatever its size. Chunks are written
@@ -60,6 +62,10 @@ def meta_key(device: str) -> str:
 
 def history_key(device: str) -> str:
     return f"h|{device}"
+
+
+def recent_key(device: str, start: int) -> str:
+    return f"w|{device}|{start}"
 
 
 def chunk_key(device: str, start: int, n: int) -> str:
@@ -116,7 +122,7 @@ class PartitionWindows:
         self.store = store
         self.metas = metas
         self.recent = recent
-        self._rows: dict[tuple[str, int], list[list[Any]]] = defaultdict(list)
+        self._rows: dict[tuple[str, int], list[ReadingRow]] = defaultdict(list)
         self._touched: dict[str, None] = {}
 
     def apply(
@@ -131,30 +137,55 @@ class PartitionWindows:
         applied = Applied()
         closed = sealed_until(meta, config.grace_ms)
         windows = {start: end for start, end in open_windows(meta).items() if end > closed}
-        size = config.window_ms
-        newest = meta["max"]
+        rows = rows if isinstance(rows, list) else list(rows)
+        stamps = [row[3] for row in rows]
+        first, last = min(stamps), max(stamps)
+        window = window_for(first, config.window_ms, windows, closed)
+        if window is not None and last < window[1]:
+            # One window holds the whole record (a device's poll, the usual case).
+            self._bucket(device, meta, window).extend(rows)
+            applied.readings = len(rows)
+        else:
+            last = self._apply_one_by_one(device, meta, rows, windows, closed, config, applied)
+        if applied.readings and (meta["max"] is None or last > meta["max"]):
+            meta["max"] = last
+        meta["_o"] = offset
+        self._touched[device] = None
+        return applied
+
+    def _apply_one_by_one(
+        self,
+        device: str,
+        meta: Meta,
+        rows: list[ReadingRow],
+        windows: dict[int, int],
+        closed: int,
+        config: TelemetryConfig,
+        applied: Applied,
+    ) -> int:
+        """Readings spread over several windows, or late: returns the newest time kept."""
+        newest = -1
         lo = hi = 0
-        bucket: list[list[Any]] = []
+        bucket: list[ReadingRow] = []
         for row in rows:
-            interface, metric, value, ts, seq = row
+            ts = row[3]
             if not lo <= ts < hi:
-                window = window_for(ts, size, windows, closed)
+                window = window_for(ts, config.window_ms, windows, closed)
                 if window is None:
                     applied.late.append(row)
                     continue
                 lo, hi = window
-                if lo not in windows:
-                    windows[lo] = hi
-                    meta["open"][str(lo)] = [hi, 0]
-                bucket = self._rows[(device, lo)]
-            bucket.append([interface, metric, seq, value])
+                windows[lo] = hi
+                bucket = self._bucket(device, meta, window)
+            bucket.append(row)
             applied.readings += 1
-            if newest is None or ts > newest:
-                newest = ts
-        meta["max"] = newest
-        meta["_o"] = offset
-        self._touched[device] = None
-        return applied
+            newest = max(newest, ts)
+        return newest
+
+    def _bucket(self, device: str, meta: Meta, window: tuple[int, int]) -> list[ReadingRow]:
+        start, end = window
+        meta["open"].setdefault(str(start), [end, 0])
+        return self._rows[(device, start)]
 
     def flush_applied(self) -> None:
         """Write this batch's chunks, then the metas that count them (in that order)."""
@@ -199,29 +230,31 @@ class PartitionWindows:
         if not ready:
             return
         history = self.store.get(history_key(device)) or {}
+        detector = config.detector
+        recent = meta.setdefault("recent", [])
         for start, end, chunks in ready:
             keys = [chunk_key(device, start, n) for n in range(chunks)]
             values, duplicates = series_values(self.store.get(key) or [] for key in keys)
             into.duplicates += duplicates
             window = _window_record(device, start, end, trigger, config, duplicates)
-            for series, series_values_ in sorted(values.items()):
+            series = window["series"]
+            for (interface, metric), series_values_ in sorted(values.items()):
                 figures = Figures.of(series_values_)
-                interface, metric = series
-                window["series"].append(
-                    {"interface": interface, "metric": metric, **figures.as_dict()}
-                )
-                past = history.setdefault(f"{interface}|{metric}", {})
+                series.append(figures.as_series(interface, metric))
+                name = f"{interface}|{metric}"
+                past = history.get(name) or {}
                 alert = _alert(window, interface, metric, figures, past, config)
                 if alert is not None:
                     into.alerts.append(alert)
-                updated = updated_history(past, figures.mean, config.detector)
-                past.pop("m", None)
-                past.update(updated)
-                recent = [*past.get("r", []), _compact(start, end, figures)]
-                past["r"] = recent[-self.recent :]
+                history[name] = updated_history(past, figures.mean, detector)
             into.aggregates.append(window)
             for key in keys:
                 del self.store[key]
+            # The closed window itself is kept for the device's view, written once.
+            self.store[recent_key(device, start)] = window
+            recent.append(start)
+            while len(recent) > self.recent:
+                del self.store[recent_key(device, recent.pop(0))]
             del meta["open"][str(start)]
             meta["closed"] = max(meta["closed"], end)
             into.windows.append((device, end, trigger))
@@ -300,8 +333,3 @@ def _alert(
         "at": window["window_end"],
         "config_version": config.version,
     }
-
-
-def _compact(start: int, end: int, figures: Figures) -> list[Any]:
-    f = figures.as_dict()
-    return [start, end, f["count"], f["min"], f["max"], f["mean"], f["p95"]]

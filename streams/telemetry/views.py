@@ -17,10 +17,8 @@ from faust.web.exceptions import ServiceUnavailable
 from streams.common.query import integer, json_page
 from streams.telemetry.models import iso_ms
 from streams.telemetry.runtime import READINGS, TelemetryPipeline
-from streams.telemetry.state import chunk_key, history_key, open_windows
+from streams.telemetry.state import chunk_key, open_windows, recent_key
 from streams.telemetry.windows import Figures, series_values
-
-RECENT_FIELDS = ("window_start", "window_end", "count", "min", "max", "mean", "p95")
 
 
 def device_windows(pipeline: TelemetryPipeline, device: str) -> dict[str, Any] | None:
@@ -43,35 +41,21 @@ def device_windows(pipeline: TelemetryPipeline, device: str) -> dict[str, Any] |
                 "window_start": iso_ms(start),
                 "window_end": iso_ms(end),
                 "series": [
-                    {"interface": interface, "metric": metric, **Figures.of(v).as_dict()}
+                    Figures.of(v).as_series(interface, metric)
                     for (interface, metric), v in sorted(values.items())
                 ],
             }
         )
-    history = io.get(history_key(device)) or {}
-    recent = [
-        {
-            **_series(name),
-            "windows": [
-                dict(zip(RECENT_FIELDS, [iso_ms(w[0]), iso_ms(w[1]), *w[2:]], strict=True))
-                for w in reversed(past.get("r", []))
-            ],
-        }
-        for name, past in sorted(history.items())
-    ]
+    # Closed windows exactly as emitted to telemetry.aggregates, newest first.
+    recent = [io.get(recent_key(device, start)) for start in reversed(meta.get("recent", []))]
     last = meta["max"]
     return {
         "device_id": device,
         "last_reading": None if last is None else iso_ms(last),
         "config_version": pipeline.config.version,
         "open": current,
-        "recent": recent,
+        "recent": [window for window in recent if window is not None],
     }
-
-
-def _series(name: str) -> dict[str, str]:
-    interface, metric = name.split("|", 1)
-    return {"interface": interface, "metric": metric}
 
 
 def recent_alerts(pipeline: TelemetryPipeline, query: Mapping[str, str]) -> list[dict[str, Any]]:

@@ -145,9 +145,9 @@ def test_flush_writes_every_chunk_before_the_metas() -> None:
     assert store.writes == []
     windows.flush_applied()
     assert store.writes == [f"c|a|{T0}|0", f"c|a|{at(60)}|0", f"c|b|{T0}|0", "m|a", "m|b"]
-    assert store[f"c|a|{T0}|0"] == [
-        ["eth0", "utilization", 1, 1.0],
-        ["eth0", "utilization", 3, 4.0],
+    assert [(row[0], row[1], row[2], row[4]) for row in store[f"c|a|{T0}|0"]] == [
+        ("eth0", "utilization", 1.0, 1),
+        ("eth0", "utilization", 4.0, 3),
     ]
     assert store["m|a"]["open"] == {str(T0): [at(60), 1], str(at(60)): [at(120), 1]}
 
@@ -217,7 +217,7 @@ def test_closing_deletes_the_chunks_and_advances_closed() -> None:
     store.writes.clear()
     handle(windows, [("d", 2, [util(3.0, 65, 3)])])
     assert [k for k in store if k.startswith(f"c|d|{T0}|")] == []
-    assert store.writes[-4:] == [f"-c|d|{T0}|0", f"-c|d|{T0}|1", "h|d", "m|d"]
+    assert store.writes[-5:] == [f"-c|d|{T0}|0", f"-c|d|{T0}|1", f"w|d|{T0}", "h|d", "m|d"]
     assert store["m|d"]["closed"] == at(60)
     assert list(store["m|d"]["open"]) == [str(at(60))]
 
