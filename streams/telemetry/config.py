@@ -44,8 +44,9 @@ class Detector(BaseModel):
     last ``history`` windows of the same key; ``ewma`` with an exponentially weighted
     mean and variance (weight ``alpha`` for the newest window). Either flags the window
     when the distance is above ``z`` standard deviations, once ``min_windows`` windows
-    of history exist. ``min_std`` is a noise floor: a nearly constant series would
-    otherwise flag every wobble.
+    of history exist. The deviation has two floors, ``min_std`` and ``min_relative_std``
+    times the expected level: a nearly constant series, or a slowly wandering one (link
+    utilization), would otherwise flag every wobble.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
@@ -56,6 +57,7 @@ class Detector(BaseModel):
     history: int = Field(20, ge=2, le=500)
     min_windows: int = Field(5, ge=2)
     min_std: float = Field(1.0, ge=0)
+    min_relative_std: float = Field(0.1, ge=0)
 
     @model_validator(mode="after")
     def _history_covers_warm_up(self) -> Detector:

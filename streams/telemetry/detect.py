@@ -9,8 +9,9 @@ the same device, interface and metric:
   the exponentially weighted variance (weight ``alpha`` for the newest window); it
   adapts to slow drifts and needs no list of past values.
 
-Both compare against the history *before* the window, use ``min_std`` as a floor for
-the deviation (a nearly constant series would otherwise flag every wobble), and stay
+Both compare against the history *before* the window, floor the deviation at
+``min_std`` and at ``min_relative_std`` times the expected level (a nearly constant
+or slowly wandering series would otherwise flag every wobble), and stay
 silent until ``min_windows`` windows of history exist. Every window updates the
 history, anomalous or not, so a lasting change of level becomes the new normal.
 """
@@ -66,7 +67,8 @@ def statistical_reason(history: History, mean: float, detector: Detector) -> Rea
         if n < detector.min_windows:
             return None
         spread = math.sqrt(variance)
-    z = (mean - centre) / max(spread, detector.min_std, 1e-12)
+    floor = max(detector.min_std, detector.min_relative_std * abs(centre), 1e-12)
+    z = (mean - centre) / max(spread, floor)
     if abs(z) <= detector.z:
         return None
     return {

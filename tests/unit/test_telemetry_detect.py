@@ -104,7 +104,7 @@ def test_statistical_detector_flags_spikes_and_drops(kind: str) -> None:
 
 def test_zscore_measures_distance_in_population_deviations() -> None:
     """zscore compares with the mean and population deviation of the past windows."""
-    rules = Detector(kind="zscore", z=2.0, min_windows=2, min_std=0.0)
+    rules = Detector(kind="zscore", z=2.0, min_windows=2, min_std=0.0, min_relative_std=0.0)
     past = [10.0, 12.0] * 5
     history = history_of(past, rules)
     assert statistical_reason(history, 14.0, rules) == {
@@ -171,3 +171,12 @@ def test_ewma_follows_the_exponential_moving_mean() -> None:
     for mean in means[1:]:
         expected += 0.3 * (mean - expected)
     assert history_of(means, rules)["e"][1] == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("kind", ["zscore", "ewma"])
+def test_a_wandering_level_is_not_an_anomaly(kind: str) -> None:
+    """A link whose utilization drifts a few percent per window raises nothing."""
+    rules = Detector(kind=kind)
+    drift = [57.0, 58.1, 56.9, 57.6, 58.4, 57.2, 56.5]
+    assert statistical_reason(history_of(drift, rules), 54.6, rules) is None
+    assert statistical_reason(history_of(drift, rules), 98.0, rules) is not None
