@@ -4,7 +4,6 @@ query of the Orders dashboard and every alert's operands return data."""
 from __future__ import annotations
 
 import itertools
-import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,6 +16,7 @@ from streams.common.broker import EmbeddedBroker
 from tests.support.prometheus import (
     alert_expressions,
     dashboard_queries,
+    operands,
     running_prometheus,
 )
 from tests.support.workers import Worker, produce, wait_until
@@ -32,20 +32,6 @@ RULES = ROOT / "dashboards/prometheus/rules/orders.yml"
 #: is checked instead. promtool's rule tests cover the rest of its arithmetic.
 CHANNEL_RATE = "job_channel:streams_orders_accepted:rate5m"
 NEEDS_HISTORY = {f"{CHANNEL_RATE}_zscore": CHANNEL_RATE}
-COMPARISON = re.compile(r"\s*(==|!=|>=|<=|>|<)\s*-?[\d.]+\s*$")
-
-
-def operands(expr: str) -> list[str]:
-    """The parts of an alert expression that must have data on a healthy system:
-    each side of a top-level ``and on (...)``, without its threshold comparison, and
-    ``absent(x)`` as ``x``."""
-    parts = re.split(r"\)?\s*\band on \([^)]*\)\s*", " ".join(expr.split()))
-    found = []
-    for part in parts:
-        part = COMPARISON.sub("", part.strip())
-        absent = re.fullmatch(r"absent\((.*)\)", part)
-        found.append(absent.group(1) if absent else part)
-    return found
 
 
 def test_operands_split_alert_expressions() -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import shutil
 import socket
 import subprocess
@@ -327,6 +328,22 @@ def recording_expressions(rules_path: Path) -> list[tuple[str, str]]:
     return [
         (rule["record"], rule["expr"].strip()) for rule in _rules(rules_path) if "record" in rule
     ]
+
+
+_COMPARISON = re.compile(r"\s*(==|!=|>=|<=|>|<)\s*-?[\d.]+\s*$")
+
+
+def operands(expr: str) -> list[str]:
+    """The parts of an alert expression that must have data on a healthy system:
+    each side of a top-level ``and on (...)``, without its threshold comparison, and
+    ``absent(x)`` as ``x``."""
+    parts = re.split(r"\)?\s*\band on \([^)]*\)\s*", " ".join(expr.split()))
+    found = []
+    for part in parts:
+        part = _COMPARISON.sub("", part.strip())
+        absent = re.fullmatch(r"absent\((.*)\)", part)
+        found.append(absent.group(1) if absent else part)
+    return found
 
 
 @contextlib.contextmanager
