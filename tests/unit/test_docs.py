@@ -9,6 +9,7 @@ from pydantic_settings import BaseSettings
 
 from streams.common.settings import KafkaSettings, WorkerSettings
 from streams.orders.settings import OrdersSettings
+from streams.telemetry.settings import IngestSettings, TelemetrySettings
 
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
 
@@ -22,7 +23,9 @@ def env_names(settings: type[BaseSettings]) -> list[str]:
     return names
 
 
-@pytest.mark.parametrize("settings", [KafkaSettings, WorkerSettings, OrdersSettings])
+@pytest.mark.parametrize(
+    "settings", [KafkaSettings, WorkerSettings, OrdersSettings, TelemetrySettings, IngestSettings]
+)
 def test_every_setting_is_in_the_readme(settings: type[BaseSettings]) -> None:
     """Each environment variable a worker reads appears in the README's settings table."""
     missing = [name for name in env_names(settings) if f"`{name}`" not in README]
