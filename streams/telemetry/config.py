@@ -77,13 +77,15 @@ class Flatline(BaseModel):
 
 
 def _default_thresholds() -> dict[str, Threshold]:
+    # Saturation shows in a window's peak: one poll at 98 % is a full link, even when
+    # the window's mean is 60 %. Latency judges the p95, so one slow probe is not enough.
     return {
-        "utilization": Threshold(figure="p95", above=90.0),
+        "utilization": Threshold(figure="max", above=95.0),
         "errors": Threshold(figure="max", above=50.0),
         "drops": Threshold(figure="max", above=100.0),
         "latency_ms": Threshold(figure="p95", above=200.0),
-        "cpu": Threshold(figure="mean", above=90.0),
-        "memory": Threshold(figure="mean", above=95.0),
+        "cpu": Threshold(figure="max", above=95.0),
+        "memory": Threshold(figure="max", above=95.0),
     }
 
 

@@ -27,7 +27,7 @@ def test_nested_changes_make_the_next_version() -> None:
     )
     assert new.version == 5
     assert new.window_seconds == 30
-    assert new.thresholds["cpu"] == Threshold(figure="mean", above=80.0)
+    assert new.thresholds["cpu"] == Threshold(figure="max", above=80.0)
     assert new.thresholds["temperature"] == Threshold(figure="max", above=70.0)
     assert new.detector.kind == "zscore"
     assert old.window_seconds == 60 and old.version == 4
@@ -127,7 +127,7 @@ def test_diff_lists_each_changed_setting_old_to_new() -> None:
     assert describe_changes(old, new) == [
         "window_seconds 60 -> 30",
         'thresholds.drops {"figure": "max", "above": 100.0, "below": null} -> (unset)',
-        "thresholds.cpu.above 90.0 -> 80.0",
+        "thresholds.cpu.above 95.0 -> 80.0",
         'thresholds.temperature (unset) -> {"figure": "max", "above": 70.0, "below": null}',
     ]
     assert describe_changes(new, apply_changes(new, {})) == []
