@@ -25,8 +25,23 @@ prometheus: ## Install Debian's prometheus/promtool when missing (needed by the 
 run: install ## Run the whole product on the embedded broker (DEMO=0: no producers)
 	$(PY) -m streams run --demo $(DEMO)
 
-produce: install ## Generate orders into a running product (RATE=orders/s, default 50)
-	$(PY) -m producers orders --rate $${RATE:-50}
+# The producers run until Ctrl-C. Their settings are environment variables (defaults
+# after `:-`), e.g. `RATE=200 make orders`, `DEVICES=500 INTERVAL=1 make telemetry`.
+ORDERS := $(PY) -m producers orders --rate $${RATE:-50}
+TELEMETRY := $(PY) -m producers telemetry --url $${TELEMETRY_URL:-http://127.0.0.1:6070/telemetry} \
+	--devices $${DEVICES:-20} --interfaces $${INTERFACES:-4} --interval-seconds $${INTERVAL:-5} \
+	--spikes 0.002 --flatlines 0.002 --silent 0.05 --duplicates 0.005 --malformed 0.001
+
+produce: install ## Generate orders and device telemetry together (see orders, telemetry)
+	@# Background jobs of a non-interactive shell ignore Ctrl-C: stop them by pid.
+	@trap 'kill $$orders $$devices 2>/dev/null; wait' INT TERM; \
+	$(ORDERS) & orders=$$!; $(TELEMETRY) & devices=$$!; wait
+
+orders: install ## Generate orders into Kafka (RATE=orders/s, default 50)
+	$(ORDERS)
+
+telemetry: install ## Simulate network devices POSTing to the ingest (DEVICES, INTERVAL, TELEMETRY_URL)
+	$(TELEMETRY)
 
 test: install prometheus ## Run the whole test suite (starts its own broker and servers)
 	$(PY) -m pytest -q $(PYTEST_ARGS)
@@ -52,4 +67,4 @@ down: ## Stop the production-like stack
 clean: ## Remove local state (.venv stays)
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache
 
-.PHONY: help install prometheus run produce test lint format bench up down clean
+.PHONY: help install prometheus run produce orders telemetry test lint format bench up down clean

@@ -1,8 +1,10 @@
 """``python -m streams run``: the whole product on one machine, stopped with Ctrl-C.
 
 It starts the embedded broker (unless ``KAFKA_BOOTSTRAP`` points at another Kafka),
-loads the reference data, starts the workers and, unless ``--demo 0``, a producer at
-a modest rate (the embedded broker keeps every record in memory).
+loads the reference data, starts the orders workers, the telemetry workers and the
+telemetry HTTP ingest and, unless ``--demo 0``, an orders producer and a device
+simulator at modest rates (the embedded broker keeps every record in memory). Which
+processes run on which ports is streams/processes.py.
 
 Stale state on purpose: the embedded broker forgets everything when it stops, so the
 workers' local state (RocksDB, Parquet copy) from an earlier run would describe data
@@ -26,23 +28,22 @@ from pathlib import Path
 from types import FrameType
 
 from streams.common.broker import EmbeddedBroker, free_port, wait_for_port
+from streams.processes import Process, choose_ports, demo_producers, guide, servers
 
 log = logging.getLogger("streams")
-
-DEMO_PRODUCER = [
-    "orders", "--rate", "20", "--duplicates", "0.01", "--malformed", "0.005",
-    "--variants", "0.1", "--late", "0.01",
-]  # fmt: skip
 
 
 @dataclass
 class Launcher:
     state_dir: Path
-    workers: int
     demo: bool
-    web_port: int
     broker_port: int
-    children: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
+    web_port: int
+    workers: int
+    ingest_port: int
+    telemetry_port: int
+    telemetry_workers: int
+    children: list[tuple[Process, subprocess.Popen[bytes]]] = field(default_factory=list)
     broker: EmbeddedBroker | None = None
 
     def bootstrap(self) -> str:
@@ -65,13 +66,14 @@ class Launcher:
         self.broker.start()
         return self.broker.bootstrap
 
-    def spawn(self, name: str, args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    def spawn(self, process: Process, env: dict[str, str]) -> subprocess.Popen[bytes]:
         logs = self.state_dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
-        out = (logs / f"{name}.log").open("ab")
-        proc = subprocess.Popen([sys.executable, *args], env={**os.environ, **env},
+        out = (logs / f"{process.name}.log").open("ab")
+        proc = subprocess.Popen([sys.executable, *process.args],
+                                env={**os.environ, **env, **process.env},
                                 stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
-        self.children.append((name, proc))
+        self.children.append((process, proc))
         return proc
 
     def run(self) -> int:
@@ -80,23 +82,19 @@ class Launcher:
         for loader in ("catalog", "inventory"):
             subprocess.run([sys.executable, "-m", "producers", loader], check=True,
                            env={**os.environ, **env})  # fmt: skip
-        ports = [self.web_port + i for i in range(self.workers)]
-        for index, port in enumerate(ports):
-            self.spawn(
-                f"orders-worker{index}",
-                ["-m", "streams.orders", "worker", "-l", "info"],
-                {
-                    **env,
-                    "WEB_PORT": str(port),
-                    "STREAMS_DATA_DIR": str(self.state_dir / f"worker{index}"),
-                    "ORDERS_PARQUET_URI": str(self.state_dir / "lake" / "orders"),
-                },
-            )
-        for port in ports:
-            _wait_healthy(port)
+        # Ports are chosen just before the servers bind them, which keeps the window in
+        # which another program can take one small. All servers start at once (they are
+        # independent); producers only once every one answers.
+        ports = choose_ports(self.web_port, self.workers, self.telemetry_port,
+                             self.telemetry_workers, self.ingest_port)  # fmt: skip
+        started = [(p, self.spawn(p, env)) for p in servers(self.state_dir, ports)]
+        for process, proc in started:
+            if process.port is not None:
+                _wait_healthy(process, proc)
         if self.demo:
-            self.spawn("orders-producer", ["-m", "producers", *DEMO_PRODUCER], env)
-        _print_guide(bootstrap, ports, self.state_dir, self.demo)
+            for process in demo_producers(ports):
+                self.spawn(process, env)
+        sys.stderr.write(guide(bootstrap, ports, self.state_dir, self.demo) + "\n")
         return self.supervise()
 
     def supervise(self) -> int:
@@ -109,56 +107,45 @@ class Launcher:
         signal.signal(signal.SIGINT, on_signal)
         signal.signal(signal.SIGTERM, on_signal)
         while not stop:
-            for name, proc in self.children:
+            for process, proc in self.children:
                 if proc.poll() is not None and proc.returncode != 0:
-                    log.error("%s exited with %s; see its log", name, proc.returncode)
+                    log.error("%s exited with %s; see its log", process.name, proc.returncode)
                     stop = True
             time.sleep(0.2)
         self.shutdown()
         return 0
 
     def shutdown(self) -> None:
-        for _name, proc in reversed(self.children):
-            if proc.poll() is None:
-                proc.terminate()
-        for _name, proc in self.children:
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        # Producers (no web port) first, while the ingest still answers their last
+        # requests; then every server at once. A producer that is still retrying
+        # after 5 s (its server went first on a terminal's Ctrl-C) loses only demo data.
+        for servers_stage, grace in ((False, 5), (True, 30)):
+            stage = [proc for p, proc in self.children if (p.port is not None) == servers_stage]
+            for proc in stage:
+                if proc.poll() is None:
+                    proc.terminate()
+            for proc in stage:
+                try:
+                    proc.wait(timeout=grace)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
         if self.broker is not None:
             self.broker.stop()
         log.info("stopped")
 
 
-def _wait_healthy(port: int, timeout: float = 90.0) -> None:
+def _wait_healthy(process: Process, proc: subprocess.Popen[bytes], timeout: float = 90.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{process.name} exited with {proc.returncode}; see its log")
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2):
+            with urllib.request.urlopen(f"http://127.0.0.1:{process.port}/health", timeout=2):
                 return
         except OSError:
             time.sleep(0.3)
-    raise TimeoutError(f"worker on port {port} not healthy after {timeout}s")
-
-
-def _print_guide(bootstrap: str, ports: list[int], state_dir: Path, demo: bool) -> None:
-    base = f"http://127.0.0.1:{ports[0]}"
-    lines = [
-        "",
-        f"Kafka bootstrap     {bootstrap}",
-        f"Orders web views    {base}/orders/revenue/daily",
-        f"                    {base}/orders/products/top?by=units",
-        f"                    {base}/orders/customers   {base}/orders/inventory",
-        f"                    {base}/orders/alerts      {base}/orders/reports/daily",
-        "Metrics             " + "  ".join(f"http://127.0.0.1:{p}/metrics" for p in ports),
-        f"Logs and state      {state_dir}",
-        f"Producer            {'demo orders at 20/s' if demo else 'none (make produce)'}",
-        "Press Ctrl-C to stop everything.",
-        "",
-    ]
-    sys.stderr.write("\n".join(lines) + "\n")
+    raise TimeoutError(f"{process.name} on port {process.port} not healthy after {timeout}s")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -170,10 +157,15 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--state-dir", type=Path, default=Path(os.environ.get("STATE_DIR", "var")))
     run.add_argument("--web-port", type=int, default=int(os.environ.get("WEB_PORT", "6066")))
     run.add_argument("--broker-port", type=int, default=9092)
+    run.add_argument("--telemetry-workers", type=int,
+                     default=int(os.environ.get("TELEMETRY_WORKERS", "2")))  # fmt: skip
+    run.add_argument("--ingest-port", type=int, default=6070, help="telemetry HTTP ingest")
+    run.add_argument("--telemetry-port", type=int, default=6071, help="first telemetry worker")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    launcher = Launcher(args.state_dir, args.workers, bool(args.demo), args.web_port,
-                        args.broker_port)  # fmt: skip
+    launcher = Launcher(args.state_dir, bool(args.demo), args.broker_port, args.web_port,
+                        args.workers, args.ingest_port, args.telemetry_port,
+                        args.telemetry_workers)  # fmt: skip
     try:
         return launcher.run()
     except BaseException:

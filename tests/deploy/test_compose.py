@@ -25,12 +25,17 @@ ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
 ENV_EXAMPLE = ROOT / ".env.example"
+PROMETHEUS_CONFIG = ROOT / "dashboards" / "prometheus" / "prometheus.yml"
 
 REQUIRED_VARS = ("MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD", "GRAFANA_ADMIN_PASSWORD")
 DUMMY_SECRETS = {name: f"dummy-{name.lower().replace('_', '-')}" for name in REQUIRED_VARS}
 BROKERS = ("kafka-1", "kafka-2", "kafka-3")
 # Services behind a profile are left out of `config` unless the profile is enabled.
 PROFILES = ("demo",)
+# Services that talk to Kafka directly and serve HTTP on port 6066.
+PIPELINE_SERVICES = ("orders", "telemetry", "telemetry-ingest")
+SCALED_WORKERS = ("orders", "telemetry")
+INGEST_URL = "http://telemetry-ingest:6066/telemetry"
 
 Compose = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -49,7 +54,10 @@ def compose(tmp_path_factory: pytest.TempPathFactory) -> Compose:
     home = tmp_path_factory.mktemp("compose-home")
 
     def run(
-        *args: str, secrets: Mapping[str, str], env_file: Path | None = None
+        *args: str,
+        secrets: Mapping[str, str],
+        env_file: Path | None = None,
+        profiles: tuple[str, ...] = PROFILES,
     ) -> subprocess.CompletedProcess[str]:
         # A bare environment and a throwaway HOME/DOCKER_CONFIG: no developer's COMPOSE_*,
         # DOCKER_HOST or ~/.docker settings leak in. --env-file replaces the default
@@ -60,7 +68,7 @@ def compose(tmp_path_factory: pytest.TempPathFactory) -> Compose:
             "DOCKER_CONFIG": str(home / ".docker"),
             **secrets,
         }
-        profiles = [arg for name in PROFILES for arg in ("--profile", name)]
+        enabled = [arg for name in profiles for arg in ("--profile", name)]
         command = [
             str(binary),
             "--project-directory",
@@ -69,7 +77,7 @@ def compose(tmp_path_factory: pytest.TempPathFactory) -> Compose:
             str(COMPOSE_FILE),
             "--env-file",
             str(env_file) if env_file else os.devnull,
-            *profiles,
+            *enabled,
             *args,
         ]
         return subprocess.run(
@@ -160,25 +168,93 @@ def test_three_kafka_brokers_keep_three_replicas_and_two_in_sync(
         assert volume["type"] == "volume" and volume["source"], "broker data must outlive it"
 
 
-def test_orders_workers_reach_every_broker(services: dict[str, dict[str, Any]]) -> None:
-    """Orders workers bootstrap from all three brokers and start only once all are healthy."""
-    orders = services["orders"]
-    assert orders["environment"]["KAFKA_BOOTSTRAP"].split(",") == [f"{b}:9092" for b in BROKERS]
-    assert orders["environment"]["KAFKA_REPLICATION_FACTOR"] == "3"
+@pytest.mark.parametrize("name", PIPELINE_SERVICES)
+def test_pipeline_services_reach_every_broker(
+    services: dict[str, dict[str, Any]], name: str
+) -> None:
+    """Pipeline processes bootstrap from all three brokers and start once all are healthy."""
+    service = services[name]
+    assert service["environment"]["KAFKA_BOOTSTRAP"].split(",") == [f"{b}:9092" for b in BROKERS]
+    assert service["environment"]["KAFKA_REPLICATION_FACTOR"] == "3"
     for broker in BROKERS:
-        assert orders["depends_on"][broker]["condition"] == "service_healthy"
+        assert service["depends_on"][broker]["condition"] == "service_healthy"
 
 
-def test_orders_service_can_be_scaled(services: dict[str, dict[str, Any]]) -> None:
-    """`--scale orders=N` works: no fixed name, no host port, no state shared by replicas."""
-    orders = services["orders"]
-    assert "build" in orders
-    assert "container_name" not in orders
-    assert not orders.get("ports"), "replicas cannot share one host port"
-    for volume in orders.get("volumes", []):
+@pytest.mark.parametrize("name", SCALED_WORKERS)
+def test_worker_services_can_be_scaled(services: dict[str, dict[str, Any]], name: str) -> None:
+    """`--scale <worker>=N` works: no fixed name, no host port, no state shared by replicas."""
+    service = services[name]
+    assert "build" in service
+    assert "container_name" not in service
+    assert not service.get("ports"), "replicas cannot share one host port"
+    assert any(volume["target"] == "/var/lib/streams" for volume in service["volumes"])
+    for volume in service["volumes"]:
         assert volume["type"] == "volume" and not volume.get("source"), (
             f"{volume['target']} must be an anonymous volume, one per replica"
         )
+
+
+def test_three_telemetry_workers_run_from_the_shared_image(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    """The stack runs three telemetry workers, built from the image the orders workers use."""
+    telemetry = services["telemetry"]
+    assert telemetry["deploy"]["replicas"] == 3
+    assert telemetry["image"] == services["orders"]["image"] == "streams:local"
+    assert telemetry["command"] == ["python", "-m", "streams.telemetry", "worker", "-l", "info"]
+    assert telemetry["environment"]["STREAMS_DATA_DIR"] == "/var/lib/streams"
+
+
+def test_telemetry_ingest_is_published_on_loopback(services: dict[str, dict[str, Any]]) -> None:
+    """Devices on the host reach the ingest at 127.0.0.1:6070, its web port 6066 inside."""
+    ingest = services["telemetry-ingest"]
+    assert ingest["command"] == ["python", "-m", "streams.telemetry", "ingest", "-l", "info"]
+    assert ingest["environment"]["WEB_PORT"] == "6066"
+    assert [(p["host_ip"], p["published"], p["target"]) for p in ingest["ports"]] == [
+        ("127.0.0.1", "6070", 6066)
+    ]
+
+
+def test_ingest_api_key_is_optional_and_shared_with_the_simulator(compose: Compose) -> None:
+    """Unset, the ingest needs no key; set in .env, the ingest and the simulator both get it."""
+    for key in ("", "a-key-of-at-least-16-chars"):
+        secrets = {**DUMMY_SECRETS, "TELEMETRY_INGEST_API_KEY": key} if key else DUMMY_SECRETS
+        result = compose("config", secrets=secrets)
+        assert result.returncode == 0, result.stderr
+        resolved = yaml.safe_load(result.stdout)["services"]
+        for name in ("telemetry-ingest", "telemetry-simulator"):
+            assert resolved[name]["environment"]["TELEMETRY_INGEST_API_KEY"] == key
+
+
+def test_telemetry_simulator_posts_to_the_ingest_in_the_demo_profile(
+    compose: Compose, services: dict[str, dict[str, Any]]
+) -> None:
+    """The simulator runs only with `--profile demo`, once the ingest is healthy, and
+    POSTs to the ingest's in-stack address."""
+    simulator = services["telemetry-simulator"]
+    assert simulator["profiles"] == ["demo"]
+    assert simulator["image"] == "streams:local"
+    assert simulator["command"][:4] == ["python", "-m", "producers", "telemetry"]
+    assert simulator["command"][simulator["command"].index("--url") + 1] == INGEST_URL
+    assert simulator["depends_on"]["telemetry-ingest"]["condition"] == "service_healthy"
+    plain = compose("config", "--services", secrets=DUMMY_SECRETS, profiles=())
+    assert plain.returncode == 0, plain.stderr
+    started = set(plain.stdout.split())
+    assert {"telemetry", "telemetry-ingest"} <= started
+    assert not {"telemetry-simulator", "orders-producer"} & started
+
+
+def test_prometheus_scrapes_every_pipeline_service(services: dict[str, dict[str, Any]]) -> None:
+    """Each Prometheus job finds a Compose service by name, on the port that serves /metrics."""
+    config = yaml.safe_load(PROMETHEUS_CONFIG.read_text())
+    scraped = {
+        target["names"][0]: target["port"]
+        for job in config["scrape_configs"]
+        for target in job.get("dns_sd_configs", [])
+    }
+    assert set(scraped) == set(PIPELINE_SERVICES)
+    for name, port in scraped.items():
+        assert services[name]["environment"]["WEB_PORT"] == str(port)
 
 
 def test_published_ports_bind_only_loopback(services: dict[str, dict[str, Any]]) -> None:
@@ -196,7 +272,14 @@ def test_every_long_running_service_has_a_healthcheck(
 ) -> None:
     """Every service except one-shot jobs declares an enabled healthcheck."""
     long_running = set(services) - one_shot(services)
-    assert long_running >= {*BROKERS, "orders", "prometheus", "grafana", "minio"}
+    assert long_running >= {
+        *BROKERS,
+        *PIPELINE_SERVICES,
+        "telemetry-simulator",
+        "prometheus",
+        "grafana",
+        "minio",
+    }
     for name in sorted(long_running):
         check = services[name].get("healthcheck") or {}
         assert check.get("test") and not check.get("disable"), f"{name} has no healthcheck"

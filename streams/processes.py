@@ -1,0 +1,152 @@
+"""The process table of ``python -m streams run``: what runs, on which port, with what
+environment, and the guide printed once it all answers. streams/launcher.py starts,
+supervises and stops these processes.
+
+Ports: the orders workers take ``--web-port`` and the ports after it, as they always
+did. The telemetry ingest prefers ``--ingest-port`` (6070, the simulator's default URL)
+and each telemetry worker ``--telemetry-port`` + i; a preferred port that is taken (by
+another program, or by an orders worker) is swapped for a free one, and the guide
+prints the port actually used.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from streams.common.broker import free_port
+
+log = logging.getLogger("streams")
+
+DEMO_ORDERS = (
+    "orders", "--rate", "20", "--duplicates", "0.01", "--malformed", "0.005",
+    "--variants", "0.1", "--late", "0.01",
+)  # fmt: skip
+# 20 devices x 18 series every 5 s = 72 readings/s, with a few of every fault.
+DEMO_TELEMETRY = (
+    "telemetry", "--devices", "20", "--interfaces", "4", "--interval-seconds", "5",
+    "--spikes", "0.002", "--flatlines", "0.002", "--silent", "0.05",
+    "--duplicates", "0.005", "--malformed", "0.001",
+)  # fmt: skip
+EXAMPLE_DEVICE = "sw-0001"  # the simulator's first device
+
+
+@dataclass(frozen=True)
+class Process:
+    """One child process: ``python <args>``, logging to ``<state>/logs/<name>.log``."""
+
+    name: str
+    args: tuple[str, ...]
+    env: dict[str, str] = field(default_factory=dict)
+    port: int | None = None  # web port whose /health must answer before producers start
+
+
+@dataclass(frozen=True)
+class Ports:
+    orders: list[int]
+    telemetry: list[int]
+    ingest: int
+
+    @property
+    def ingest_url(self) -> str:
+        return f"http://127.0.0.1:{self.ingest}/telemetry"
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def choose_ports(
+    web_port: int, orders: int, telemetry_port: int, telemetry: int, ingest_port: int
+) -> Ports:
+    """Orders on fixed ports; the telemetry processes on their preferred ports when free."""
+    orders_ports = [web_port + i for i in range(orders)]
+    taken = set(orders_ports)
+
+    def pick(preferred: int, what: str) -> int:
+        port = preferred
+        while port in taken or _listening(port):
+            port = free_port()
+        if port != preferred:
+            log.warning("port %s is taken; the %s uses %s", preferred, what, port)
+        taken.add(port)
+        return port
+
+    ingest = pick(ingest_port, "telemetry ingest")
+    workers = [pick(telemetry_port + i, f"telemetry worker {i}") for i in range(telemetry)]
+    return Ports(orders_ports, workers, ingest)
+
+
+def servers(state_dir: Path, ports: Ports) -> list[Process]:
+    """The orders and telemetry workers and the telemetry ingest, each with its web port."""
+    procs = [
+        Process(
+            f"orders-worker{i}",
+            ("-m", "streams.orders", "worker", "-l", "info"),
+            {
+                "WEB_PORT": str(port),
+                "STREAMS_DATA_DIR": str(state_dir / f"worker{i}"),
+                "ORDERS_PARQUET_URI": str(state_dir / "lake" / "orders"),
+            },
+            port,
+        )
+        for i, port in enumerate(ports.orders)
+    ]
+    procs += [
+        Process(
+            f"telemetry-worker{i}",
+            ("-m", "streams.telemetry", "worker", "-l", "info"),
+            {"WEB_PORT": str(port), "STREAMS_DATA_DIR": str(state_dir / f"telemetry-worker{i}")},
+            port,
+        )
+        for i, port in enumerate(ports.telemetry)
+    ]
+    ingest_env = {"WEB_PORT": str(ports.ingest), "STREAMS_DATA_DIR": str(state_dir / "ingest")}
+    ingest = ("-m", "streams.telemetry", "ingest", "-l", "info")
+    procs.append(Process("telemetry-ingest", ingest, ingest_env, ports.ingest))
+    return procs
+
+
+def demo_producers(ports: Ports) -> list[Process]:
+    """The demo orders producer and the device simulator posting to the ingest."""
+    return [
+        Process("orders-producer", ("-m", "producers", *DEMO_ORDERS)),
+        Process(
+            "telemetry-simulator",
+            ("-m", "producers", *DEMO_TELEMETRY, "--url", ports.ingest_url),
+        ),
+    ]
+
+
+def guide(bootstrap: str, ports: Ports, state_dir: Path, demo: bool) -> str:
+    """What to open once everything answers."""
+    base = f"http://127.0.0.1:{ports.orders[0]}"
+    tele = f"http://127.0.0.1:{ports.telemetry[0]}" if ports.telemetry else "(no workers)"
+
+    def metrics(port_list: list[int]) -> str:
+        return "  ".join(f"http://127.0.0.1:{p}/metrics" for p in port_list)
+
+    producers = "demo orders at 20/s, 20 devices every 5 s" if demo else "none (make produce)"
+    return "\n".join(
+        [
+            "",
+            f"Kafka bootstrap     {bootstrap}",
+            f"Orders web views    {base}/orders/revenue/daily",
+            f"                    {base}/orders/products/top?by=units",
+            f"                    {base}/orders/customers   {base}/orders/inventory",
+            f"                    {base}/orders/alerts      {base}/orders/reports/daily",
+            f"Telemetry ingest    POST {ports.ingest_url}",
+            f"Telemetry views     {tele}/telemetry/devices/{EXAMPLE_DEVICE}/windows",
+            f"                    {tele}/telemetry/alerts   {tele}/telemetry/config",
+            f"Orders metrics      {metrics(ports.orders)}",
+            f"Telemetry metrics   {metrics(ports.telemetry)}",
+            f"Ingest metrics      {metrics([ports.ingest])}",
+            f"Logs and state      {state_dir}",
+            f"Producers           {producers}",
+            "Press Ctrl-C to stop everything.",
+            "",
+        ]
+    )
