@@ -204,7 +204,7 @@ class Sender:
             self._headers["X-API-Key"] = options.api_key
 
     def stop(self) -> None:
-        """Take no more readings; what was taken is still sent (with its retries)."""
+        """Take no more readings; what was taken is still sent, without further retries."""
         self._stopping = True
 
     async def run(self, items: Iterable[Emitted]) -> SendStats:
@@ -295,6 +295,8 @@ class Sender:
                 wait = min(0.5 * 2 ** (failures - 1), 5.0)
             else:
                 return status
+            if self._stopping:
+                return status  # asked to stop: no more waiting on an ingest that refuses
             self.stats.retries += 1
             await asyncio.sleep(wait)
 

@@ -142,8 +142,9 @@ async def run(args: argparse.Namespace) -> int:
         f"series every {args.interval_seconds:g} s ({mode}) -> {options.url}\n"
     )
     sender = Sender(options)
-    with contextlib.suppress(NotImplementedError):  # SIGTERM (docker stop) ends it gracefully
-        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, sender.stop)
+    with contextlib.suppress(NotImplementedError):  # Ctrl-C and docker stop end it gracefully
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            asyncio.get_running_loop().add_signal_handler(signum, sender.stop)
     try:
         await sender.run(generator)
     except* IngestUnreachable as error:
