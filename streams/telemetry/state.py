@@ -6,8 +6,9 @@ Keys of the ``device-windows`` table (all JSON, all in the partition of their de
   (newest event time seen), ``closed`` (end of the newest closed window), ``sealed``
   (end of the newest window being closed on wall clock), ``open`` (start -> [end,
   chunks written]) and ``silent`` (the event time a silence was reported at);
-- ``c|<device>|<start>|<n>``  chunk ``n`` of an open window: the readings one batch
-  added, as received (interface, metric, value, ts, seq);
+- ``c|<device>|<start>|<n>``  chunk ``n`` of an open window: the groups of readings
+  one batch added, ``[{"readings": [[interface, metric, value, ts, seq], ...]}, ...]``,
+  usually the records' values exactly as received (never encoded again);
 - ``h|<device>``  per series: the detector's history;
 - ``w|<device>|<start>``  the last few closed windows as emitted (for the device view);
   their starts are listed in the meta's ``recent``.
@@ -31,6 +32,8 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+import orjson
 
 from streams.telemetry.config import TelemetryConfig
 from streams.telemetry.detect import (
@@ -122,13 +125,23 @@ class PartitionWindows:
         self.store = store
         self.metas = metas
         self.recent = recent
-        self._rows: dict[tuple[str, int], list[ReadingRow]] = defaultdict(list)
+        # Per (device, window): the groups of readings this batch added (a chunk).
+        self._groups: dict[tuple[str, int], list[Any]] = defaultdict(list)
         self._touched: dict[str, None] = {}
 
     def apply(
-        self, device: str, offset: int, rows: Iterable[ReadingRow], config: TelemetryConfig
+        self,
+        device: str,
+        offset: int,
+        rows: Iterable[ReadingRow],
+        config: TelemetryConfig,
+        raw: bytes | None = None,
     ) -> Applied:
-        """Put one record's readings into their windows, unless it was applied already."""
+        """Put one record's readings into their windows, unless it was applied already.
+
+        ``raw`` is the record's value as received (a valid ReadingGroup): when the whole
+        record falls in one window it is kept as it is, with no encoding again.
+        """
         meta = self.metas.get(device)
         if meta is None:
             meta = self.metas[device] = new_meta()
@@ -143,7 +156,8 @@ class PartitionWindows:
         window = window_for(first, config.window_ms, windows, closed)
         if window is not None and last < window[1]:
             # One window holds the whole record (a device's poll, the usual case).
-            self._bucket(device, meta, window).extend(rows)
+            group = orjson.Fragment(raw) if raw is not None else {"readings": rows}
+            self._chunk(device, meta, window).append(group)
             applied.readings = len(rows)
         else:
             last = self._apply_one_by_one(device, meta, rows, windows, closed, config, applied)
@@ -166,6 +180,7 @@ class PartitionWindows:
         """Readings spread over several windows, or late: returns the newest time kept."""
         newest = -1
         lo = hi = 0
+        by_window: dict[tuple[int, int], list[ReadingRow]] = {}
         bucket: list[ReadingRow] = []
         for row in rows:
             ts = row[3]
@@ -176,26 +191,28 @@ class PartitionWindows:
                     continue
                 lo, hi = window
                 windows[lo] = hi
-                bucket = self._bucket(device, meta, window)
+                bucket = by_window.setdefault(window, [])
             bucket.append(row)
             applied.readings += 1
             newest = max(newest, ts)
+        for window, kept in by_window.items():
+            self._chunk(device, meta, window).append({"readings": kept})
         return newest
 
-    def _bucket(self, device: str, meta: Meta, window: tuple[int, int]) -> list[ReadingRow]:
+    def _chunk(self, device: str, meta: Meta, window: tuple[int, int]) -> list[Any]:
         start, end = window
         meta["open"].setdefault(str(start), [end, 0])
-        return self._rows[(device, start)]
+        return self._groups[(device, start)]
 
     def flush_applied(self) -> None:
         """Write this batch's chunks, then the metas that count them (in that order)."""
-        for (device, start), rows in self._rows.items():
+        for (device, start), groups in self._groups.items():
             entry = self.metas[device]["open"][str(start)]
-            self.store[chunk_key(device, start, entry[1])] = rows
+            self.store[chunk_key(device, start, entry[1])] = groups
             entry[1] += 1
         for device in self._touched:
             self.store[meta_key(device)] = self.metas[device]
-        self._rows.clear()
+        self._groups.clear()
         self._touched.clear()
 
     def seal(self, device: str, clock: float, config: TelemetryConfig) -> bool:

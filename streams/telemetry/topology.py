@@ -13,6 +13,7 @@ A timer closes the windows of quiet devices on wall clock (``runtime.py``).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import Counter, defaultdict
@@ -39,6 +40,10 @@ ALERTS = "telemetry.alerts"
 DLQ = "telemetry.dlq"
 TABLE = "device-windows"
 CONSOLE_ALERTS = 20
+# Processing a batch is CPU work on the event loop, where Faust also moves fetched
+# records into the stream: without a pause now and then, the next batch would only
+# start filling once this one is done, and take_events would wait its full timeout.
+YIELD_EVERY = 100
 
 # Window results and alerts carry deterministic ids: compaction keeps one of each.
 RESULTS = {"cleanup.policy": "compact,delete", "retention.ms": str(30 * 86_400_000)}
@@ -122,12 +127,16 @@ async def handle_batch(pipeline: TelemetryPipeline, events: list[Any]) -> None:
     for partition, batch in by_partition.items():
         runtime = pipeline.runtime(partition)
         devices = touched[partition] = {}
-        for event in batch:
+        for count, event in enumerate(batch, 1):
+            if count % YIELD_EVERY == 0:
+                await asyncio.sleep(0)  # let Faust keep filling the next batch meanwhile
             message = event.message
             group = await _decode(pipeline, message)
             if group is None:
                 continue
-            applied = runtime.windows.apply(group.device_id, message.offset, group.readings, config)
+            applied = runtime.windows.apply(
+                group.device_id, message.offset, group.readings, config, raw=message.value
+            )
             if applied.replayed:
                 replayed += 1
                 continue
@@ -153,7 +162,9 @@ async def handle_batch(pipeline: TelemetryPipeline, events: list[Any]) -> None:
     closed = Closed()
     for partition, devices in touched.items():
         windows = pipeline.runtime(partition).windows
-        for device in devices:
+        for count, device in enumerate(devices, 1):
+            if count % (YIELD_EVERY // 10) == 0:
+                await asyncio.sleep(0)
             windows.close(device, windows.metas[device]["max"], config, "event_time", closed)
     if closed.windows:
         await emit(pipeline, closed)

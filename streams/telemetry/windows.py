@@ -112,17 +112,17 @@ SEQ = itemgetter(4)
 
 
 def series_values(
-    chunks: Iterable[Iterable[Sequence[Any]]],
+    chunks: Iterable[Iterable[Mapping[str, Any]]],
 ) -> tuple[dict[tuple[str, str], list[float]], int]:
     """Values per (interface, metric) series from a window's chunks, and duplicates.
 
-    Chunk rows are readings as received: (interface, metric, value, ts, seq).
+    A chunk is a list of groups ``{"readings": [[interface, metric, value, ts, seq], ...]}``.
 
     A reading is identified by its device's sequence number: a second reading with a
     sequence number already seen in the series is a duplicate (resent by the device or
     the client) and counts once, with the value first seen.
     """
-    rows = list(chain.from_iterable(chunks))
+    rows = list(chain.from_iterable(group["readings"] for chunk in chunks for group in chunk))
     values: dict[tuple[str, str], list[float]] = {}
     if len(set(map(SEQ, rows))) == len(rows):
         # No sequence number twice in the device's window: no duplicates (the usual case).

@@ -145,7 +145,8 @@ def test_flush_writes_every_chunk_before_the_metas() -> None:
     assert store.writes == []
     windows.flush_applied()
     assert store.writes == [f"c|a|{T0}|0", f"c|a|{at(60)}|0", f"c|b|{T0}|0", "m|a", "m|b"]
-    assert [(row[0], row[1], row[2], row[4]) for row in store[f"c|a|{T0}|0"]] == [
+    rows = [row for group in store[f"c|a|{T0}|0"] for row in group["readings"]]
+    assert [(row[0], row[1], row[2], row[4]) for row in rows] == [
         ("eth0", "utilization", 1.0, 1),
         ("eth0", "utilization", 4.0, 3),
     ]
@@ -355,3 +356,18 @@ def test_reading_after_a_crash_does_not_change_an_emitted_window() -> None:
     applied, again = handle(windows, [("d", 1, [util(99.0, 30, 3)])])
     assert applied[0].late == [util(99.0, 30, 3)]
     assert again.aggregates == emitted.aggregates
+
+
+def test_a_record_in_one_window_is_kept_as_received() -> None:
+    """A record whose readings share a window is stored as its own bytes, and counts alike."""
+    store = Store()
+    windows = PartitionWindows(store, {})
+    rows = [util(1.0, 1, 1), util(3.0, 2, 2)]
+    raw = orjson.dumps({"device_id": "d", "readings": rows})
+    windows.apply("d", 0, rows, CONFIG, raw=raw)
+    windows.flush_applied()
+    assert store[f"c|d|{T0}|0"] == [orjson.loads(raw)]
+    closed = Closed()
+    windows.close("d", at(65), CONFIG, "idle", closed)
+    assert closed.aggregates[0]["series"][0]["count"] == 2
+    assert closed.aggregates[0]["series"][0]["mean"] == 2.0

@@ -151,9 +151,9 @@ def test_mean_uses_exact_summation() -> None:
 def test_duplicate_sequence_numbers_count_once_with_the_first_value() -> None:
     """A reading resent with the same seq, in any chunk, counts once with its first value."""
     chunks = [
-        [("eth0", "utilization", 10.0, 0, 1), ("eth0", "utilization", 20.0, 0, 2)],
-        [("eth0", "utilization", 99.0, 0, 1), ("eth0", "utilization", 30.0, 0, 3)],
-        [("eth0", "utilization", 77.0, 0, 2)],
+        [{"readings": [("eth0", "utilization", 10.0, 0, 1), ("eth0", "utilization", 20.0, 0, 2)]}],
+        [{"readings": [("eth0", "utilization", 99.0, 0, 1), ("eth0", "utilization", 30.0, 0, 3)]}],
+        [{"readings": [("eth0", "utilization", 77.0, 0, 2)]}],
     ]
     assert series_values(chunks) == ({("eth0", "utilization"): [10.0, 20.0, 30.0]}, 2)
 
@@ -161,8 +161,8 @@ def test_duplicate_sequence_numbers_count_once_with_the_first_value() -> None:
 def test_same_sequence_number_in_other_series_is_not_a_duplicate() -> None:
     """Duplicates are found per interface and metric: one seq in three series is three values."""
     chunks = [
-        [("eth0", "utilization", 1.0, 0, 1), ("eth1", "utilization", 2.0, 0, 1)],
-        [("eth0", "errors", 3.0, 0, 1)],
+        [{"readings": [("eth0", "utilization", 1.0, 0, 1), ("eth1", "utilization", 2.0, 0, 1)]}],
+        [{"readings": [("eth0", "errors", 3.0, 0, 1)]}],
     ]
     assert series_values(chunks) == (
         {("eth0", "utilization"): [1.0], ("eth1", "utilization"): [2.0], ("eth0", "errors"): [3.0]},
