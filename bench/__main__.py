@@ -1,4 +1,4 @@
-"""``python -m bench [--orders N] [--repeat K] [--only pipeline|logic|views|ingest]``."""
+"""``python -m bench [--orders N] [--repeat K] [--only pipeline|logic|views|ingest|telemetry]``."""
 
 from __future__ import annotations
 
@@ -21,7 +21,20 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--orders", type=int, default=200_000, help="orders per run")
     parser.add_argument("--repeat", type=int, default=1, help="runs per figure (median)")
-    parser.add_argument("--only", choices=("pipeline", "logic", "views", "ingest"), help="one part")
+    parser.add_argument(
+        "--only", choices=("pipeline", "logic", "views", "ingest", "telemetry"), help="one part"
+    )
+    parser.add_argument(
+        "--readings",
+        type=int,
+        default=2_600_000,
+        help="telemetry: readings preloaded per throughput run (rounded to whole windows)",
+    )
+    parser.add_argument(
+        "--telemetry-parts",
+        default="throughput,latency",
+        help="telemetry: comma-separated parts, throughput and/or latency",
+    )
     parser.add_argument(
         "--variants",
         default=",".join(pipeline.VARIANTS),
@@ -30,7 +43,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--profile",
         type=Path,
-        help="py-spy the worker during variant (a)'s first run; collapsed stacks to this file",
+        help="py-spy the worker during variant (a)'s first run (telemetry: the first "
+        "throughput run); collapsed stacks to this file",
     )
     parser.add_argument("--output", type=Path, default=report.RESULTS, help="results JSON")
     return parser
@@ -115,11 +129,76 @@ def _ingest(args: argparse.Namespace) -> int:
     return 0
 
 
+def _telemetry_throughput(args: argparse.Namespace) -> dict[str, Any]:
+    """(a) per variant, ``--repeat`` runs; with --profile, one extra run of the first
+    variant under py-spy, kept out of the medians (sampling costs the worker CPU)."""
+    from bench import telemetry
+
+    out: dict[str, Any] = {"throughput": {}}
+    for index, (name, interfaces) in enumerate(telemetry.VARIANTS.items()):
+        log.info("telemetry %s: generating ~%d readings", name, args.readings)
+        data = telemetry.poll_records(interfaces, args.readings)
+        if index == 0 and args.profile is not None:
+            log.info("telemetry throughput %s under py-spy (not in the medians)", name)
+            run = telemetry.run_throughput(data, profile=args.profile)
+            summary = profile.summarize(args.profile)
+            text = profile.render(summary, run["profile_seconds"] or 0.0)
+            args.profile.with_suffix(".txt").write_text(text + "\n")
+            out["profile"] = {"raw": str(args.profile), "variant": name, "run": run, **summary}
+            log.info("profile summary in %s", args.profile.with_suffix(".txt"))
+        runs, errors = [], []
+        for repeat in range(args.repeat):
+            log.info("telemetry throughput %s, run %d/%d", name, repeat + 1, args.repeat)
+            try:
+                run = telemetry.run_throughput(data)
+            except pipeline.BenchError as exc:
+                log.error("telemetry %s failed: %s", name, exc)
+                errors.append(str(exc)[-2000:])
+                continue
+            log.info("  %s readings/s steady", f"{run['steady_readings_per_s'] or 0:,.0f}")
+            runs.append(run)
+        median = report.median_of(runs) if runs else None
+        out["throughput"][name] = {"median": median, "runs": runs, "errors": errors}
+    return out
+
+
+def _telemetry(args: argparse.Namespace) -> int:
+    """The telemetry workers (bench/telemetry.py); results-telemetry.json."""
+    from bench import telemetry
+
+    started = time.monotonic()
+    parts = {part.strip() for part in args.telemetry_parts.split(",") if part.strip()}
+    results: dict[str, Any] = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": machine.describe(),
+        "source": machine.source(),
+        "repeat": args.repeat,
+    }
+    if "throughput" in parts:
+        results.update(_telemetry_throughput(args))
+    if "latency" in parts:
+        log.info("telemetry window latency, live (~%d s)", telemetry.LIVE["seconds"])
+        results["latency"] = telemetry.run_latency()
+    results["source_after"] = machine.source()
+    results["bench_seconds"] = time.monotonic() - started
+    output = args.output
+    if output == report.RESULTS:  # keep the orders figures
+        output = report.RESULTS.with_name("results-telemetry.json")
+    report.write(results, output)
+    sys.stdout.write(telemetry.markdown(results) + "\n")
+    if "profile" in results:
+        sys.stdout.write(f"profile of the worker: {args.profile.with_suffix('.txt')}\n")
+    log.info("done in %.0f s; results in %s", results["bench_seconds"], output)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     if args.only == "ingest":
         return _ingest(args)
+    if args.only == "telemetry":
+        return _telemetry(args)
     started = time.monotonic()
     partitions = int(os.environ.get("ORDERS_PARTITIONS", "4"))
     batch_size = int(os.environ.get("ORDERS_BATCH_SIZE", "2000"))

@@ -87,3 +87,17 @@ def source() -> dict[str, Any]:
     except OSError:
         return {"commit": None, "dirty": None, "root": str(root)}
     return {"commit": head.stdout.strip(), "dirty": dirty, "root": str(root)}
+
+
+def fingerprint() -> str:
+    """A short hash of the code a worker started now would run (streams/, producers/):
+    tells runs apart when the tree changes between them."""
+    import hashlib
+
+    import streams
+
+    root = Path(streams.__file__).resolve().parent.parent
+    digest = hashlib.sha1(usedforsecurity=False)
+    for path in sorted([*root.glob("streams/**/*.py"), *root.glob("producers/**/*.py")]):
+        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:12]

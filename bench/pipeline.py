@@ -50,12 +50,15 @@ class BenchError(RuntimeError):
 
 @dataclass
 class Worker:
-    """``python -m streams.orders worker`` with its own port, data dir and lake."""
+    """``python -m <module> <command>`` (by default ``streams.orders worker``) with its
+    own port, data dir and lake."""
 
     bootstrap: str
     workdir: Path
     env: dict[str, str] = field(default_factory=dict)
     port: int = field(default_factory=free_port)
+    module: str = "streams.orders"
+    command: str = "worker"
     proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -64,7 +67,7 @@ class Worker:
 
     @property
     def log_path(self) -> Path:
-        return self.workdir / "worker.log"
+        return self.workdir / f"{self.command}.log"
 
     @property
     def pid(self) -> int | None:
@@ -81,7 +84,7 @@ class Worker:
         }
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "streams.orders", "worker", "-l", "info"],
+                [sys.executable, "-m", self.module, self.command, "-l", "info"],
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -94,12 +97,12 @@ class Worker:
                 return self
             except (OSError, ValueError):
                 time.sleep(0.1)
-        raise BenchError(f"worker not healthy after 90 s; see {self.log_path}")
+        raise BenchError(f"{self.command} not healthy after 90 s; see {self.log_path}")
 
     def check_alive(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
             tail = self.log_path.read_text(errors="replace")[-3000:]
-            raise BenchError(f"the worker exited; the end of its log:\n{tail}")
+            raise BenchError(f"the {self.command} exited; the end of its log:\n{tail}")
 
     def raw(self, path: str, timeout: float = 10) -> bytes:
         with urllib.request.urlopen(self.url + path, timeout=timeout) as response:
@@ -173,7 +176,7 @@ class Profiler:
             self.proc.wait()
 
 
-def _wait(probe: Callable[[], bool], worker: Worker, timeout: float, what: str) -> float:
+def wait_for(probe: Callable[[], bool], worker: Worker, timeout: float, what: str) -> float:
     """Poll every POLL s until ``probe()``; returns the monotonic time it first held."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -226,6 +229,59 @@ def run_variant(
             broker.stop()
 
 
+@dataclass
+class Count:
+    """``metric`` polled every POLL s, from the first poll that saw it above 0 until it
+    reached its target; CPU seconds of the worker and the broker at both ends."""
+
+    first: float
+    first_count: float
+    last: float
+    samples: list[tuple[float, float]]
+    cpu_first: tuple[float | None, float | None]
+    cpu_last: tuple[float | None, float | None]
+    profiler: Profiler | None
+
+
+def count_until(
+    worker: Worker,
+    broker_pid: int | None,
+    metric: str,
+    n: float,
+    timeout: float,
+    profile: Path | None = None,
+) -> Count:
+    """Poll ``metric`` until it reaches ``n``; py-spy the worker from the first count
+    when ``profile`` is given (the caller stops the profiler)."""
+    first: tuple[float, float] | None = None
+    cpu_first: tuple[float | None, float | None] = (None, None)
+    profiler: Profiler | None = None
+    samples: list[tuple[float, float]] = []
+
+    def reached() -> bool:
+        nonlocal first, cpu_first, profiler
+        count = worker.metrics(metric)[metric]
+        now = time.monotonic()
+        if count > 0 and first is None:
+            first = (now, count)
+            cpu_first = (cpu_seconds(worker.pid), cpu_seconds(broker_pid))
+            if profile is not None and worker.pid is not None:
+                profiler = Profiler(worker.pid, profile)
+        if first is not None:
+            samples.append((now, count))
+        return count >= n
+
+    try:
+        last = wait_for(reached, worker, timeout, f"{n:,.0f} counted in {metric}")
+    except BenchError:
+        if profiler is not None:
+            profiler.stop()
+        raise
+    cpu_last = (cpu_seconds(worker.pid), cpu_seconds(broker_pid))
+    assert first is not None
+    return Count(first[0], first[1], last, samples, cpu_first, cpu_last, profiler)
+
+
 def _measure(
     worker: Worker,
     broker: EmbeddedBroker,
@@ -234,29 +290,10 @@ def _measure(
     healthy: float,
     profile: Path | None,
 ) -> dict[str, Any]:
-    timeout = 120 + n / 200
-    first: tuple[float, float] | None = None
-    cpu_first: tuple[float | None, float | None] = (None, None)
-    profiler: Profiler | None = None
-    samples: list[tuple[float, float]] = []
-
-    def all_received() -> bool:
-        nonlocal first, cpu_first, profiler
-        count = worker.metrics(RECEIVED)[RECEIVED]
-        now = time.monotonic()
-        if count > 0 and first is None:
-            first = (now, count)
-            cpu_first = (cpu_seconds(worker.pid), cpu_seconds(broker.pid))
-            if profile is not None and worker.pid is not None:
-                profiler = Profiler(worker.pid, profile)
-        if first is not None:
-            samples.append((now, count))
-        return count >= n
-
-    last = _wait(all_received, worker, timeout, f"{n} records counted")
-    cpu_last = (cpu_seconds(worker.pid), cpu_seconds(broker.pid))
-    assert first is not None
-    t_first, c_first = first
+    counted = count_until(worker, broker.pid, RECEIVED, n, 120 + n / 200, profile)
+    samples, profiler = counted.samples, counted.profiler
+    t_first, c_first, last = counted.first, counted.first_count, counted.last
+    cpu_first, cpu_last = counted.cpu_first, counted.cpu_last
     elapsed = last - t_first
 
     expected: dict[str, float] = {}
@@ -268,10 +305,10 @@ def _measure(
         rows = worker.get("/orders/revenue/daily")
         return sum(int(row["orders_all_statuses"]) for row in rows) == expected["orders"]
 
-    view_done = _wait(view_complete, worker, 300, "/orders/revenue/daily to hold every order")
+    view_done = wait_for(view_complete, worker, 300, "/orders/revenue/daily to hold every order")
     lake_done: float | None = None
     if worker.env.get("ORDERS_PARQUET_URI", "x"):
-        lake_done = _wait(
+        lake_done = wait_for(
             lambda: worker.metrics(LAKE_ROWS)[LAKE_ROWS] >= expected["orders"],
             worker,
             300,
@@ -304,13 +341,13 @@ def _measure(
         else cpu_done - cpu_first[0],
         "dead_letters": expected.get(DEAD_LETTERS, 0.0),
         "duplicates": expected.get(DUPLICATES, 0.0),
-        "steady_orders_per_s": _steady_rate(samples),
-        "orders_per_s_by_tenth": _rate_by_tenth(samples, n),
+        "steady_orders_per_s": steady_rate(samples),
+        "orders_per_s_by_tenth": rate_by_tenth(samples, n),
         "_profiler": profiler,
     }
 
 
-def _steady_rate(samples: list[tuple[float, float]]) -> float | None:
+def steady_rate(samples: list[tuple[float, float]]) -> float | None:
     """Median rate over 1 s windows, ignoring the first and last window (ramp up/down)."""
     rates = []
     i = 0
@@ -321,8 +358,8 @@ def _steady_rate(samples: list[tuple[float, float]]) -> float | None:
     return statistics.median(rates[1:-1]) if len(rates) > 2 else None
 
 
-def _rate_by_tenth(samples: list[tuple[float, float]], n: int) -> list[float | None]:
-    """orders/s over each tenth of the records: does the pipeline slow down as state grows?"""
+def rate_by_tenth(samples: list[tuple[float, float]], n: int) -> list[float | None]:
+    """Counts/s over each tenth of ``n``: does the pipeline slow down as state grows?"""
     rates: list[float | None] = []
     for tenth in range(10):
         lo, hi = n * tenth / 10, n * (tenth + 1) / 10

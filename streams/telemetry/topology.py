@@ -40,9 +40,8 @@ ALERTS = "telemetry.alerts"
 DLQ = "telemetry.dlq"
 TABLE = "device-windows"
 CONSOLE_ALERTS = 20
-# Processing a batch is CPU work on the event loop, where Faust also moves fetched
-# records into the stream: without a pause now and then, the next batch would only
-# start filling once this one is done, and take_events would wait its full timeout.
+# A batch is ~1 s of CPU work on the event loop: pausing now and then keeps the web
+# views, the producer's sends and the heartbeat-driven services responsive meanwhile.
 YIELD_EVERY = 100
 
 # Window results and alerts carry deterministic ids: compaction keeps one of each.
@@ -129,7 +128,7 @@ async def handle_batch(pipeline: TelemetryPipeline, events: list[Any]) -> None:
         devices = touched[partition] = {}
         for count, event in enumerate(batch, 1):
             if count % YIELD_EVERY == 0:
-                await asyncio.sleep(0)  # let Faust keep filling the next batch meanwhile
+                await asyncio.sleep(0)
             message = event.message
             group = await _decode(pipeline, message)
             if group is None:

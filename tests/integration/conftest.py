@@ -9,6 +9,7 @@ import pytest
 
 from producers.orders import catalog_records, inventory_records, load_catalog
 from streams.common.broker import EmbeddedBroker
+from tests.support.telemetry import TelemetryProcesses
 from tests.support.workers import Worker, produce
 
 
@@ -45,3 +46,11 @@ def start_worker(broker: EmbeddedBroker, tmp_path: Path) -> Iterator[Callable[..
     yield start
     for worker in started:
         worker.stop()
+
+
+@pytest.fixture
+def telemetry(broker: EmbeddedBroker, tmp_path: Path) -> Iterator[TelemetryProcesses]:
+    """Start telemetry workers and ingest processes; each is stopped by pid at the end."""
+    processes = TelemetryProcesses(broker.bootstrap, tmp_path)
+    yield processes
+    processes.stop_all()
