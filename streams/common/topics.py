@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiokafka import errors as kafka_errors
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -66,3 +67,15 @@ async def declare_topics(
         log.info("created topics %s", ", ".join(topic.name for topic in missing))
     finally:
         await admin.close()
+
+
+def raw_topic(app: Any, name: str, partitions: int) -> Any:
+    """A Faust topic of raw bytes: the pipelines decode and validate records themselves."""
+    return app.topic(
+        name,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=partitions,
+    )

@@ -17,6 +17,7 @@ from streams.common.deadletter import DeadLetter, send_dead_letter
 from streams.common.exactly_once import PartitionState
 from streams.common.mirror import TopicMirror
 from streams.common.table_io import partition_io
+from streams.common.topics import raw_topic
 from streams.orders.aggregates import Applied, clock_key, process_record
 from streams.orders.analytics import AggregateIndex
 from streams.orders.lake import Lake
@@ -76,25 +77,14 @@ class OrdersPipeline:
             log.warning("catalog entry %s is invalid; kept out of the catalog", key)
 
 
-def _raw_topic(app: faust.App, name: str, partitions: int) -> Any:
-    return app.topic(
-        name,
-        key_type=bytes,
-        value_type=bytes,
-        key_serializer="raw",
-        value_serializer="raw",
-        partitions=partitions,
-    )
-
-
 def register(
     app: faust.App, settings: OrdersSettings, metrics: OrdersMetrics, bootstrap: str
 ) -> OrdersPipeline:
     """Declare every topic, table and agent of the orders pipeline on ``app``."""
     n = settings.partitions
-    topics = {name: _raw_topic(app, name, n) for name in (RAW, ENRICHED, DLQ, INVENTORY)}
+    topics = {name: raw_topic(app, name, n) for name in (RAW, ENRICHED, DLQ, INVENTORY)}
     # Reference data and results are small: one partition keeps them in order.
-    topics.update({name: _raw_topic(app, name, 1) for name in (CATALOG, REPORTS, ALERTS)})
+    topics.update({name: raw_topic(app, name, 1) for name in (CATALOG, REPORTS, ALERTS)})
     aggregates = app.Table(AGGREGATES, default=None, partitions=n, key_type=str)
     mirror = TopicMirror(
         bootstrap,

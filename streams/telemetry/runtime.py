@@ -105,18 +105,24 @@ class TelemetryPipeline:
         changed = "; ".join(describe_changes(old, config))
         log.warning("telemetry config v%d applied: %s", config.version, changed or "no change")
 
-    async def caught_up(self, partition: int, runtime: PartitionRuntime) -> bool:
-        """Whether every record of the partition that exists has been processed."""
+    def caught_up(self, partition: int, runtime: PartitionRuntime) -> bool:
+        """Whether every record of the partition that exists has been processed.
+
+        Before this worker has processed a batch of the partition, only its committed
+        offset proves anything: the consumer may have fetched records that no agent has
+        seen yet (while tables recover after a rebalance, for instance).
+        """
         tp = TP(READINGS, partition)
         consumer = self.app.consumer
         try:
             highwater = consumer.highwater(tp)
-            position = runtime.next_offset
-            if position is None:
-                position = await consumer.position(tp)
         except (AssertionError, KeyError, IllegalStateError):
             return False  # no longer assigned: a rebalance is under way
-        return highwater is not None and position is not None and position >= highwater
+        done = runtime.next_offset
+        if done is None:
+            # Faust's committed offset of the partition: the next record to process.
+            done = getattr(consumer, "_committed_offset", {}).get(tp)
+        return highwater is not None and done is not None and done >= highwater
 
 
 def parse_config(value: Any) -> TelemetryConfig | None:
@@ -170,7 +176,7 @@ async def close_idle(pipeline: TelemetryPipeline, emit: Emit) -> None:
         runtime = pipeline.runtime(partition)
         metas = runtime.windows.metas
         open_windows += sum(len(meta["open"]) for meta in metas.values())
-        if not await pipeline.caught_up(partition, runtime):
+        if not pipeline.caught_up(partition, runtime):
             continue
         clocks[partition] = {
             device: meta["max"] + (now - runtime.last_wall.get(device, runtime.loaded_at)) * 1000

@@ -25,7 +25,7 @@ from pydantic import ValidationError
 
 from streams.common.deadletter import DeadLetter, send_dead_letter
 from streams.common.mirror import TopicMirror
-from streams.common.topics import TopicSpec
+from streams.common.topics import TopicSpec, raw_topic
 from streams.telemetry.config import CONFIG_TOPIC as CONFIG
 from streams.telemetry.metrics import WorkerMetrics
 from streams.telemetry.models import ReadingGroup
@@ -60,17 +60,6 @@ def topic_specs(partitions: int) -> dict[str, TopicSpec]:
     }
 
 
-def _raw_topic(app: faust.App, name: str, partitions: int) -> Any:
-    return app.topic(
-        name,
-        key_type=bytes,
-        value_type=bytes,
-        key_serializer="raw",
-        value_serializer="raw",
-        partitions=partitions,
-    )
-
-
 def register(
     app: faust.App, settings: TelemetrySettings, metrics: WorkerMetrics, bootstrap: str
 ) -> TelemetryPipeline:
@@ -78,7 +67,7 @@ def register(
     if not app.conf.store.scheme.startswith("rocksdb"):
         raise ValueError("the telemetry workers keep their windows in RocksDB: rocksdb://")
     n = settings.partitions
-    topics = {name: _raw_topic(app, name, spec.partitions) for name, spec in topic_specs(n).items()}
+    topics = {name: raw_topic(app, name, spec.partitions) for name, spec in topic_specs(n).items()}
     table = app.Table(TABLE, default=None, partitions=n, key_type=str)
     mirror = TopicMirror(bootstrap, [CONFIG, ALERTS], unstored=[ALERTS])
     pipeline = TelemetryPipeline(

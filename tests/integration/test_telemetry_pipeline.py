@@ -28,11 +28,9 @@ from tests.support.telemetry import (
     Row,
     TelemetryProcesses,
     epoch_ms,
-    expected_figures,
-    figure_differences,
+    exact_aggregates,
     group_record,
     labelled,
-    read_aggregates,
 )
 from tests.support.workers import Record, Worker, produce, read_topic, wait_until
 
@@ -91,12 +89,7 @@ def published(broker: EmbeddedBroker) -> list[tuple[str, list[Row]]]:
 
 
 def exact(broker: EmbeddedBroker, groups: list[tuple[str, list[Row]]]) -> Aggregates:
-    """telemetry.aggregates once every window of ``groups`` is in it with the right figures."""
-    found = read_aggregates(broker.bootstrap)
-    diff = figure_differences(expected_figures(groups, WINDOW_MS), found.figures)
-    if diff:
-        raise ValueError(f"{len(diff)} differences, first {diff[:5]}")
-    return found
+    return exact_aggregates(broker.bootstrap, groups, WINDOW_MS)
 
 
 def records(broker: EmbeddedBroker, topic: str) -> list[dict[str, Any]]:

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ import orjson
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from tests.support.workers import Record, Worker, read_topic
+from tests.support.workers import Record, Worker, read_topic, wait_until
 
 #: (interface, metric, value, ts in epoch ms, seq): a reading as a ReadingGroup holds it.
 Row = tuple[str, str, float, int, int]
@@ -69,6 +70,12 @@ def rebalanced(worker: Worker, at_least: int = 1) -> bool:
     recovery included) and is not in one now, from Faust's own metrics."""
     done = worker.metric("faust_rebalance_done_latency_count")
     return done >= at_least and worker.metric("faust_total_rebalances") == 0
+
+
+def settle(*workers: Worker, timeout: float = 90) -> None:
+    """Wait until the group has given each worker its partitions and tables."""
+    for worker in workers:
+        wait_until(partial(rebalanced, worker), timeout=timeout, what=f"{worker.url} rebalanced")
 
 
 @contextmanager
@@ -206,3 +213,15 @@ def figure_differences(
             if got[name] != want[name] and not (name in ("mean", "p95") and close):
                 out.append(f"{key} {name}: expected {want[name]!r}, got {got[name]!r}")
     return sorted(out)
+
+
+def exact_aggregates(
+    bootstrap: str, groups: list[tuple[str, list[Row]]], window_ms: int
+) -> Aggregates:
+    """telemetry.aggregates once every window of ``groups`` is in it with the right figures;
+    raises ValueError (for wait_until to keep polling) until then."""
+    found = read_aggregates(bootstrap)
+    diff = figure_differences(expected_figures(groups, window_ms), found.figures)
+    if diff:
+        raise ValueError(f"{len(diff)} differences, first {diff[:5]}")
+    return found
