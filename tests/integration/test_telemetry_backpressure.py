@@ -13,7 +13,7 @@ import pytest
 
 from streams.common.broker import EmbeddedBroker
 from tests.integration.test_telemetry_ingest import post, rss_kib
-from tests.support.telemetry import TelemetryProcesses, paused, read_aggregates
+from tests.support.telemetry import TelemetryProcesses, paused, read_aggregates, settle
 from tests.support.workers import read_topic, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
@@ -55,6 +55,7 @@ def test_paused_workers_make_the_ingest_refuse_then_every_accepted_reading_count
         command="ingest",
     )
     assert ingest.proc is not None
+    settle(*workers)  # readings flow once every worker has its partitions
     window = count()
     accepted = 0
 

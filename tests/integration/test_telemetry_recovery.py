@@ -6,7 +6,6 @@ import random
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from functools import partial
 from pathlib import Path
 
 import pytest
@@ -17,12 +16,13 @@ from tests.support.telemetry import (
     Row,
     TelemetryProcesses,
     committed_records,
+    exact_aggregates,
     expected_figures,
     figure_differences,
     group_record,
     labelled,
     read_aggregates,
-    rebalanced,
+    settle,
 )
 from tests.support.workers import Consumed, Record, Worker, produce, read_topic, wait_until
 
@@ -110,12 +110,7 @@ def committed(broker: EmbeddedBroker) -> int:
 
 
 def exact(broker: EmbeddedBroker, sent: list[tuple[str, list[Row]]]) -> Aggregates:
-    """telemetry.aggregates once it matches the oracle; raises (keeps polling) until then."""
-    found = read_aggregates(broker.bootstrap)
-    diff = figure_differences(expected_figures(sent, WINDOW_MS), found.figures)
-    if diff:
-        raise ValueError(f"{len(diff)} differences, first {diff[:5]}")
-    return found
+    return exact_aggregates(broker.bootstrap, sent, WINDOW_MS)
 
 
 def assert_clean(broker: EmbeddedBroker, found: Aggregates, *workers: Worker) -> None:
@@ -123,17 +118,6 @@ def assert_clean(broker: EmbeddedBroker, found: Aggregates, *workers: Worker) ->
     assert read_topic(broker.bootstrap, "telemetry.dlq") == []
     for worker in workers:
         assert worker.metric("streams_telemetry_dead_letters_total") == 0
-
-
-def settled(*workers: Worker) -> None:
-    """Wait until the group has assigned every worker its partitions.
-
-    Rebalances here happen with no records in flight: Faust 0.15.3 acks (and commits)
-    records it skips while a rebalance is under way, so those are lost; the last test
-    shows it, and the report of these tests says where.
-    """
-    for worker in workers:
-        wait_until(partial(rebalanced, worker), timeout=90, what="rebalance done")
 
 
 def kill_mid_stream(broker: EmbeddedBroker, victim: Worker, seed: int) -> tuple[int, Sender]:
@@ -174,7 +158,7 @@ def test_killed_worker_survivor_takes_over_then_restart_on_kept_rocksdb_is_exact
     kept = tmp_path / "kept"
     victim = telemetry.start(SMALL_WINDOWS, data_dir=kept)
     survivor = telemetry.start(SMALL_WINDOWS)
-    settled(survivor, victim)
+    settle(survivor, victim)
     emitted_before, sender = kill_mid_stream(broker, victim, seed=1)
     sent = sender.sent
 
@@ -183,7 +167,7 @@ def test_killed_worker_survivor_takes_over_then_restart_on_kept_rocksdb_is_exact
     report("survivor took over", emitted_before, found)
 
     restarted = telemetry.start(SMALL_WINDOWS, data_dir=kept)
-    settled(restarted, survivor)
+    settle(restarted, survivor)
     sent += send_rounds(broker, range(sender.next, sender.next + 4), seed=1)
     found = wait_until(lambda: exact(broker, sent), timeout=120, what="exact after restart")
     assert_clean(broker, found, survivor, restarted)
@@ -197,10 +181,10 @@ def test_killed_worker_replaced_from_changelog_alone_is_exact(
     """A lone worker SIGKILLed mid-stream and replaced by one with an empty data dir
     rebuilds its windows from the changelog, and every window is exactly right."""
     victim = telemetry.start(SMALL_WINDOWS)
-    settled(victim)
+    settle(victim)
     emitted_before, sender = kill_mid_stream(broker, victim, seed=2)
     replacement = telemetry.start(SMALL_WINDOWS)
-    settled(replacement)
+    settle(replacement)
     sent = sender.sent + send_rounds(broker, range(sender.next, sender.next + 2), seed=2)
 
     found = wait_until(lambda: exact(broker, sent), timeout=120, what="exact from changelog")
@@ -285,12 +269,12 @@ def test_readings_flowing_while_a_worker_joins_are_all_counted(
     """A second worker joining while readings flow takes half the partitions over
     without a reading lost or counted twice."""
     first = telemetry.start(SMALL_WINDOWS)
-    settled(first)
+    settle(first)
     sender = Sender(broker.bootstrap, seed=3)
     try:
         wait_until(lambda: first.metric(PROCESSED) > 200, what="the first worker reading")
         second = telemetry.start(SMALL_WINDOWS)
-        settled(second)
+        settle(second)
         wait_until(sender.rounds_after(2), what="rounds sent after the rebalance")
     finally:
         sent = sender.stop()
