@@ -222,11 +222,7 @@ def run_variant(
             return {"variant": name, "env": VARIANTS[name], "produce_rate": produce_rate,
                     **result}  # fmt: skip
         finally:
-            if profiler is not None and profiler.proc.poll() is None:
-                profiler.stop()
-            if worker is not None:
-                worker.stop()
-            broker.stop()
+            stop_all(profiler, worker, broker)
 
 
 @dataclass
@@ -393,3 +389,12 @@ def measure_views(worker: Worker, requests: int) -> dict[str, Any]:
             "bytes": size,
         }
     return out
+
+
+def stop_all(profiler: Profiler | None, worker: Worker | None, broker: EmbeddedBroker) -> None:
+    """Stop what a run started, the profiler first (it samples the worker)."""
+    if profiler is not None and profiler.proc.poll() is None:
+        profiler.stop()
+    if worker is not None:
+        worker.stop()
+    broker.stop()

@@ -32,7 +32,15 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from bench.machine import cpu_seconds, fingerprint
-from bench.pipeline import BenchError, Profiler, Worker, count_until, rate_by_tenth, steady_rate
+from bench.pipeline import (
+    BenchError,
+    Profiler,
+    Worker,
+    count_until,
+    rate_by_tenth,
+    steady_rate,
+    stop_all,
+)
 from bench.pipeline import wait_for as wait
 from producers.send import Record, paced, send_all
 from producers.telemetry import TelemetryGenerator, series_per_device
@@ -195,11 +203,7 @@ def run_throughput(data: dict[str, Any], profile: Path | None = None) -> dict[st
                 "profile_seconds": profiler.seconds if profiler is not None else None,
             }
         finally:
-            if profiler is not None and profiler.proc.poll() is None:
-                profiler.stop()
-            if worker is not None:
-                worker.stop()
-            broker.stop()
+            stop_all(profiler, worker, broker)
 
 
 def _delta(before: float | None, after: float | None) -> float | None:
