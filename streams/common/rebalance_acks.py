@@ -11,9 +11,19 @@ owner starting 23 offsets after the committed one.
 
 With this correction a stale record's ack is ignored, so its offset stays uncommitted,
 and its partition, if this worker still owns it, is sought back to the oldest skipped
-offset: the record is read again in the new generation. Records of the old generation
-that an agent did process, and records read twice after the seek, are skipped by the
-pipelines' exactly-once state (table values guarded by source offsets).
+offset: the record is read again in the new generation.
+
+A second path loses records the same way: after the rebalance Faust seeks each
+partition back to its committed offset, but records of a fetch already in progress
+(offsets after the committed one) are still delivered, and Faust then *drops* every
+re-read record below the highest offset delivered (``DROPPED MESSAGE ROFF`` in
+faust/transport/consumer.py, logged only at dev level). The committed offset stays
+behind, and the worker reads on from the later offset. Faust's "read offset" filter
+is therefore switched off: every fetched record reaches the agent.
+
+Records of the old generation that an agent did process, and records read twice after
+a seek, are skipped by the pipelines' exactly-once state (table values guarded by
+source offsets), so reading a record again is always safe and losing one never is.
 """
 
 from __future__ import annotations
@@ -45,7 +55,24 @@ def install_rebalance_ack_fix() -> None:
         return bool(original(self, message))
 
     Consumer.ack = ack  # type: ignore[method-assign]
+    original_init = Consumer.__init__
+
+    def init(self: Any, *args: Any, **kwargs: Any) -> None:
+        original_init(self, *args, **kwargs)
+        self._read_offset = _NoReadOffsetFilter(self._read_offset)
+
+    Consumer.__init__ = init  # type: ignore[method-assign]
     _installed = True
+
+
+class _NoReadOffsetFilter(dict[Any, Any]):
+    """Faust's read offsets, kept for its other uses, but never used to drop a record.
+
+    The drain loop reads them with ``__getitem__``: None there means "deliver".
+    """
+
+    def __getitem__(self, key: Any) -> None:
+        return None
 
 
 def _read_again(consumer: Any, message: Any) -> None:
