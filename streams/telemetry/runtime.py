@@ -171,10 +171,9 @@ async def close_idle(pipeline: TelemetryPipeline, emit: Emit) -> None:
     assigned = [tp.partition for tp in app.assignor.assigned_actives() if tp.topic == READINGS]
     now = time.time()
     clocks: dict[int, dict[str, float]] = {}
-    runtimes = {partition: pipeline.runtime(partition) for partition in assigned}
     open_windows = 0
     for partition in assigned:
-        runtime = runtimes[partition]
+        runtime = pipeline.runtime(partition)
         metas = runtime.windows.metas
         open_windows += sum(len(meta["open"]) for meta in metas.values())
         if not pipeline.caught_up(partition, runtime):
@@ -187,15 +186,15 @@ async def close_idle(pipeline: TelemetryPipeline, emit: Emit) -> None:
     pipeline.metrics.open_windows.set(open_windows)
     sealed = False
     for partition, devices in clocks.items():
-        windows = runtimes[partition].windows
+        windows = pipeline.runtime(partition).windows
         for device, clock in devices.items():
             sealed = windows.seal(device, clock, config) or sealed
     if sealed:
         for partition in clocks:
-            await runtimes[partition].io.write(app.producer)
+            await pipeline.runtime(partition).io.write(app.producer)
     closed = Closed()
     for partition, devices in clocks.items():
-        windows = runtimes[partition].windows
+        windows = pipeline.runtime(partition).windows
         for device, clock in devices.items():
             windows.close(device, clock, config, "idle", closed)
             windows.silence(device, clock, config, closed)
@@ -203,4 +202,4 @@ async def close_idle(pipeline: TelemetryPipeline, emit: Emit) -> None:
         return
     await emit(pipeline, closed)
     for partition in clocks:
-        await runtimes[partition].io.write(app.producer)
+        await pipeline.runtime(partition).io.write(app.producer)

@@ -112,12 +112,8 @@ async def handle_batch(pipeline: TelemetryPipeline, events: list[Any]) -> None:
     now = time.time()
     touched: dict[int, dict[str, None]] = {}
     readings = replayed = 0
-    # Taken once: a rebalance during an await below makes pipeline.runtime() reload a
-    # partition from RocksDB, without the readings this batch applied but has not
-    # written yet; the batch finishes on the objects it started with.
-    runtimes = {partition: pipeline.runtime(partition) for partition in by_partition}
     for partition, batch in by_partition.items():
-        runtime = runtimes[partition]
+        runtime = pipeline.runtime(partition)
         devices = touched[partition] = {}
         for count, event in enumerate(batch, 1):
             if count % YIELD_EVERY == 0:
@@ -147,12 +143,13 @@ async def handle_batch(pipeline: TelemetryPipeline, events: list[Any]) -> None:
     metrics.replayed.inc(replayed)
     metrics.batch_readings.observe(readings)
     await producer.flush()
-    for runtime in runtimes.values():
+    for partition in by_partition:
+        runtime = pipeline.runtime(partition)
         runtime.windows.flush_applied()
         await runtime.io.write(producer)
     closed = Closed()
     for partition, devices in touched.items():
-        windows = runtimes[partition].windows
+        windows = pipeline.runtime(partition).windows
         for count, device in enumerate(devices, 1):
             if count % (YIELD_EVERY // 10) == 0:
                 await asyncio.sleep(0)
@@ -160,7 +157,7 @@ async def handle_batch(pipeline: TelemetryPipeline, events: list[Any]) -> None:
     if closed.windows:
         await emit(pipeline, closed)
         for partition in touched:
-            await runtimes[partition].io.write(producer)
+            await pipeline.runtime(partition).io.write(producer)
 
 
 async def _decode(pipeline: TelemetryPipeline, message: Any) -> ReadingGroup | None:
