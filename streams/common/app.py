@@ -11,7 +11,7 @@ import faust
 from faust.streams import _current_event
 from prometheus_client import CollectorRegistry
 
-from streams.common.rebalance_acks import install_rebalance_ack_fix
+from streams.common.rebalance_fixes import install_rebalance_fixes
 from streams.common.sensor import serve_batch_sensor
 from streams.common.settings import KafkaSettings, WorkerSettings
 
@@ -30,7 +30,7 @@ def make_app(
     ``name`` is the app id: it names the consumer group and every changelog topic, so
     each pipeline scales and fails apart from the others.
     """
-    install_rebalance_ack_fix()
+    install_rebalance_fixes()
     if kafka.correct_end_offsets:
         from streams.common.end_offsets import install_end_offset_correction
 

@@ -176,14 +176,6 @@ def test_killed_worker_survivor_takes_over_then_restart_on_kept_rocksdb_is_exact
     report("victim restarted on kept RocksDB", emitted_before, found)
 
 
-@pytest.mark.xfail(
-    reason=(
-        "open bug (issue 3 note): the replacement joins while the group still holds the "
-        "dead member, so two rebalances run with records in flight and some readings can "
-        "go unwindowed, as in the join test; failed 2 of the last 3 fresh-clone CI runs"
-    ),
-    strict=False,
-)
 def test_killed_worker_replaced_from_changelog_alone_is_exact(
     broker: EmbeddedBroker, telemetry: TelemetryProcesses
 ) -> None:
@@ -272,14 +264,6 @@ def test_bad_records_are_dead_lettered_and_the_worker_keeps_counting(
     assert labelled(page, "streams_telemetry_dead_letters_total", reason="late") == 1
 
 
-@pytest.mark.xfail(
-    reason=(
-        "open bug (issue 3 note): while a worker joins under load some readings can go "
-        "unwindowed (seen: committed offset 136, reading on from 159); after the two "
-        "corrections in streams/common/rebalance_acks.py it still fails about 2 runs in 5"
-    ),
-    strict=False,
-)
 def test_readings_flowing_while_a_worker_joins_are_all_counted(
     broker: EmbeddedBroker, telemetry: TelemetryProcesses
 ) -> None:
