@@ -55,15 +55,20 @@ METRIC = "streams_telemetry_"
 READ, RECORDS, CLOSED = (f"{METRIC}{m}_total" for m in ("readings", "records", "windows_closed"))
 DEAD, DELAY = f"{METRIC}dead_letters_total", f"{METRIC}window_close_delay_seconds"
 BATCH = f"{METRIC}batch_readings"
-#: name -> interfaces per device (24: 98 readings per poll; 8: 34).
-VARIANTS = {"i24": 24, "i8": 8}
+#: name -> (interfaces per device, polls per record). 24 interfaces: 98 readings per
+#: poll; 8: 34. A record of several polls is what the ingest publishes when a collector
+#: sends a device's polls in one request (30 s of 10 s polls here).
+VARIANTS = {"i24": (24, 1), "i8": (8, 1), "i24x3": (24, 3)}
 DEVICES, INTERVAL_S, WINDOW_S = 500, 10.0, 60
 LIVE = {"devices": 200, "interval_s": 1.0, "seconds": 75, "window_s": 10, "grace_s": 2}
 TELEMETRY = ("-m", "streams.telemetry")
 
 
-def poll_records(interfaces: int, readings: int, devices: int = DEVICES) -> dict[str, Any]:
-    """One ReadingGroup record per device poll, ~``readings`` readings in whole windows.
+def poll_records(
+    interfaces: int, readings: int, devices: int = DEVICES, polls_per_record: int = 1
+) -> dict[str, Any]:
+    """One ReadingGroup record per device and ``polls_per_record`` polls (a divisor of
+    the polls per window), ~``readings`` readings in whole windows.
 
     Event time starts on a window boundary and ends at least two windows before now.
     """
@@ -80,18 +85,25 @@ def poll_records(interfaces: int, readings: int, devices: int = DEVICES) -> dict
         start=datetime.fromtimestamp(start_ms / 1000, UTC),
     )
     records: list[Record] = []
+    pending: dict[str, list[list[Any]]] = defaultdict(list)
     for (device, ts), polled in groupby(
         islice(generator, per_poll * polls), key=lambda e: (e.device_id, e.ts_ms)
     ):
-        rows = [(r["interface"], r["metric"], r["value"], ts, r["seq"]) for _, r, _, _ in polled]
-        records.append((device.encode(), orjson.dumps({"device_id": device, "readings": rows})))
+        batch = pending[device]
+        batch.append(
+            [(r["interface"], r["metric"], r["value"], ts, r["seq"]) for _, r, _, _ in polled]
+        )
+        if len(batch) == polls_per_record:
+            rows = [row for poll in batch for row in poll]
+            records.append((device.encode(), orjson.dumps({"device_id": device, "readings": rows})))
+            batch.clear()
     return {
         "records": records,
         "readings": per_poll * polls,
         "windows": devices * polls // per_window,
         "devices": devices,
         "interfaces": interfaces,
-        "readings_per_record": series_per_device(interfaces),
+        "readings_per_record": series_per_device(interfaces) * polls_per_record,
         "polls": polls,
         "mean_value_bytes": statistics.fmean(len(v) for _, v in records),
     }

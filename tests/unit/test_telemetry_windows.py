@@ -168,3 +168,18 @@ def test_same_sequence_number_in_other_series_is_not_a_duplicate() -> None:
         {("eth0", "utilization"): [1.0], ("eth1", "utilization"): [2.0], ("eth0", "errors"): [3.0]},
         0,
     )
+
+
+def test_polls_of_one_layout_give_the_same_values_as_reading_by_reading() -> None:
+    """The usual window (each record one poll of the same series) is read as a table;
+    the figures equal the general path's, and a poll sent twice still counts once."""
+    layout = [("eth0", "utilization"), ("eth0", "errors"), ("chassis", "cpu")]
+    polls = [
+        [{"readings": [(i, m, float(n * 10 + k), n * 1000, n) for k, (i, m) in enumerate(layout)]}]
+        for n in range(4)
+    ]
+    expected = {series: [float(n * 10 + k) for n in range(4)] for k, series in enumerate(layout)}
+    assert series_values(polls) == (expected, 0)
+    reordered = [[{"readings": polls[0][0]["readings"][::-1]}], *polls[1:]]
+    assert series_values(reordered) == (expected, 0)  # one poll in another order: general path
+    assert series_values([*polls, polls[1]]) == (expected, 3)
