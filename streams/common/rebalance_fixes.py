@@ -93,10 +93,13 @@ def _order_every_delivery() -> None:
         never = [tp for tp, offset in offsets.items() if offset is None]
         if never and self.app.conf.consumer_auto_offset_reset == "earliest":
             # aiokafka leaves these where the fetches got to, maybe past dropped records.
-            earliest = await self.earliest_offsets(*never)
-            for tp in never:
-                self._thread.seek(tp, earliest[tp])
-                offsets[tp] = earliest[tp]
+            try:
+                earliest = await self.earliest_offsets(*never)
+                for tp in never:
+                    self._thread.seek(tp, earliest[tp])
+                    offsets[tp] = earliest[tp]
+            except Exception as exc:  # the first record read after this seek starts them
+                log.warning("could not seek %s to the start of the log: %r", never, exc)
         self.delivery_order.sought(self.app.consumer_generation_id, offsets)
         return committed
 
@@ -126,7 +129,10 @@ async def _admit(consumer: Any, message: Any) -> bool:
             message.offset,
             expected,
         )
-        await consumer._seek(tp, expected)
+        try:
+            await consumer._seek(tp, expected)
+        except Exception as exc:  # no longer assigned: the next generation seeks anew
+            log.info("%s: not sought back (%r)", tp, exc)
         return False
     if verdict is Verdict.DELIVER_AFTER_HOLE:
         assert expected is not None

@@ -111,7 +111,7 @@ async def handle_batch(pipeline: TelemetryPipeline, events: list[Any]) -> None:
     producer = pipeline.app.producer
     now = time.time()
     touched: dict[int, dict[str, None]] = {}
-    readings = replayed = 0
+    readings = replayed = letters = 0
     for partition, batch in by_partition.items():
         runtime = pipeline.runtime(partition)
         devices = touched[partition] = {}
@@ -121,6 +121,7 @@ async def handle_batch(pipeline: TelemetryPipeline, events: list[Any]) -> None:
             message = event.message
             group = await _decode(pipeline, message)
             if group is None:
+                letters += 1
                 continue
             applied = runtime.windows.apply(
                 group.device_id, message.offset, group.readings, config, raw=message.value
@@ -133,6 +134,7 @@ async def handle_batch(pipeline: TelemetryPipeline, events: list[Any]) -> None:
                 detail = f"{len(applied.late)} readings after their window closed"
                 value = late.model_dump_json().encode()
                 await dead_letter(pipeline, message, "late", detail, value=value)
+                letters += 1
             readings += applied.readings
             devices[group.device_id] = None
             runtime.last_wall[group.device_id] = now
@@ -142,7 +144,8 @@ async def handle_batch(pipeline: TelemetryPipeline, events: list[Any]) -> None:
     metrics.readings.inc(readings)
     metrics.replayed.inc(replayed)
     metrics.batch_readings.observe(readings)
-    await producer.flush()
+    if letters:
+        await producer.flush()  # dead letters acknowledged before their records count
     for partition in by_partition:
         runtime = pipeline.runtime(partition)
         runtime.windows.flush_applied()
