@@ -73,6 +73,12 @@ class DeliveryOrder:
         sequence = self._sequences.get(tp)
         return None if sequence is None else sequence.expected
 
+    def seek_failed(self, tp: Hashable) -> None:
+        """A SEEK_BACK did not happen: the next gap seeks back again."""
+        sequence = self._sequences.get(tp)
+        if sequence is not None:
+            sequence.sought_back_to = None
+
     def admit(self, tp: Hashable, offset: int, generation: int | None) -> Verdict:
         sequence = self._sequences.get(tp)
         if sequence is None or generation != self.generation:

@@ -8,8 +8,9 @@ worker replaced), which lost readings before these corrections; installed by
    every record of an agent's topic passes ``DeliveryOrder`` on its way from the fetch
    loop to the streams. Faust seeks each partition to its committed offset when a
    rebalance ends; this correction also seeks a partition with no committed offset to
-   the start of its log (the ``earliest`` reset policy), so a record fetched and
-   dropped before that seek is always read again.
+   the start of its log (the ``earliest`` reset policy every app here uses; with
+   another policy the first record read after the seek starts the sequence), so a
+   record fetched and dropped before that seek is always read again.
 2. **Faust's read-offset filter is off.** It drops a record below the highest offset
    delivered so far ("DROPPED MESSAGE ROFF", logged at dev level only), which after a
    seek back drops exactly the records being read again.
@@ -84,7 +85,10 @@ def _order_every_delivery() -> None:
         return records
 
     async def seek_to_committed(self: Any) -> Mapping[Any, int]:
+        generation = self.app.consumer_generation_id
         committed: Mapping[Any, int] = await original_seek_to_committed(self)
+        if generation != self.app.consumer_generation_id:
+            return committed  # a rebalance began meanwhile: its own seek comes next
         offsets: dict[Any, int | None] = {
             tp: offset if offset and offset > 0 else None
             for tp, offset in committed.items()
@@ -93,14 +97,13 @@ def _order_every_delivery() -> None:
         never = [tp for tp, offset in offsets.items() if offset is None]
         if never and self.app.conf.consumer_auto_offset_reset == "earliest":
             # aiokafka leaves these where the fetches got to, maybe past dropped records.
-            try:
-                earliest = await self.earliest_offsets(*never)
-                for tp in never:
-                    self._thread.seek(tp, earliest[tp])
-                    offsets[tp] = earliest[tp]
-            except Exception as exc:  # the first record read after this seek starts them
-                log.warning("could not seek %s to the start of the log: %r", never, exc)
-        self.delivery_order.sought(self.app.consumer_generation_id, offsets)
+            # A failure here is raised: Faust's recovery stops the worker, and a restart
+            # reads again, where going on would start past the dropped records.
+            earliest = await self.earliest_offsets(*never)
+            for tp in never:
+                self._thread.seek(tp, earliest[tp])
+                offsets[tp] = earliest[tp]
+        self.delivery_order.sought(generation, offsets)
         return committed
 
     async def seek(self: Any, partition: Any, offset: int) -> None:
@@ -133,6 +136,7 @@ async def _admit(consumer: Any, message: Any) -> bool:
             await consumer._seek(tp, expected)
         except Exception as exc:  # no longer assigned: the next generation seeks anew
             log.info("%s: not sought back (%r)", tp, exc)
+            order.seek_failed(tp)  # so a later gap is not taken for a hole in the log
         return False
     if verdict is Verdict.DELIVER_AFTER_HOLE:
         assert expected is not None

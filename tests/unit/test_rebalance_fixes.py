@@ -94,3 +94,13 @@ def test_a_gap_after_the_seek_seeks_back_once_then_jumps_a_real_hole_in_the_log(
     order.fetched()
     assert order.admit(P0, 12, 1) is Verdict.DELIVER_AFTER_HOLE  # 8-11 are not in the log
     assert order.admit(P0, 13, 1) is DELIVER
+
+
+def test_a_gap_after_a_failed_seek_back_is_not_taken_for_a_hole() -> None:
+    order = DeliveryOrder()
+    order.sought(1, {P0: 5})
+    order.fetched()
+    assert order.admit(P0, 8, 1) is Verdict.SEEK_BACK
+    order.seek_failed(P0)
+    order.fetched()
+    assert order.admit(P0, 8, 1) is Verdict.SEEK_BACK  # not DELIVER_AFTER_HOLE
