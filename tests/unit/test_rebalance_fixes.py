@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import faust
 from faust.types import TP, Message
+from faust.types.tuples import ConsumerMessage
 
 from streams.common.delivery_order import DeliveryOrder, Verdict
 from streams.common.rebalance_fixes import install_rebalance_fixes
@@ -38,6 +39,53 @@ def test_a_record_from_before_a_rebalance_is_not_acknowledged() -> None:
     assert consumer.ack(message(3, generation=6)) is False
     assert consumer.ack(message(4, generation=7)) is True
     assert list(consumer._acked[P0]) == [4]
+
+
+def test_a_record_the_stream_skipped_is_not_acknowledged_and_blocks_the_commit() -> None:
+    """Skipped (never tracked) records are not acked, whatever the reason the stream
+    skipped them; and no commit passes the committed offset's own record."""
+    install_rebalance_fixes()
+    app = faust.App("skip-test", broker="kafka://127.0.0.1:1", store="memory://")
+    consumer = app.consumer
+    app.topics._acking_topics.add("telemetry.readings")
+    fields = message(10, generation=0)
+    skipped = ConsumerMessage(
+        **{
+            k: getattr(fields, k)
+            for k in Message.__slots__
+            if k
+            in (
+                "topic",
+                "partition",
+                "offset",
+                "timestamp",
+                "timestamp_type",
+                "headers",
+                "key",
+                "value",
+                "checksum",
+                "generation_id",
+            )
+        }
+    )
+    assert skipped.tracked is False
+    assert consumer.ack(skipped) is False
+    consumer._committed_offset[P0] = 10
+    assert consumer.ack(message(11, generation=0)) is True
+    assert consumer._new_offset(P0) is None  # 10 was never processed
+    assert consumer.ack(message(10, generation=0)) is True
+    assert consumer._new_offset(P0) == 12
+
+
+def test_a_hole_in_the_log_lets_the_commit_pass_it() -> None:
+    install_rebalance_fixes()
+    app = faust.App("hole-test", broker="kafka://127.0.0.1:1", store="memory://")
+    consumer = app.consumer
+    app.topics._acking_topics.add("telemetry.readings")
+    consumer._committed_offset[P0] = 10
+    consumer._gap[P0].addi(10, 13)  # offsets 10-12 are not in the log
+    assert consumer.ack(message(13, generation=0)) is True
+    assert consumer._new_offset(P0) == 14
 
 
 def admit_all(
