@@ -17,6 +17,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -344,11 +345,18 @@ def _measure(
 
 
 def steady_rate(samples: list[tuple[float, float]]) -> float | None:
-    """Median rate over 1 s windows, ignoring the first and last window (ramp up/down)."""
+    """Median rate over windows of 1 s, ignoring the first and last window (ramp up/down).
+
+    A counter that moves in steps (once per batch of a few seconds) would leave most
+    1 s windows empty and the median at 0: windows then span two of its steps.
+    """
+    moves = [t for (_, before), (t, count) in pairwise(samples) if count != before]
+    steps = [b - a for a, b in pairwise(moves)]
+    span = max(1.0, 2 * statistics.median(steps)) if steps else 1.0
     rates = []
     i = 0
     for j in range(len(samples)):
-        if samples[j][0] - samples[i][0] >= 1.0:
+        if samples[j][0] - samples[i][0] >= span:
             rates.append((samples[j][1] - samples[i][1]) / (samples[j][0] - samples[i][0]))
             i = j
     return statistics.median(rates[1:-1]) if len(rates) > 2 else None
