@@ -135,9 +135,11 @@ def _telemetry_throughput(args: argparse.Namespace) -> dict[str, Any]:
     from bench import telemetry
 
     out: dict[str, Any] = {"throughput": {}}
-    for index, (name, (interfaces, polls_per_record)) in enumerate(telemetry.VARIANTS.items()):
+    for index, (name, (interfaces, polls, request)) in enumerate(telemetry.VARIANTS.items()):
         log.info("telemetry %s: generating ~%d readings", name, args.readings)
-        data = telemetry.poll_records(interfaces, args.readings, polls_per_record=polls_per_record)
+        data = telemetry.poll_records(
+            interfaces, args.readings, polls_per_record=polls, request_readings=request
+        )
         if index == 0 and args.profile is not None:
             log.info("telemetry throughput %s under py-spy (not in the medians)", name)
             run = telemetry.run_throughput(data, profile=args.profile)

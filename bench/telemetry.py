@@ -47,6 +47,7 @@ from producers.telemetry import TelemetryGenerator, series_per_device
 from streams.common.broker import EmbeddedBroker, stop_process
 from streams.common.end_offsets import end_offset_correction
 from streams.common.topics import declare_topics
+from streams.telemetry.ingest_parse import partition_records
 from streams.telemetry.runtime import READINGS
 from streams.telemetry.topology import AGGREGATES, topic_specs
 
@@ -57,18 +58,32 @@ DEAD, DELAY = f"{METRIC}dead_letters_total", f"{METRIC}window_close_delay_second
 BATCH = f"{METRIC}batch_readings"
 #: name -> (interfaces per device, polls per record). 24 interfaces: 98 readings per
 #: poll; 8: 34. A record of several polls is what the ingest publishes when a collector
-#: sends a device's polls in one request (30 s of 10 s polls here).
-VARIANTS = {"i24": (24, 1), "i8": (8, 1), "i24x3": (24, 3)}
+#: sends a device's polls in one request (30 s of 10 s polls here). The third: readings
+#: per ingest request, when the records are what the ingest publishes for requests of
+#: that size (one record per partition, many devices' polls in it: see models.py); a
+#: collector batching 5,000 readings is Telegraf's default of 1,000 metrics of ~5 fields.
+VARIANTS: dict[str, tuple[int, int, int | None]] = {
+    "i24": (24, 1, None),
+    "i8": (8, 1, None),
+    "i24x3": (24, 3, None),
+    "i24r5k": (24, 1, 5000),
+}
 DEVICES, INTERVAL_S, WINDOW_S = 500, 10.0, 60
 LIVE = {"devices": 200, "interval_s": 1.0, "seconds": 75, "window_s": 10, "grace_s": 2}
 TELEMETRY = ("-m", "streams.telemetry")
 
 
 def poll_records(
-    interfaces: int, readings: int, devices: int = DEVICES, polls_per_record: int = 1
+    interfaces: int,
+    readings: int,
+    devices: int = DEVICES,
+    polls_per_record: int = 1,
+    request_readings: int | None = None,
 ) -> dict[str, Any]:
     """One ReadingGroup record per device and ``polls_per_record`` polls (a divisor of
-    the polls per window), ~``readings`` readings in whole windows.
+    the polls per window), ~``readings`` readings in whole windows; or, with
+    ``request_readings``, the ingest's records for requests of whole polls of about that
+    many readings.
 
     Event time starts on a window boundary and ends at least two windows before now.
     """
@@ -86,6 +101,8 @@ def poll_records(
     )
     records: list[Record] = []
     pending: dict[str, list[list[Any]]] = defaultdict(list)
+    request: dict[str, list[Any]] = {}
+    in_request = 0
     for (device, ts), polled in groupby(
         islice(generator, per_poll * polls), key=lambda e: (e.device_id, e.ts_ms)
     ):
@@ -93,19 +110,28 @@ def poll_records(
         batch.append(
             [(r["interface"], r["metric"], r["value"], ts, r["seq"]) for _, r, _, _ in polled]
         )
-        if len(batch) == polls_per_record:
+        if request_readings is not None:
+            request[device] = batch.pop()
+            in_request += len(request[device])
+            if in_request >= request_readings:
+                records.extend((None, v, n) for n, v in partition_records(request, PARTITIONS))
+                request, in_request = {}, 0
+        elif len(batch) == polls_per_record:
             rows = [row for poll in batch for row in poll]
             records.append((device.encode(), orjson.dumps({"device_id": device, "readings": rows})))
             batch.clear()
+    if request:
+        records.extend((None, v, n) for n, v in partition_records(request, PARTITIONS))
     return {
         "records": records,
         "readings": per_poll * polls,
         "windows": devices * polls // per_window,
         "devices": devices,
         "interfaces": interfaces,
-        "readings_per_record": series_per_device(interfaces) * polls_per_record,
+        "readings_per_record": per_poll * polls / len(records),
+        "request_readings": request_readings,
         "polls": polls,
-        "mean_value_bytes": statistics.fmean(len(v) for _, v in records),
+        "mean_value_bytes": statistics.fmean(len(r[1]) for r in records),
     }
 
 

@@ -9,7 +9,8 @@ from collections.abc import AsyncIterator, Iterable
 
 from aiokafka import AIOKafkaProducer
 
-Record = tuple[bytes | None, bytes]
+#: (key, value), or (key, value, partition) for a record sent to a chosen partition.
+Record = tuple[bytes | None, bytes] | tuple[bytes | None, bytes, int]
 
 
 class Progress:
@@ -60,8 +61,9 @@ async def send_all(
     pending: list[asyncio.Future[object]] = []
     sent = 0
     try:
-        async for key, value in records:
-            pending.append(await producer.send(topic, key=key, value=value))
+        async for key, value, *chosen in records:
+            partition = chosen[0] if chosen else None
+            pending.append(await producer.send(topic, key=key, value=value, partition=partition))
             sent += 1
             if len(pending) >= 5000:
                 await asyncio.gather(*pending)

@@ -88,7 +88,7 @@ def build_ingest_app(
     )
     app.add_dependency(monitor)
     gate = InflightGate(settings.max_inflight_readings, metrics.inflight)
-    ingest = Ingest(app, topic, settings, metrics, gate, monitor)
+    ingest = Ingest(app, topic, settings, metrics, gate, monitor, partitions)
 
     class TelemetryView(View):
         async def post(self, request: Any, **kwargs: Any) -> Response:
@@ -108,6 +108,8 @@ class Ingest:
     metrics: IngestMetrics
     gate: InflightGate
     monitor: LagMonitor
+    #: Of telemetry.readings: the ingest sends each record to its devices' partition.
+    partitions: int
     _declared: bool = field(default=False, init=False)
     _frozen: bool = field(default=False, init=False)
 
@@ -151,6 +153,7 @@ class Ingest:
             fmt,
             now_ms=time.time_ns() // 1_000_000,
             max_future_seconds=self.settings.max_future_seconds,
+            partitions=self.partitions,
         )
         if isinstance(parsed, Refusal):
             return parsed
@@ -209,7 +212,7 @@ class Ingest:
             chunks.append(chunk)
         return b"".join(chunks)
 
-    async def publish(self, records: list[tuple[bytes, bytes]]) -> BaseException | None:
+    async def publish(self, records: list[tuple[int, bytes]]) -> BaseException | None:
         """Send every record, wait for every acknowledgement; the first failure, if any."""
         pending: list[Any] = []
         failure: BaseException | None = None
@@ -219,8 +222,8 @@ class Ingest:
                 self._declared = True
             accepted_at = time.time()
             send = self.app.producer.send
-            for key, value in records:
-                pending.append(await send(READINGS, key, value, None, accepted_at, None))
+            for partition, value in records:
+                pending.append(await send(READINGS, None, value, partition, accepted_at, None))
         except Exception as exc:
             failure = exc
         # Wait for the records already handed to the producer even after a failure: the

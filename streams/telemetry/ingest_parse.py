@@ -19,6 +19,7 @@ from typing import Any, Literal
 import orjson
 from pydantic import TypeAdapter, ValidationError
 
+from streams.common.partitioning import partition_for
 from streams.telemetry.models import Reading, ReadingRow
 
 Format = Literal["json", "ndjson"]
@@ -29,10 +30,11 @@ MEDIA_TYPES: dict[str, Format] = {
 }
 #: At most this many entries in a 422's ``detail``.
 MAX_DETAIL = 50
-#: Readings of one device per Kafka record. A request's readings of one device go in one
-#: record unless there are more than this: a row is at most ~200 bytes (64-character
-#: names), so a record stays under the producers' and brokers' 1 MB default limit.
-MAX_GROUP_READINGS = 4096
+#: Readings per Kafka record. A request's readings of one partition's devices go in one
+#: record unless there are more than this (a device's readings then follow in the next
+#: records, in order): a row is at most ~200 bytes (64-character names), so a record
+#: stays under the producers' and brokers' 1 MB default limit.
+MAX_RECORD_READINGS = 4096
 
 _READINGS: TypeAdapter[list[Reading]] = TypeAdapter(list[Reading])
 _READING: TypeAdapter[Reading] = TypeAdapter(Reading)
@@ -52,10 +54,10 @@ class Refusal:
 
 @dataclass(frozen=True)
 class Accepted:
-    """A valid request: ``readings`` readings as Kafka (key, value) records."""
+    """A valid request: ``readings`` readings as Kafka (partition, value) records."""
 
     readings: int
-    records: list[tuple[bytes, bytes]]
+    records: list[tuple[int, bytes]]
 
 
 def error(
@@ -73,14 +75,18 @@ def body_format(content_type: str | None) -> Format | None:
 
 
 def parse_request(
-    body: bytes, fmt: Format, *, now_ms: int, max_future_seconds: int
+    body: bytes, fmt: Format, *, now_ms: int, max_future_seconds: int, partitions: int
 ) -> Accepted | Refusal:
-    """Validate a whole body; on success, its readings grouped by device as records."""
+    """Validate a whole body; on success, its readings grouped by device, and the
+    groups by partition, as records (models.py)."""
     parsed = parse_ndjson(body) if fmt == "ndjson" else parse_json(body)
     if isinstance(parsed, Refusal):
         return parsed
     readings, places = parsed
-    return group_by_device(readings, places, latest_ms=now_ms + max_future_seconds * 1000)
+    groups = group_by_device(readings, places, latest_ms=now_ms + max_future_seconds * 1000)
+    if isinstance(groups, Refusal):
+        return groups
+    return Accepted(len(readings), partition_records(groups, partitions))
 
 
 #: Where each reading was in the body, for error locations: NDJSON line numbers, or
@@ -136,9 +142,9 @@ def parse_ndjson(body: bytes) -> tuple[list[Reading], Places] | Refusal:
 
 def group_by_device(
     readings: list[Reading], places: Places, *, latest_ms: int
-) -> Accepted | Refusal:
-    """One record per device (in order of first appearance), keyed by the device id,
-    with its readings in request order; 422 if any reading is stamped after latest_ms."""
+) -> dict[str, list[ReadingRow]] | Refusal:
+    """Each device's readings as rows (devices in order of first appearance, readings in
+    request order); 422 if any reading is stamped after latest_ms."""
     groups: dict[str, list[ReadingRow]] = {}
     future: list[dict[str, Any]] = []
     for index, reading in enumerate(readings):
@@ -160,16 +166,31 @@ def group_by_device(
         rows.append((reading.interface, reading.metric, reading.value, ts_ms, reading.seq))
     if future:
         return error(422, "invalid readings", detail=future)
-    dumps = orjson.dumps
-    records = [
-        (
-            device.encode(),
-            dumps({"device_id": device, "readings": rows[i : i + MAX_GROUP_READINGS]}),
-        )
-        for device, rows in groups.items()
-        for i in range(0, len(rows), MAX_GROUP_READINGS)
-    ]
-    return Accepted(len(readings), records)
+    return groups
+
+
+def partition_records(
+    groups: dict[str, list[ReadingRow]], partitions: int
+) -> list[tuple[int, bytes]]:
+    """(partition, value) records: per partition, its devices' groups as JSON arrays of
+    at most MAX_RECORD_READINGS readings, a device's readings split in order if need be."""
+    pending: dict[int, list[dict[str, Any]]] = {}
+    sizes: dict[int, int] = {}
+    records: list[tuple[int, bytes]] = []
+    for device, rows in groups.items():
+        partition = partition_for(device.encode(), partitions)
+        start = 0
+        while start < len(rows):
+            room = MAX_RECORD_READINGS - sizes.get(partition, 0)
+            part = rows[start : start + room]
+            pending.setdefault(partition, []).append({"device_id": device, "readings": part})
+            sizes[partition] = sizes.get(partition, 0) + len(part)
+            start += len(part)
+            if sizes[partition] == MAX_RECORD_READINGS:
+                records.append((partition, orjson.dumps(pending.pop(partition))))
+                sizes[partition] = 0
+    records.extend((partition, orjson.dumps(batch)) for partition, batch in pending.items())
+    return records
 
 
 def _invalid(exc: ValidationError, prefix: tuple[int, ...]) -> Refusal:

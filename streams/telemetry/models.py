@@ -2,10 +2,17 @@
 
 A reading is one value of one metric of one interface of one device at one time, with
 the device's sequence number. The ingest service validates readings one by one
-(``Reading``) and publishes them grouped by device: one Kafka record per device per
-request (``ReadingGroup``), keyed by the device id. Carrying a group per record is
-what lets a worker handle hundreds of thousands of readings a second: Faust's cost is
-per record, not per reading.
+(``Reading``) and groups them by device (``ReadingGroup``). A ``telemetry.readings``
+record holds either
+
+- a JSON array of groups: what the ingest publishes, one record per partition per
+  request, holding the groups of the devices Kafka's default partitioner puts in that
+  partition (streams/common/partitioning.py), sent to it explicitly, with no key; or
+- one group as a JSON object, keyed by its device id: what any Kafka producer can
+  write with the default partitioner.
+
+Carrying many readings per record is what lets a worker handle hundreds of thousands
+of readings a second: Faust's cost is per record, not per reading.
 """
 
 from __future__ import annotations
@@ -14,7 +21,7 @@ import math
 from datetime import UTC, datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
 
 NAME = r"^[A-Za-z0-9][A-Za-z0-9._:/@-]*$"
 
@@ -61,6 +68,21 @@ class ReadingGroup(BaseModel):
 
     device_id: str = Field(min_length=1, max_length=128)
     readings: list[tuple[str, str, float, int, int]] = Field(min_length=1)
+
+
+#: The ingest's form of a record: the groups of one partition's devices.
+GroupList = Annotated[list[ReadingGroup], Field(min_length=1)]
+_GROUPS: TypeAdapter[list[ReadingGroup]] = TypeAdapter(GroupList)
+
+
+def decode_groups(value: bytes) -> list[ReadingGroup]:
+    """A record's groups, from either form; raises pydantic's ValidationError."""
+    head = value[:1]
+    if head.isspace():
+        head = value.lstrip()[:1]
+    if head == b"[":
+        return _GROUPS.validate_json(value)
+    return [ReadingGroup.model_validate_json(value)]
 
 
 def iso_ms(ms: int) -> str:

@@ -18,7 +18,10 @@ class TelemetrySettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TELEMETRY_", frozen=True)
 
     partitions: int = Field(6, ge=1, description="partitions of telemetry.readings and its table")
-    batch_size: int = Field(5000, ge=1, description="records (reading groups) per batch")
+    batch_size: int = Field(5000, ge=1, description="records per batch taken from Kafka")
+    batch_bytes: int = Field(
+        4_000_000, ge=1, description="record bytes handled per step (a batch is split)"
+    )
     batch_seconds: float = Field(0.2, gt=0, description="longest wait to fill a batch")
     window_seconds: int = Field(
         60, ge=1, description="window size until the config topic holds a version"

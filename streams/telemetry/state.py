@@ -35,13 +35,10 @@ from typing import Any, Protocol
 
 import orjson
 
+from streams.telemetry.columns import SeriesFigures
 from streams.telemetry.config import TelemetryConfig
-from streams.telemetry.detect import (
-    flatline_reason,
-    statistical_reason,
-    threshold_reasons,
-    updated_history,
-)
+from streams.telemetry.detect import flatline_reason, statistical_reason, threshold_reasons
+from streams.telemetry.history import SeriesHistory, flagged
 from streams.telemetry.models import ReadingRow, iso_ms
 from streams.telemetry.windows import Figures, series_values, window_for
 
@@ -246,24 +243,23 @@ class PartitionWindows:
         )
         if not ready:
             return
-        history = self.store.get(history_key(device)) or {}
-        detector = config.detector
+        history = SeriesHistory.load(self.store.get(history_key(device)))
         recent = meta.setdefault("recent", [])
         for start, end, chunks in ready:
             keys = [chunk_key(device, start, n) for n in range(chunks)]
-            values, duplicates = series_values(self.store.get(key) or [] for key in keys)
-            into.duplicates += duplicates
-            window = _window_record(device, start, end, trigger, config, duplicates)
-            series = window["series"]
-            for (interface, metric), series_values_ in sorted(values.items()):
-                figures = Figures.of(series_values_)
-                series.append(figures.as_series(interface, metric))
-                name = f"{interface}|{metric}"
-                past = history.get(name) or {}
-                alert = _alert(window, interface, metric, figures, past, config)
+            values = series_values(self.store.get(key) or [] for key in keys)
+            into.duplicates += values.duplicates
+            window = _window_record(device, start, end, trigger, config, values.duplicates)
+            figures = SeriesFigures.of(values)
+            window["series"] = figures.as_series()
+            positions = history.positions(figures.names())
+            for i in flagged(figures, history, positions, config):
+                past = history.past(int(positions[i]))
+                interface, metric = figures.interfaces[i], figures.metrics[i]
+                alert = _alert(window, interface, metric, figures.at(i), past, config)
                 if alert is not None:
                     into.alerts.append(alert)
-                history[name] = updated_history(past, figures.mean, detector)
+            history.update(positions, figures.mean, config.detector)
             into.aggregates.append(window)
             for key in keys:
                 del self.store[key]
@@ -275,7 +271,7 @@ class PartitionWindows:
             del meta["open"][str(start)]
             meta["closed"] = max(meta["closed"], end)
             into.windows.append((device, end, trigger))
-        self.store[history_key(device)] = history
+        self.store[history_key(device)] = history.dump()
         self.store[meta_key(device)] = meta
 
     def silence(self, device: str, clock: float, config: TelemetryConfig, into: Closed) -> None:

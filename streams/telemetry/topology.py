@@ -1,9 +1,9 @@
 """Wiring of the telemetry workers: topics, the window table, the agent and the timers.
 
-Each record of ``telemetry.readings`` carries a group of one device's readings (see
-models.py). A batch is handled per partition in two phases, each ending with the
-table write that makes it count (streams/telemetry/state.py explains why this order
-is exact under redelivery):
+Each record of ``telemetry.readings`` carries the readings of one device or of many
+devices of its partition (see models.py). A batch is handled per partition in two
+phases, each ending with the table write that makes it count (streams/telemetry/state.py
+explains why this order is exact under redelivery):
 
 1. readings into their windows: dead letters acknowledged, then chunks and metas;
 2. windows due on event time closed: figures and alerts acknowledged, then state.
@@ -25,10 +25,11 @@ from pydantic import ValidationError
 
 from streams.common.deadletter import DeadLetter, send_dead_letter
 from streams.common.mirror import TopicMirror
+from streams.common.partitioning import partition_for
 from streams.common.topics import TopicSpec, raw_topic
 from streams.telemetry.config import CONFIG_TOPIC as CONFIG
 from streams.telemetry.metrics import WorkerMetrics
-from streams.telemetry.models import ReadingGroup
+from streams.telemetry.models import ReadingGroup, decode_groups
 from streams.telemetry.runtime import READINGS, TelemetryPipeline, register_timers
 from streams.telemetry.settings import TelemetrySettings
 from streams.telemetry.state import Closed
@@ -40,9 +41,10 @@ ALERTS = "telemetry.alerts"
 DLQ = "telemetry.dlq"
 TABLE = "device-windows"
 CONSOLE_ALERTS = 20
-# A batch is ~1 s of CPU work on the event loop: pausing now and then keeps the web
-# views, the producer's sends and the heartbeat-driven services responsive meanwhile.
-YIELD_EVERY = 100
+# A batch is ~1 s of CPU work on the event loop: pausing every ~40 ms of it keeps the
+# web views, the producer's sends and the heartbeat-driven services responsive meanwhile.
+YIELD_EVERY_READINGS = 10_000
+YIELD_EVERY_DEVICES = 10
 
 # Window results and alerts carry deterministic ids: compaction keeps one of each.
 RESULTS = {"cleanup.policy": "compact,delete", "retention.ms": str(30 * 86_400_000)}
@@ -87,19 +89,36 @@ def register(
     @app.agent(topics[READINGS], name="telemetry.windows")
     async def window_readings(stream: Any) -> None:
         await pipeline.ready.wait()
-        async for events in stream.take_events(settings.batch_size, within=settings.batch_seconds):
-            started = time.perf_counter()
-            async with pipeline.lock:
-                try:
-                    await handle_batch(pipeline, events)
-                except Exception:
-                    # What was held in memory may be ahead of what was written.
-                    pipeline.forget()
-                    raise
-            app.monitor.record_batch("telemetry.windows", events, started)
+        async for taken in stream.take_events(settings.batch_size, within=settings.batch_seconds):
+            for events in split_by_size(taken, settings.batch_bytes):
+                started = time.perf_counter()
+                async with pipeline.lock:
+                    try:
+                        await handle_batch(pipeline, events)
+                    except Exception:
+                        # What was held in memory may be ahead of what was written.
+                        pipeline.forget()
+                        raise
+                app.monitor.record_batch("telemetry.windows", events, started)
 
     register_timers(pipeline, emit)
     return pipeline
+
+
+def split_by_size(events: list[Any], limit: int) -> list[list[Any]]:
+    """``events`` in order, in runs of at most ``limit`` bytes of record values (a record
+    larger than that alone): a batch's work and results stay bounded however many
+    readings each record carries."""
+    runs: list[list[Any]] = [[]]
+    size = 0
+    for event in events:
+        length = len(event.message.value or b"")
+        if runs[-1] and size + length > limit:
+            runs.append([])
+            size = 0
+        runs[-1].append(event)
+        size += length
+    return runs
 
 
 async def handle_batch(pipeline: TelemetryPipeline, events: list[Any]) -> None:
@@ -112,33 +131,33 @@ async def handle_batch(pipeline: TelemetryPipeline, events: list[Any]) -> None:
     now = time.time()
     touched: dict[int, dict[str, None]] = {}
     readings = replayed = letters = 0
+    since_yield = 0
     for partition, batch in by_partition.items():
         runtime = pipeline.runtime(partition)
         devices = touched[partition] = {}
-        for count, event in enumerate(batch, 1):
-            if count % YIELD_EVERY == 0:
+        for event in batch:
+            if readings - since_yield >= YIELD_EVERY_READINGS:
+                since_yield = readings
                 await asyncio.sleep(0)
             message = event.message
-            group = await _decode(pipeline, message)
-            if group is None:
-                letters += 1
-                continue
-            applied = runtime.windows.apply(
-                group.device_id, message.offset, group.readings, config, raw=message.value
-            )
-            if applied.replayed:
-                replayed += 1
-                continue
-            if applied.late:
-                late = ReadingGroup(device_id=group.device_id, readings=applied.late)
-                detail = f"{len(applied.late)} readings after their window closed"
-                value = late.model_dump_json().encode()
-                await dead_letter(pipeline, message, "late", detail, value=value)
-                letters += 1
-            readings += applied.readings
-            devices[group.device_id] = None
-            runtime.last_wall[group.device_id] = now
-            pipeline.device_readings[group.device_id] += applied.readings
+            groups, refused = await _decode(pipeline, message)
+            letters += refused
+            raw = message.value if len(groups) == 1 and message.key is not None else None
+            for device, rows in groups.items():
+                applied = runtime.windows.apply(device, message.offset, rows, config, raw=raw)
+                if applied.replayed:
+                    replayed += 1
+                    continue
+                if applied.late:
+                    late = ReadingGroup(device_id=device, readings=applied.late)
+                    detail = f"{len(applied.late)} readings after their window closed"
+                    value = late.model_dump_json().encode()
+                    await dead_letter(pipeline, message, "late", detail, value=value)
+                    letters += 1
+                readings += applied.readings
+                devices[device] = None
+                runtime.last_wall[device] = now
+                pipeline.device_readings[device] += applied.readings
         runtime.next_offset = batch[-1].message.offset + 1
     metrics.records.inc(len(events))
     metrics.readings.inc(readings)
@@ -154,7 +173,7 @@ async def handle_batch(pipeline: TelemetryPipeline, events: list[Any]) -> None:
     for partition, devices in touched.items():
         windows = pipeline.runtime(partition).windows
         for count, device in enumerate(devices, 1):
-            if count % (YIELD_EVERY // 10) == 0:
+            if count % YIELD_EVERY_DEVICES == 0:
                 await asyncio.sleep(0)
             windows.close(device, windows.metas[device]["max"], config, "event_time", closed)
     if closed.windows:
@@ -163,20 +182,44 @@ async def handle_batch(pipeline: TelemetryPipeline, events: list[Any]) -> None:
             await pipeline.runtime(partition).io.write(producer)
 
 
-async def _decode(pipeline: TelemetryPipeline, message: Any) -> ReadingGroup | None:
-    """The record's readings, or None after dead-lettering a record that is not valid."""
+async def _decode(pipeline: TelemetryPipeline, message: Any) -> tuple[dict[str, list[Any]], int]:
+    """Each valid device's readings in the record, and how many dead letters were sent.
+
+    A record that is not valid is dead-lettered whole. A device in the wrong partition
+    is dead-lettered alone: its state lives in another partition, and windowing it here
+    too would split its windows in two.
+    """
     try:
-        group = ReadingGroup.model_validate_json(message.value or b"")
+        groups = decode_groups(message.value or b"")
     except ValidationError as exc:
         detail = "; ".join(
             f"{'.'.join(map(str, error['loc']))}: {error['msg']}" for error in exc.errors()[:5]
         )
         await dead_letter(pipeline, message, "invalid", detail)
-        return None
-    if message.key is not None and message.key != group.device_id.encode():
-        await dead_letter(pipeline, message, "invalid", "the key is not the record's device_id")
-        return None
-    return group
+        return {}, 1
+    if message.key is not None:
+        if len(groups) > 1 or message.key != groups[0].device_id.encode():
+            await dead_letter(pipeline, message, "invalid", "the key is not the record's device_id")
+            return {}, 1
+        return {groups[0].device_id: groups[0].readings}, 0
+    by_device: dict[str, list[Any]] = {}
+    refused = 0
+    partitions = pipeline.settings.partitions
+    for group in groups:
+        device = group.device_id
+        home = partition_for(device.encode(), partitions)
+        if home != message.partition:
+            detail = f"device {device} belongs in partition {home} of {partitions}"
+            await dead_letter(
+                pipeline, message, "invalid", detail, value=group.model_dump_json().encode()
+            )
+            refused += 1
+            continue
+        rows = by_device.get(device)
+        # A device split over two groups of one record is windowed as one: a record is
+        # applied to a device once (its offset marks it done).
+        by_device[device] = group.readings if rows is None else [*rows, *group.readings]
+    return by_device, refused
 
 
 async def emit(pipeline: TelemetryPipeline, closed: Closed) -> None:

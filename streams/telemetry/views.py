@@ -15,10 +15,11 @@ from faust.exceptions import SameNode
 from faust.web.exceptions import ServiceUnavailable
 
 from streams.common.query import integer, json_page
+from streams.telemetry.columns import SeriesFigures
 from streams.telemetry.models import iso_ms
 from streams.telemetry.runtime import READINGS, TelemetryPipeline
 from streams.telemetry.state import chunk_key, open_windows, recent_key
-from streams.telemetry.windows import Figures, series_values
+from streams.telemetry.windows import series_values
 
 
 def device_windows(pipeline: TelemetryPipeline, device: str) -> dict[str, Any] | None:
@@ -33,17 +34,12 @@ def device_windows(pipeline: TelemetryPipeline, device: str) -> dict[str, Any] |
     current = []
     for start, end in sorted(open_windows(meta).items()):
         chunks = meta["open"][str(start)][1]
-        values, _duplicates = series_values(
-            io.get(chunk_key(device, start, n)) or [] for n in range(chunks)
-        )
+        values = series_values(io.get(chunk_key(device, start, n)) or [] for n in range(chunks))
         current.append(
             {
                 "window_start": iso_ms(start),
                 "window_end": iso_ms(end),
-                "series": [
-                    Figures.of(v).as_series(interface, metric)
-                    for (interface, metric), v in sorted(values.items())
-                ],
+                "series": SeriesFigures.of(values).as_series(),
             }
         )
     # Closed windows exactly as emitted to telemetry.aggregates, newest first.

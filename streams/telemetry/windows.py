@@ -109,17 +109,28 @@ class Figures:
 
 
 SERIES = itemgetter(0, 1)
-INTERFACE = itemgetter(0)
-METRIC = itemgetter(1)
-VALUE = itemgetter(2)
 SEQ = itemgetter(4)
 READING = itemgetter(0, 1, 4)
 
 
-def series_values(
-    chunks: Iterable[Iterable[Mapping[str, Any]]],
-) -> tuple[dict[tuple[str, str], list[float]], int]:
-    """Values per (interface, metric) series from a window's chunks, and duplicates.
+@dataclass(slots=True)
+class WindowValues:
+    """A window's values per (interface, metric) series, in one of two shapes: ``polls``,
+    rows of one value per series (when every record held the same series in the same
+    order, one poll each: the usual window), or ``columns``, a list per series."""
+
+    series: list[tuple[str, str]]
+    polls: list[tuple[float, ...]] | None = None
+    columns: list[list[float]] | None = None
+    duplicates: int = 0
+
+    def as_dict(self) -> dict[tuple[str, str], list[float]]:
+        columns = self.columns if self.polls is None else map(list, zip(*self.polls, strict=True))
+        return dict(zip(self.series, columns or [], strict=True))
+
+
+def series_values(chunks: Iterable[Iterable[Mapping[str, Any]]]) -> WindowValues:
+    """The values of a window's chunks per (interface, metric) series, and duplicates.
 
     A chunk is a list of groups ``{"readings": [[interface, metric, value, ts, seq], ...]}``.
 
@@ -134,7 +145,7 @@ def series_values(
         return _first_of_each(rows)
     polls = _polls_alike(groups)
     if polls is not None:
-        return polls, 0
+        return polls
     values: dict[tuple[str, str], list[float]] = {}
     for interface, metric, value, _ts, _seq in rows:
         found = values.get((interface, metric))
@@ -142,7 +153,7 @@ def series_values(
             values[(interface, metric)] = [value]
         else:
             found.append(value)
-    return values, 0
+    return WindowValues(list(values), columns=list(values.values()))
 
 
 def _unique(groups: list[Any], rows: list[Any]) -> bool:
@@ -156,7 +167,7 @@ def _unique(groups: list[Any], rows: list[Any]) -> bool:
     return len(set(map(READING, rows))) == len(rows)
 
 
-def _first_of_each(rows: list[Any]) -> tuple[dict[tuple[str, str], list[float]], int]:
+def _first_of_each(rows: list[Any]) -> WindowValues:
     seen: dict[tuple[str, str], dict[int, float]] = {}
     duplicates = 0
     for interface, metric, value, _ts, seq in rows:
@@ -165,25 +176,27 @@ def _first_of_each(rows: list[Any]) -> tuple[dict[tuple[str, str], list[float]],
             duplicates += 1
         else:
             series[seq] = value
-    return {key: list(by_seq.values()) for key, by_seq in seen.items()}, duplicates
+    columns = [list(by_seq.values()) for by_seq in seen.values()]
+    return WindowValues(list(seen), columns=columns, duplicates=duplicates)
 
 
-def _polls_alike(groups: list[Any]) -> dict[tuple[str, str], list[float]] | None:
-    """The values per series when every group holds the same series in the same order
-    (one poll each, the usual case), else None.
+def _polls_alike(groups: list[Any]) -> WindowValues | None:
+    """The window as a table of polls by series when every group holds the same series
+    in the same order (one poll each, the usual case), else None.
 
-    The window is then a table of polls by series, transposed without a Python loop per
-    reading (that loop was the largest single cost of a worker).
+    Each group is transposed in C (``zip``): no Python loop per reading, which was the
+    largest single cost of a worker.
     """
     if not groups:
-        return {}
-    first = groups[0]
-    interfaces, metrics = list(map(INTERFACE, first)), list(map(METRIC, first))
-    for readings in groups[1:]:
-        if list(map(INTERFACE, readings)) != interfaces or list(map(METRIC, readings)) != metrics:
+        return WindowValues([], columns=[])
+    interfaces, metrics, *_ = first = list(zip(*groups[0], strict=True))
+    polls = []
+    for readings in groups:
+        columns = list(zip(*readings, strict=True)) if readings is not groups[0] else first
+        if columns[0] != interfaces or columns[1] != metrics:
             return None
+        polls.append(columns[2])
     series = list(zip(interfaces, metrics, strict=True))
     if len(set(series)) != len(series):
         return None
-    columns = zip(*[list(map(VALUE, readings)) for readings in groups], strict=True)
-    return dict(zip(series, map(list, columns), strict=True))
+    return WindowValues(series, polls=polls)

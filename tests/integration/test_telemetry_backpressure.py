@@ -31,7 +31,7 @@ def telemetry(broker: EmbeddedBroker, tmp_path: Path) -> Iterator[TelemetryProce
 
 
 def request(window: int) -> list[dict[str, Any]]:
-    """Every device's readings of one window (40 records, 120 readings): each request
+    """Every device's readings of one window (40 devices, 120 readings): each request
     fills windows of its own, so no accepted reading can arrive after its window closed."""
     start = BASE_MS + window * WINDOW_MS
     return [
@@ -67,8 +67,9 @@ def test_paused_workers_make_the_ingest_refuse_then_every_accepted_reading_count
         return status, headers
 
     assert send()[0] == 202
-    processed = "streams_telemetry_records_total"
-    wait_until(lambda: sum(w.metric(processed) for w in workers) >= len(DEVICES), what="first")
+    processed = "streams_telemetry_readings_total"
+    first = len(request(0))
+    wait_until(lambda: sum(w.metric(processed) for w in workers) >= first, what="first")
 
     def refused() -> dict[str, str] | None:
         status, headers = send()

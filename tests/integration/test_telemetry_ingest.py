@@ -14,13 +14,15 @@ import orjson
 import pytest
 
 from streams.common.broker import EmbeddedBroker
-from streams.telemetry.models import ReadingGroup
+from streams.common.partitioning import partition_for
+from streams.telemetry.models import ReadingGroup, decode_groups
 from tests.support.workers import Worker, read_topic, wait_until
 
 pytestmark = pytest.mark.integration
 
 TOPIC = "telemetry.readings"
 API_KEY = "k3y-for-the-ingest-tests"
+PARTITIONS = 6  # of telemetry.readings: TELEMETRY_PARTITIONS' default
 TS_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z: in the past, so never "in the future"
 
 Answer = tuple[int, Any, dict[str, str]]
@@ -97,11 +99,11 @@ def post_chunked(ingest: Worker, chunks: list[bytes], headers: dict[str, str]) -
         connection.close()
 
 
-def published(broker: EmbeddedBroker) -> list[tuple[bytes | None, ReadingGroup]]:
-    return [
-        (record.key, ReadingGroup.model_validate_json(record.value or b""))
-        for record in read_topic(broker.bootstrap, TOPIC)
-    ]
+def published(broker: EmbeddedBroker) -> list[tuple[int, ReadingGroup]]:
+    """(partition, group) of every group of every record, with no record keyed."""
+    found = read_topic(broker.bootstrap, TOPIC)
+    assert all(record.key is None for record in found)
+    return [(r.partition, group) for r in found for group in decode_groups(r.value or b"")]
 
 
 def rss_kib(pid: int) -> int:
@@ -111,11 +113,12 @@ def rss_kib(pid: int) -> int:
     raise AssertionError(f"no VmRSS for pid {pid}")
 
 
-def test_accepted_readings_are_published_grouped_and_keyed_by_device(
+def test_accepted_readings_are_published_grouped_by_device_in_its_partition(
     broker: EmbeddedBroker, start_ingest: Callable[..., Worker]
 ) -> None:
     """202 comes with the count, and each request's readings of a device arrive as one
-    record keyed by that device, in the order they were sent, nothing more or less."""
+    group in the partition of that device, in the order they were sent, nothing more or
+    less."""
     ingest = start_ingest()
     first = [reading("r2", 1), reading("r1", 1, 0.5), reading("r2", 2, -3.25), reading("r3", 1)]
     second = [reading("r1", 2), reading("r1", 3, 1e12)]
@@ -126,8 +129,8 @@ def test_accepted_readings_are_published_grouped_and_keyed_by_device(
     assert post(ingest, reading("r3", 2))[:2] == (202, {"accepted": 1})
 
     by_device: dict[str, list[list[int]]] = {}
-    for key, group in published(broker):
-        assert key == group.device_id.encode()
+    for partition, group in published(broker):
+        assert partition == partition_for(group.device_id.encode(), PARTITIONS)
         by_device.setdefault(group.device_id, []).append([row[4] for row in group.readings])
     assert by_device == {"r1": [[1], [2, 3]], "r2": [[1, 2]], "r3": [[1], [2]]}
     rows = {(g.device_id, *row) for _, g in published(broker) for row in g.readings}
@@ -179,7 +182,7 @@ def test_refused_requests_publish_nothing(
     assert published(broker) == []
 
     assert post(ingest, good, headers=key)[:2] == (202, {"accepted": 1})
-    assert [key for key, _ in published(broker)] == [b"r1"]
+    assert [group.device_id for _, group in published(broker)] == ["r1"]
     assert ingest.metric("streams_telemetry_ingest_requests_total") == 8
 
 

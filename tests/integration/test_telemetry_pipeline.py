@@ -22,7 +22,7 @@ from producers.telemetry import series_per_device
 from streams.common.broker import EmbeddedBroker
 from streams.telemetry.config import TelemetryConfig, apply_changes
 from streams.telemetry.config_cli import write_config
-from streams.telemetry.models import ReadingGroup, iso_ms
+from streams.telemetry.models import decode_groups, iso_ms
 from tests.support.telemetry import (
     Aggregates,
     Row,
@@ -84,7 +84,7 @@ def simulate(ingest: Worker, report: Path, seed: int, polls: int, **options: flo
 def published(broker: EmbeddedBroker) -> list[tuple[str, list[Row]]]:
     """Every reading group the ingest published, as (device, readings)."""
     found = read_topic(broker.bootstrap, READINGS)
-    groups = [ReadingGroup.model_validate_json(record.value or b"") for record in found]
+    groups = [group for record in found for group in decode_groups(record.value or b"")]
     return [(group.device_id, group.readings) for group in groups]
 
 

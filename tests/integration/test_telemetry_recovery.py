@@ -7,14 +7,18 @@ import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
+import orjson
 import pytest
 
 from streams.common.broker import EmbeddedBroker
+from streams.common.partitioning import partition_for
 from tests.support.telemetry import (
     Aggregates,
     Row,
     TelemetryProcesses,
+    batch_record,
     committed_records,
     exact_aggregates,
     expected_figures,
@@ -29,6 +33,7 @@ from tests.support.workers import Consumed, Record, Worker, produce, read_topic,
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
 READINGS = "telemetry.readings"
+PARTITIONS = 6  # the workers' default
 BASE_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z: event time in the past
 WINDOW_MS = 10_000
 SMALL_WINDOWS = {"TELEMETRY_WINDOW_SECONDS": "10", "TELEMETRY_GRACE_SECONDS": "1"}
@@ -68,9 +73,19 @@ def window_round(window: int, seed: int) -> list[tuple[str, list[Row]]]:
 
 
 def send_round(bootstrap: str, window: int, seed: int) -> list[tuple[str, list[Row]]]:
-    """Produce one round (at a pace a worker keeps up with); returns what was sent."""
+    """Produce one round (at a pace a worker keeps up with); returns what was sent.
+
+    Both forms of record: each device's first half keyed by the device, the second
+    halves as the ingest sends them, one record per partition holding its devices.
+    """
     groups = window_round(window, seed)
-    records: list[Record] = [group_record(device, rows) for device, rows in groups]
+    records: list[Record] = [group_record(device, rows) for device, rows in groups[::2]]
+    by_partition: dict[int, list[tuple[str, list[Row]]]] = {}
+    for device, rows in groups[1::2]:
+        by_partition.setdefault(partition_for(device.encode(), PARTITIONS), []).append(
+            (device, rows)
+        )
+    records += [batch_record(part, partition) for partition, part in by_partition.items()]
     produce(bootstrap, READINGS, records, rate=300)
     return groups
 
@@ -193,12 +208,21 @@ def test_killed_worker_replaced_from_changelog_alone_is_exact(
     report("replaced from the changelog", emitted_before, found)
 
 
+def as_json(value: bytes | None) -> Any:
+    """A value as JSON when it is JSON, else as it is."""
+    try:
+        return orjson.loads(value or b"")
+    except orjson.JSONDecodeError:
+        return value
+
+
 def test_bad_records_are_dead_lettered_and_the_worker_keeps_counting(
     broker: EmbeddedBroker, telemetry: TelemetryProcesses
 ) -> None:
-    """Undecodable, misshapen, mis-keyed, non-numeric and late records each land in
-    telemetry.dlq with their reason and origin, counted by reason, while the worker goes
-    on windowing every valid reading, the late ones' neighbours included."""
+    """Undecodable, misshapen, mis-keyed, non-numeric and late records, and a device sent
+    to another device's partition, each land in telemetry.dlq with their reason and
+    origin, counted by reason, while the worker goes on windowing every valid reading,
+    the late ones' and the stray device's neighbours included."""
     worker = telemetry.start(SMALL_WINDOWS)
     late_row: Row = ("eth0", "cpu", 7.0, BASE_MS + 2_000, 4)
     on_time = [
@@ -221,19 +245,27 @@ def test_bad_records_are_dead_lettered_and_the_worker_keeps_counting(
         ),
     ]
     mixed: tuple[str, list[Row]] = ("late-1", [late_row, ("eth0", "cpu", 9.0, BASE_MS + 39_500, 5)])
+    # One record for a partition holding a device that belongs in another one.
+    stray: tuple[str, list[Row]] = ("stray-1", [("eth0", "cpu", 2.0, BASE_MS + 500, 1)])
+    target = (partition_for(b"stray-1", PARTITIONS) + 1) % PARTITIONS
+    mate_id = next(
+        f"mate-{n}" for n in range(99) if partition_for(f"mate-{n}".encode(), PARTITIONS) == target
+    )
+    mate: tuple[str, list[Row]] = (mate_id, [("eth0", "cpu", 4.0, BASE_MS + 600, 1)])
     records = [group_record(*group) for group in on_time]
     records += [record for _, record in bad] + [group_record(*mixed)]
+    records.append(batch_record([stray, mate], target))
     produce(broker.bootstrap, READINGS, records)
 
     def dead_letters() -> list[Consumed]:
         letters = read_topic(broker.bootstrap, "telemetry.dlq")
-        return letters if len(letters) >= 5 else []
+        return letters if len(letters) >= 6 else []
 
-    letters = wait_until(dead_letters, what="five dead letters")
+    letters = wait_until(dead_letters, what="six dead letters")
 
     good = ("good-1", [("eth1", "temperature", 40.5, BASE_MS + 9_500, 1)])
     produce(broker.bootstrap, READINGS, [group_record(*good)])
-    valid = [*on_time, ("late-1", mixed[1][1:]), good]
+    valid = [*on_time, ("late-1", mixed[1][1:]), mate, good]
     wait_until(
         lambda: (
             not figure_differences(
@@ -245,22 +277,27 @@ def test_bad_records_are_dead_lettered_and_the_worker_keeps_counting(
     assert worker.alive()
 
     sources = {(r.partition, r.offset): r for r in read_topic(broker.bootstrap, READINGS)}
-    expected_letters = [(reason, key, value) for reason, (key, value) in bad]
+    expected_letters = [(reason, record[0], record[1]) for reason, record in bad]
     expected_letters.append(("late", b"late-1", group_record("late-1", [late_row])[1]))
+    expected_letters.append(("invalid", None, group_record(*stray)[1]))
     found_letters = []
     for letter in letters:
         assert letter.headers["dlq.topic"] == READINGS
         source = sources[(int(letter.headers["dlq.partition"]), int(letter.headers["dlq.offset"]))]
         assert source.key == letter.key
-        if letter.headers["dlq.reason"] == "invalid":
-            assert source.value == letter.value
-        else:
+        if letter.headers["dlq.reason"] == "late":
             assert source.value == group_record(*mixed)[1]
-        found_letters.append((letter.headers["dlq.reason"], letter.key, letter.value))
-    assert sorted(found_letters) == sorted(expected_letters)
-    assert len(letters) == 5
+        elif source.key is None:  # the stray device's group, out of its record
+            assert (source.partition, source.value) == (target, batch_record([stray, mate], 0)[1])
+        else:
+            assert source.value == letter.value
+        # Values compared as JSON: the worker re-encodes the group it refuses.
+        found_letters.append((letter.headers["dlq.reason"], letter.key, as_json(letter.value)))
+    expected = [(reason, key, as_json(value)) for reason, key, value in expected_letters]
+    assert sorted(found_letters, key=repr) == sorted(expected, key=repr)
+    assert len(letters) == 6
     page = worker.metrics()
-    assert labelled(page, "streams_telemetry_dead_letters_total", reason="invalid") == 4
+    assert labelled(page, "streams_telemetry_dead_letters_total", reason="invalid") == 5
     assert labelled(page, "streams_telemetry_dead_letters_total", reason="late") == 1
 
 

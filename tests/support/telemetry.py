@@ -110,9 +110,18 @@ def committed_records(bootstrap: str, group: str, topic: str, partitions: int) -
 
 
 def group_record(device: str, rows: Iterable[Row], key: str | None = None) -> Record:
-    """A telemetry.readings record as the ingest publishes it: keyed by the device."""
+    """A telemetry.readings record of one device, keyed by it (any producer's form)."""
     value = orjson.dumps({"device_id": device, "readings": [list(row) for row in rows]})
     return (device if key is None else key).encode(), value
+
+
+def batch_record(groups: Iterable[tuple[str, Iterable[Row]]], partition: int) -> Record:
+    """A telemetry.readings record of several devices, sent to ``partition`` with no
+    key: the ingest's form."""
+    value = orjson.dumps(
+        [{"device_id": d, "readings": [list(r) for r in rows]} for d, rows in groups]
+    )
+    return None, value, partition
 
 
 def labelled(metrics_text: str, name: str, **labels: str) -> float:

@@ -18,6 +18,7 @@ from typing import Any, TypeVar, cast
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from producers.send import Record as Record
 from producers.send import paced, send_all
 from streams.common.broker import free_port, stop_process
 from streams.common.end_offsets import end_offset_correction
@@ -126,9 +127,6 @@ class Worker:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
-
-
-Record = tuple[bytes | None, bytes]
 
 
 def produce(

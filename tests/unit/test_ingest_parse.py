@@ -6,12 +6,15 @@ from typing import Any
 
 import orjson
 import pytest
+from aiokafka.partitioner import DefaultPartitioner
 
+from streams.common.partitioning import partition_for
 from streams.telemetry import ingest_parse
 from streams.telemetry.ingest_parse import Accepted, Refusal, body_format, parse_request
-from streams.telemetry.models import ReadingGroup
+from streams.telemetry.models import ReadingGroup, decode_groups
 
 NOW_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
+PARTITIONS = 6
 
 
 def reading(device: str = "r1", seq: int = 0, **fields: Any) -> dict[str, Any]:
@@ -33,13 +36,17 @@ def parse(body: bytes | Any, fmt: str = "json", max_future_seconds: int = 300) -
         fmt,  # type: ignore[arg-type]
         now_ms=NOW_MS,
         max_future_seconds=max_future_seconds,
+        partitions=PARTITIONS,
     )
 
 
-def accepted(body: bytes | Any, fmt: str = "json") -> list[tuple[bytes, ReadingGroup]]:
+def accepted(body: bytes | Any, fmt: str = "json") -> list[tuple[int, ReadingGroup]]:
+    """(partition, group) of every group of every record, in order."""
     result = parse(body, fmt)
     assert isinstance(result, Accepted), result
-    return [(key, ReadingGroup.model_validate_json(value)) for key, value in result.records]
+    return [
+        (partition, group) for partition, value in result.records for group in decode_groups(value)
+    ]
 
 
 def refused(body: bytes | Any, fmt: str = "json", **kwargs: Any) -> Refusal:
@@ -72,16 +79,16 @@ def test_only_json_and_ndjson_content_types_are_read(
 
 
 def test_a_single_object_is_one_reading() -> None:
-    """One reading object becomes one record keyed by its device id."""
-    [(key, group)] = accepted(reading("r1", 7))
-    assert key == b"r1"
+    """One reading object becomes one record, in its device's partition."""
+    [(partition, group)] = accepted(reading("r1", 7))
+    assert partition == partition_for(b"r1", PARTITIONS)
     assert group == ReadingGroup(
         device_id="r1", readings=[("eth0", "rx_bytes", 17.5, NOW_MS - 60_000, 7)]
     )
 
 
 def test_readings_are_grouped_by_device_in_request_order() -> None:
-    """Each device gets one record holding its readings in the order they were sent."""
+    """Each device gets one group holding its readings in the order they were sent."""
     sent = [
         reading("r2", 5),
         reading("r1", 9),
@@ -90,7 +97,7 @@ def test_readings_are_grouped_by_device_in_request_order() -> None:
         reading("r3", 0),
     ]
     records = accepted(sent)
-    assert [key for key, _ in records] == [b"r2", b"r1", b"r3"]
+    assert sorted(group.device_id for _, group in records) == ["r1", "r2", "r3"]
     assert {group.device_id: [row[4] for row in group.readings] for _, group in records} == {
         "r2": [5, 3],
         "r1": [9, 1],
@@ -124,10 +131,31 @@ def test_timestamps_are_epoch_milliseconds_on_the_wire(ts: Any, expected_ms: int
 
 def test_a_device_with_very_many_readings_is_split_in_order() -> None:
     """A device's readings beyond one record's share follow in further records, in order."""
-    count = ingest_parse.MAX_GROUP_READINGS + 3
+    count = ingest_parse.MAX_RECORD_READINGS + 3
     records = accepted([reading("r1", seq) for seq in range(count)])
-    assert [len(group.readings) for _, group in records] == [ingest_parse.MAX_GROUP_READINGS, 3]
+    assert [len(group.readings) for _, group in records] == [ingest_parse.MAX_RECORD_READINGS, 3]
     assert [row[4] for _, group in records for row in group.readings] == list(range(count))
+
+
+def test_devices_of_a_partition_share_records_of_bounded_size() -> None:
+    """One record per partition holds its devices' groups, each in the partition Kafka's
+    default partitioner gives its device id, and never more than the record limit."""
+    devices = [f"router-{n}" for n in range(40)]
+    sent = [reading(device, seq) for seq in range(150) for device in devices]
+    result = parse(sent)
+    assert isinstance(result, Accepted)
+    kafka = DefaultPartitioner()
+    everything = list(range(PARTITIONS))
+    sizes: dict[int, list[int]] = {}
+    for partition, value in result.records:
+        groups = decode_groups(value)
+        assert {kafka(g.device_id.encode(), everything, everything) for g in groups} == {partition}
+        sizes.setdefault(partition, []).append(sum(len(g.readings) for g in groups))
+    assert all(size <= ingest_parse.MAX_RECORD_READINGS for n in sizes.values() for size in n)
+    # Full records but the last of each partition: 6,000 readings in few records.
+    assert all(size == ingest_parse.MAX_RECORD_READINGS for n in sizes.values() for size in n[:-1])
+    assert sum(map(sum, sizes.values())) == len(sent)
+    assert len(result.records) <= PARTITIONS + len(sent) // ingest_parse.MAX_RECORD_READINGS
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import statistics
 from itertools import pairwise
+from typing import Any
 
 import pytest
 
@@ -148,6 +149,11 @@ def test_mean_uses_exact_summation() -> None:
     assert Figures.of([0.1] * 10).mean == 0.1
 
 
+def values_of(chunks: Any) -> tuple[dict[tuple[str, str], list[float]], int]:
+    values = series_values(chunks)
+    return values.as_dict(), values.duplicates
+
+
 def test_duplicate_sequence_numbers_count_once_with_the_first_value() -> None:
     """A reading resent with the same seq, in any chunk, counts once with its first value."""
     chunks = [
@@ -155,7 +161,7 @@ def test_duplicate_sequence_numbers_count_once_with_the_first_value() -> None:
         [{"readings": [("eth0", "utilization", 99.0, 0, 1), ("eth0", "utilization", 30.0, 0, 3)]}],
         [{"readings": [("eth0", "utilization", 77.0, 0, 2)]}],
     ]
-    assert series_values(chunks) == ({("eth0", "utilization"): [10.0, 20.0, 30.0]}, 2)
+    assert values_of(chunks) == ({("eth0", "utilization"): [10.0, 20.0, 30.0]}, 2)
 
 
 def test_same_sequence_number_in_other_series_is_not_a_duplicate() -> None:
@@ -164,7 +170,7 @@ def test_same_sequence_number_in_other_series_is_not_a_duplicate() -> None:
         [{"readings": [("eth0", "utilization", 1.0, 0, 1), ("eth1", "utilization", 2.0, 0, 1)]}],
         [{"readings": [("eth0", "errors", 3.0, 0, 1)]}],
     ]
-    assert series_values(chunks) == (
+    assert values_of(chunks) == (
         {("eth0", "utilization"): [1.0], ("eth1", "utilization"): [2.0], ("eth0", "errors"): [3.0]},
         0,
     )
@@ -179,7 +185,9 @@ def test_polls_of_one_layout_give_the_same_values_as_reading_by_reading() -> Non
         for n in range(4)
     ]
     expected = {series: [float(n * 10 + k) for n in range(4)] for k, series in enumerate(layout)}
-    assert series_values(polls) == (expected, 0)
+    assert values_of(polls) == (expected, 0)
+    assert series_values(polls).polls is not None  # read as a table
     reordered = [[{"readings": polls[0][0]["readings"][::-1]}], *polls[1:]]
-    assert series_values(reordered) == (expected, 0)  # one poll in another order: general path
-    assert series_values([*polls, polls[1]]) == (expected, 3)
+    assert values_of(reordered) == (expected, 0)
+    assert series_values(reordered).polls is None  # one poll in another order: general path
+    assert values_of([*polls, polls[1]]) == (expected, 3)
