@@ -95,7 +95,7 @@ def test_alerts_and_history_equal_the_per_series_rules(kind: str) -> None:
     flagged_any = 0
     for _ in range(40):
         config = config_for(rng, kind)
-        history, scalar = SeriesHistory(), {}
+        history, scalar = SeriesHistory(), dict[str, Any]()
         for _ in range(12):
             values = series_values(random_window(rng, rng.randint(1, 8), alike=rng.random() < 0.7))
             figures = SeriesFigures.of(values)
