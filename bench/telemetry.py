@@ -286,9 +286,10 @@ def run_latency() -> dict[str, Any]:
             readings = read_topic(broker.bootstrap, READINGS)
             window_ms = config["window_seconds"] * 1000
             expected = {
-                (r.key, row[3] - row[3] % window_ms)
+                (device, row[3] - row[3] % window_ms)
                 for r in readings
-                for row in orjson.loads(r.value)["readings"]
+                for device, rows in _groups(r.value)
+                for row in rows
             }
             wait(
                 lambda: worker.metrics(CLOSED)[CLOSED] >= len(expected),
@@ -343,13 +344,21 @@ def _simulate(url: str, workdir: Path, spec: dict[str, Any]) -> dict[str, Any]:
     return {k: stats[k] for k in keep}
 
 
+def _groups(value: bytes) -> list[tuple[bytes, list[Any]]]:
+    """(device id, readings) of each group of a telemetry.readings record, either form."""
+    found = orjson.loads(value)
+    groups = found if isinstance(found, list) else [found]
+    return [(group["device_id"].encode(), group["readings"]) for group in groups]
+
+
 def _latencies(aggregates: list[Any], readings: list[Any], grace_ms: int) -> dict[str, Any]:
     """Per closed window: emission - (end + grace) in s, and where the time went."""
     # Per device, in the order read: (newest ts of the record, its readings, its Kafka ts).
     polls: dict[bytes, list[tuple[int, list[int], int]]] = defaultdict(list)
     for r in readings:
-        stamps = [row[3] for row in orjson.loads(r.value)["readings"]]
-        polls[r.key].append((max(stamps), sorted(stamps), r.timestamp))
+        for owner, rows in _groups(r.value):
+            stamps = [row[3] for row in rows]
+            polls[owner].append((max(stamps), sorted(stamps), r.timestamp))
     total: dict[str, list[float]] = defaultdict(list)
     parts: dict[str, list[float]] = defaultdict(list)
     for record in aggregates:

@@ -110,7 +110,8 @@ def _table_figures(
     n = len(polls)
     means = np.array([math.fsum(column) for column in zip(*polls, strict=True)]) / n
     table = np.array(polls, dtype=np.float64)[:, order]
-    table.sort(axis=0)
+    # Stable, as Python's sorted is: an unstable sort may order 0.0 and -0.0 otherwise.
+    table.sort(axis=0, kind="stable")
     # windows.percentile's interpolation, on whole rows of the sorted table.
     rank = (n - 1) * 0.95
     low = math.floor(rank)

@@ -109,7 +109,8 @@ class SeriesHistory:
                 past = {"m": self.means[position]}
                 self.means[position] = updated_history(past, mean, detector)["m"]
         elif any(self.means):
-            self.means = [[] for _ in self.names]
+            for position in positions.tolist():  # as updated_history: this window's series
+                self.means[position] = []
 
 
 def flagged(
@@ -121,6 +122,8 @@ def flagged(
     z-score detector keeps a list of means per series: its series with enough history
     are all passed on.
     """
+    if not len(figures):
+        return []
     rows = np.vstack([figures.min, figures.max, figures.mean, figures.p95])
     above, below, figure = _threshold_columns(figures.metrics, config)
     value = rows[figure, np.arange(len(figures))]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from operator import itemgetter
 from typing import Any, Literal
 
 import orjson
@@ -30,16 +31,18 @@ MEDIA_TYPES: dict[str, Format] = {
 }
 #: At most this many entries in a 422's ``detail``.
 MAX_DETAIL = 50
-#: Readings per Kafka record. A request's readings of one partition's devices go in one
-#: record unless there are more than this (a device's readings then follow in the next
-#: records, in order): a row is at most ~200 bytes (64-character names), so a record
-#: stays under the producers' and brokers' 1 MB default limit.
-MAX_RECORD_READINGS = 4096
+#: Bytes of a Kafka record's value: the groups of a request's devices of one partition
+#: share records up to this, under the producers' and brokers' 1 MB default limit.
+MAX_RECORD_BYTES = 900_000
+#: Readings of one group. A row is at most ~200 bytes (64-character names), so a group
+#: fits in a record; a device with more readings in one request gets several groups.
+MAX_GROUP_READINGS = 4096
 
 _READINGS: TypeAdapter[list[Reading]] = TypeAdapter(list[Reading])
 _READING: TypeAdapter[Reading] = TypeAdapter(Reading)
 _LEADING_SPACE = re.compile(rb"[ \t\r\n]*")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_TS = itemgetter(3)
 _MS = timedelta(milliseconds=1)
 
 
@@ -172,25 +175,34 @@ def group_by_device(
 def partition_records(
     groups: dict[str, list[ReadingRow]], partitions: int
 ) -> list[tuple[int, bytes]]:
-    """(partition, value) records: per partition, its devices' groups as JSON arrays of
-    at most MAX_RECORD_READINGS readings, a device's readings split in order if need be."""
-    pending: dict[int, list[dict[str, Any]]] = {}
+    """(partition, value) records: per partition, a JSON array of its devices' groups,
+    whole groups only, at most MAX_RECORD_BYTES each.
+
+    A device with more than MAX_GROUP_READINGS readings gets several groups, its readings
+    in event-time order first: a later group then never holds a reading older than an
+    earlier group's newest, which would be late if that one had closed its window.
+    """
+    pending: dict[int, list[bytes]] = {}
     sizes: dict[int, int] = {}
     records: list[tuple[int, bytes]] = []
     for device, rows in groups.items():
         partition = partition_for(device.encode(), partitions)
-        start = 0
-        while start < len(rows):
-            room = MAX_RECORD_READINGS - sizes.get(partition, 0)
-            part = rows[start : start + room]
-            pending.setdefault(partition, []).append({"device_id": device, "readings": part})
-            sizes[partition] = sizes.get(partition, 0) + len(part)
-            start += len(part)
-            if sizes[partition] == MAX_RECORD_READINGS:
-                records.append((partition, orjson.dumps(pending.pop(partition))))
+        if len(rows) > MAX_GROUP_READINGS:
+            rows = sorted(rows, key=_TS)
+        for start in range(0, len(rows), MAX_GROUP_READINGS):
+            part = rows[start : start + MAX_GROUP_READINGS]
+            group = orjson.dumps({"device_id": device, "readings": part})
+            if partition in pending and sizes[partition] + len(group) + 1 > MAX_RECORD_BYTES:
+                records.append((partition, _array(pending.pop(partition))))
                 sizes[partition] = 0
-    records.extend((partition, orjson.dumps(batch)) for partition, batch in pending.items())
+            pending.setdefault(partition, []).append(group)
+            sizes[partition] = sizes.get(partition, 0) + len(group) + 1
+    records.extend((partition, _array(parts)) for partition, parts in pending.items())
     return records
+
+
+def _array(groups: list[bytes]) -> bytes:
+    return b"[" + b",".join(groups) + b"]"
 
 
 def _invalid(exc: ValidationError, prefix: tuple[int, ...]) -> Refusal:

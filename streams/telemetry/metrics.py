@@ -37,6 +37,7 @@ class WorkerMetrics:
     config_version: Gauge
     busiest_devices: Gauge
     batch_readings: Histogram
+    batch_failures: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> WorkerMetrics:
@@ -52,7 +53,7 @@ class WorkerMetrics:
             ),
             replayed=Counter(
                 _name("replayed_records"),
-                "Records read again after a restart and skipped",
+                "Records (devices' groups of records) read again after a restart and skipped",
                 registry=registry,
             ),
             dead_letters=Counter(
@@ -94,6 +95,11 @@ class WorkerMetrics:
                 _name("batch_readings"),
                 "Readings per processing batch",
                 buckets=(10, 100, 1_000, 10_000, 50_000, 200_000),
+                registry=registry,
+            ),
+            batch_failures=Counter(
+                _name("batch_failures"),
+                "Batches that failed and were tried again (none of a failed batch is committed)",
                 registry=registry,
             ),
         )

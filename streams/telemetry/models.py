@@ -9,7 +9,12 @@ record holds either
   request, holding the groups of the devices Kafka's default partitioner puts in that
   partition (streams/common/partitioning.py), sent to it explicitly, with no key; or
 - one group as a JSON object, keyed by its device id: what any Kafka producer can
-  write with the default partitioner.
+  write with Kafka's default (murmur2) partitioner (librdkafka clients need
+  ``partitioner=murmur2_random``).
+
+Either way a device's records must land in the partition Kafka's default partitioner
+gives its id: the workers dead-letter a group found elsewhere, since windowing it there
+would split the device's windows between two partitions.
 
 Carrying many readings per record is what lets a worker handle hundreds of thousands
 of readings a second: Faust's cost is per record, not per reading.
@@ -75,12 +80,17 @@ GroupList = Annotated[list[ReadingGroup], Field(min_length=1)]
 _GROUPS: TypeAdapter[list[ReadingGroup]] = TypeAdapter(GroupList)
 
 
-def decode_groups(value: bytes) -> list[ReadingGroup]:
-    """A record's groups, from either form; raises pydantic's ValidationError."""
+def is_group_list(value: bytes) -> bool:
+    """Whether a record's value is in the array form (else it is one group, or invalid)."""
     head = value[:1]
     if head.isspace():
         head = value.lstrip()[:1]
-    if head == b"[":
+    return head == b"["
+
+
+def decode_groups(value: bytes) -> list[ReadingGroup]:
+    """A record's groups, from either form; raises pydantic's ValidationError."""
+    if is_group_list(value):
         return _GROUPS.validate_json(value)
     return [ReadingGroup.model_validate_json(value)]
 

@@ -26,10 +26,11 @@ from pydantic import ValidationError
 from streams.common.deadletter import DeadLetter, send_dead_letter
 from streams.common.mirror import TopicMirror
 from streams.common.partitioning import partition_for
+from streams.common.retry import retry_until_done
 from streams.common.topics import TopicSpec, raw_topic
 from streams.telemetry.config import CONFIG_TOPIC as CONFIG
 from streams.telemetry.metrics import WorkerMetrics
-from streams.telemetry.models import ReadingGroup, decode_groups
+from streams.telemetry.models import ReadingGroup, decode_groups, is_group_list
 from streams.telemetry.runtime import READINGS, TelemetryPipeline, register_timers
 from streams.telemetry.settings import TelemetrySettings
 from streams.telemetry.state import Closed
@@ -41,9 +42,10 @@ ALERTS = "telemetry.alerts"
 DLQ = "telemetry.dlq"
 TABLE = "device-windows"
 CONSOLE_ALERTS = 20
-# A batch is ~1 s of CPU work on the event loop: pausing every ~40 ms of it keeps the
-# web views, the producer's sends and the heartbeat-driven services responsive meanwhile.
-YIELD_EVERY_READINGS = 10_000
+# A batch is ~1 s of CPU work on the event loop: pausing every ~40 ms of it (~10,000
+# readings' bytes, applied or replayed) keeps the web views, the producer's sends and
+# the heartbeat-driven services responsive meanwhile.
+YIELD_EVERY_BYTES = 500_000
 YIELD_EVERY_DEVICES = 10
 
 # Window results and alerts carry deterministic ids: compaction keeps one of each.
@@ -92,17 +94,40 @@ def register(
         async for taken in stream.take_events(settings.batch_size, within=settings.batch_seconds):
             for events in split_by_size(taken, settings.batch_bytes):
                 started = time.perf_counter()
-                async with pipeline.lock:
-                    try:
-                        await handle_batch(pipeline, events)
-                    except Exception:
-                        # What was held in memory may be ahead of what was written.
-                        pipeline.forget()
-                        raise
+                if not await handle_until_done(pipeline, events):
+                    break  # a rebalance took the batch away: its records are read again
                 app.monitor.record_batch("telemetry.windows", events, started)
 
     register_timers(pipeline, emit)
     return pipeline
+
+
+async def handle_until_done(pipeline: TelemetryPipeline, events: list[Any]) -> bool:
+    """Handle a batch, retrying after a failure (streams/common/retry.py says why);
+    False when a rebalance took its records away first."""
+    generation: int = pipeline.app.rebalancing_count
+
+    async def attempt() -> None:
+        async with pipeline.lock:
+            try:
+                await handle_batch(pipeline, events)
+            except Exception:
+                # What was held in memory may be ahead of what was written.
+                pipeline.forget()
+                raise
+
+    def failed(exc: Exception, delay: float) -> None:
+        pipeline.metrics.batch_failures.inc()
+        log.error(
+            "telemetry: a batch of %d records failed, none of it is committed; retrying in "
+            "%.1f s", len(events), delay, exc_info=exc,
+        )  # fmt: skip
+
+    def taken_away() -> bool:
+        current: int = pipeline.app.rebalancing_count
+        return current != generation
+
+    return await retry_until_done(attempt, abandon=taken_away, on_error=failed)
 
 
 def split_by_size(events: list[Any], limit: int) -> list[list[Any]]:
@@ -136,13 +161,16 @@ async def handle_batch(pipeline: TelemetryPipeline, events: list[Any]) -> None:
         runtime = pipeline.runtime(partition)
         devices = touched[partition] = {}
         for event in batch:
-            if readings - since_yield >= YIELD_EVERY_READINGS:
-                since_yield = readings
-                await asyncio.sleep(0)
             message = event.message
+            since_yield += len(message.value or b"")
+            if since_yield >= YIELD_EVERY_BYTES:
+                since_yield = 0
+                await asyncio.sleep(0)
             groups, refused = await _decode(pipeline, message)
             letters += refused
-            raw = message.value if len(groups) == 1 and message.key is not None else None
+            # A record holding one group as an object is stored as received (state.py).
+            single = len(groups) == 1 and not is_group_list(message.value)
+            raw = message.value if single else None
             for device, rows in groups.items():
                 applied = runtime.windows.apply(device, message.offset, rows, config, raw=raw)
                 if applied.replayed:
@@ -197,11 +225,10 @@ async def _decode(pipeline: TelemetryPipeline, message: Any) -> tuple[dict[str, 
         )
         await dead_letter(pipeline, message, "invalid", detail)
         return {}, 1
-    if message.key is not None:
-        if len(groups) > 1 or message.key != groups[0].device_id.encode():
-            await dead_letter(pipeline, message, "invalid", "the key is not the record's device_id")
-            return {}, 1
-        return {groups[0].device_id: groups[0].readings}, 0
+    keyed = message.key is not None
+    if keyed and (len(groups) > 1 or message.key != groups[0].device_id.encode()):
+        await dead_letter(pipeline, message, "invalid", "the key is not the record's device_id")
+        return {}, 1
     by_device: dict[str, list[Any]] = {}
     refused = 0
     partitions = pipeline.settings.partitions
@@ -209,10 +236,13 @@ async def _decode(pipeline: TelemetryPipeline, message: Any) -> tuple[dict[str, 
         device = group.device_id
         home = partition_for(device.encode(), partitions)
         if home != message.partition:
-            detail = f"device {device} belongs in partition {home} of {partitions}"
-            await dead_letter(
-                pipeline, message, "invalid", detail, value=group.model_dump_json().encode()
+            detail = (
+                f"device {device} belongs in partition {home} of {partitions} "
+                "(Kafka's default partitioner of its id)"
             )
+            # A keyed record is one group: the whole record is the dead letter.
+            value = None if keyed else group.model_dump_json().encode()
+            await dead_letter(pipeline, message, "invalid", detail, value=value)
             refused += 1
             continue
         rows = by_device.get(device)

@@ -219,10 +219,11 @@ def as_json(value: bytes | None) -> Any:
 def test_bad_records_are_dead_lettered_and_the_worker_keeps_counting(
     broker: EmbeddedBroker, telemetry: TelemetryProcesses
 ) -> None:
-    """Undecodable, misshapen, mis-keyed, non-numeric and late records, and a device sent
-    to another device's partition, each land in telemetry.dlq with their reason and
-    origin, counted by reason, while the worker goes on windowing every valid reading,
-    the late ones' and the stray device's neighbours included."""
+    """Undecodable, misshapen, mis-keyed, non-numeric and late records, and devices sent
+    to another partition than their id's (in the array form and keyed), each land in
+    telemetry.dlq with their reason and origin, counted by reason, while the worker goes
+    on windowing every valid reading, the late ones' and the stray device's neighbours
+    included, and a keyed record in the array form."""
     worker = telemetry.start(SMALL_WINDOWS)
     late_row: Row = ("eth0", "cpu", 7.0, BASE_MS + 2_000, 4)
     on_time = [
@@ -255,17 +256,24 @@ def test_bad_records_are_dead_lettered_and_the_worker_keeps_counting(
     records = [group_record(*group) for group in on_time]
     records += [record for _, record in bad] + [group_record(*mixed)]
     records.append(batch_record([stray, mate], target))
+    # A keyed record sent to another partition than its key's: refused whole.
+    lost = group_record("lost-1", [("eth0", "cpu", 6.0, BASE_MS + 700, 1)])
+    lost_key, lost_value = lost[0], lost[1]
+    records.append((lost_key, lost_value, (partition_for(b"lost-1", PARTITIONS) + 1) % PARTITIONS))
+    # The array form keyed by its one device: windowed like the object form.
+    keyed: tuple[str, list[Row]] = ("keyed-1", [("eth0", "cpu", 8.0, BASE_MS + 800, 1)])
+    records.append((b"keyed-1", batch_record([keyed], 0)[1]))
     produce(broker.bootstrap, READINGS, records)
 
     def dead_letters() -> list[Consumed]:
         letters = read_topic(broker.bootstrap, "telemetry.dlq")
-        return letters if len(letters) >= 6 else []
+        return letters if len(letters) >= 7 else []
 
-    letters = wait_until(dead_letters, what="six dead letters")
+    letters = wait_until(dead_letters, what="seven dead letters")
 
     good = ("good-1", [("eth1", "temperature", 40.5, BASE_MS + 9_500, 1)])
     produce(broker.bootstrap, READINGS, [group_record(*good)])
-    valid = [*on_time, ("late-1", mixed[1][1:]), mate, good]
+    valid = [*on_time, ("late-1", mixed[1][1:]), mate, keyed, good]
     wait_until(
         lambda: (
             not figure_differences(
@@ -280,6 +288,7 @@ def test_bad_records_are_dead_lettered_and_the_worker_keeps_counting(
     expected_letters = [(reason, record[0], record[1]) for reason, record in bad]
     expected_letters.append(("late", b"late-1", group_record("late-1", [late_row])[1]))
     expected_letters.append(("invalid", None, group_record(*stray)[1]))
+    expected_letters.append(("invalid", lost_key, lost_value))
     found_letters = []
     for letter in letters:
         assert letter.headers["dlq.topic"] == READINGS
@@ -295,9 +304,9 @@ def test_bad_records_are_dead_lettered_and_the_worker_keeps_counting(
         found_letters.append((letter.headers["dlq.reason"], letter.key, as_json(letter.value)))
     expected = [(reason, key, as_json(value)) for reason, key, value in expected_letters]
     assert sorted(found_letters, key=repr) == sorted(expected, key=repr)
-    assert len(letters) == 6
+    assert len(letters) == 7
     page = worker.metrics()
-    assert labelled(page, "streams_telemetry_dead_letters_total", reason="invalid") == 5
+    assert labelled(page, "streams_telemetry_dead_letters_total", reason="invalid") == 6
     assert labelled(page, "streams_telemetry_dead_letters_total", reason="late") == 1
 
 

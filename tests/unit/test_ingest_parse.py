@@ -131,31 +131,54 @@ def test_timestamps_are_epoch_milliseconds_on_the_wire(ts: Any, expected_ms: int
 
 def test_a_device_with_very_many_readings_is_split_in_order() -> None:
     """A device's readings beyond one record's share follow in further records, in order."""
-    count = ingest_parse.MAX_RECORD_READINGS + 3
+    count = ingest_parse.MAX_GROUP_READINGS + 3
     records = accepted([reading("r1", seq) for seq in range(count)])
-    assert [len(group.readings) for _, group in records] == [ingest_parse.MAX_RECORD_READINGS, 3]
+    assert [len(group.readings) for _, group in records] == [ingest_parse.MAX_GROUP_READINGS, 3]
     assert [row[4] for _, group in records for row in group.readings] == list(range(count))
 
 
-def test_devices_of_a_partition_share_records_of_bounded_size() -> None:
-    """One record per partition holds its devices' groups, each in the partition Kafka's
-    default partitioner gives its device id, and never more than the record limit."""
+def test_a_device_split_in_groups_has_its_older_readings_first() -> None:
+    """Split readings go in event-time order, so a later group never holds a reading
+    older than an earlier group's newest (it could be late once that one is applied)."""
+    count = ingest_parse.MAX_GROUP_READINGS + 10
+    sent = [reading("r1", seq, ts=NOW_MS - 1_000 - seq) for seq in range(count)]
+    groups = [group for _, group in accepted(sent)]
+    assert len(groups) == 2
+    assert max(row[3] for row in groups[0].readings) <= min(row[3] for row in groups[1].readings)
+    assert sorted(row[4] for g in groups for row in g.readings) == list(range(count))
+
+
+def test_devices_of_a_partition_share_records() -> None:
+    """A request's devices of one partition share a record, in the partition Kafka's
+    default partitioner gives each device id: 40 devices, at most one record each."""
     devices = [f"router-{n}" for n in range(40)]
-    sent = [reading(device, seq) for seq in range(150) for device in devices]
+    sent = [reading(device, seq) for seq in range(20) for device in devices]
     result = parse(sent)
     assert isinstance(result, Accepted)
     kafka = DefaultPartitioner()
     everything = list(range(PARTITIONS))
-    sizes: dict[int, list[int]] = {}
     for partition, value in result.records:
         groups = decode_groups(value)
         assert {kafka(g.device_id.encode(), everything, everything) for g in groups} == {partition}
-        sizes.setdefault(partition, []).append(sum(len(g.readings) for g in groups))
-    assert all(size <= ingest_parse.MAX_RECORD_READINGS for n in sizes.values() for size in n)
-    # Full records but the last of each partition: 6,000 readings in few records.
-    assert all(size == ingest_parse.MAX_RECORD_READINGS for n in sizes.values() for size in n[:-1])
-    assert sum(map(sum, sizes.values())) == len(sent)
-    assert len(result.records) <= PARTITIONS + len(sent) // ingest_parse.MAX_RECORD_READINGS
+    assert sorted(p for p, _ in result.records) == sorted(
+        {kafka(d.encode(), everything, everything) for d in devices}
+    )
+    assert len(accepted(sent)) == len(devices)  # each device's readings in one group
+
+
+def test_records_stay_under_the_size_limit_with_whole_groups() -> None:
+    """Thousands of one-reading devices with the longest ids, all in one partition, make
+    records under the byte limit, each device whole in one of them, in request order."""
+    devices = [f"{n:0>128}" for n in range(9_000)]
+    sent = [reading(device, 1) for device in devices]
+    result = parse_request(
+        orjson.dumps(sent), "json", now_ms=NOW_MS, max_future_seconds=300, partitions=1
+    )
+    assert isinstance(result, Accepted)
+    assert len(result.records) > 1
+    assert all(len(value) <= ingest_parse.MAX_RECORD_BYTES for _, value in result.records)
+    found = [g.device_id for _, value in result.records for g in decode_groups(value)]
+    assert found == devices
 
 
 @pytest.mark.parametrize(

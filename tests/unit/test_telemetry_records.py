@@ -45,10 +45,23 @@ def test_anything_else_is_refused(value: bytes) -> None:
         decode_groups(value)
 
 
+#: murmur2 of keys as the Java client computes it (Kafka's UtilsTest.testMurmur2).
+JAVA_MURMUR2 = {
+    b"21": -973932308,
+    b"foobar": -790332482,
+    b"a-little-bit-long-string": -985981536,
+    b"a-little-bit-longer-string": -1486304829,
+    b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8": -58897971,
+    b"abc": 479470107,
+}
+
+
 @pytest.mark.parametrize("partitions", [1, 6, 7, 64])
 def test_a_device_gets_the_partition_kafka_gives_its_key(partitions: int) -> None:
-    """The ingest's explicit partition is the default partitioner's choice for the key,
-    so the ingest's records and a producer's keyed records of a device meet."""
+    """The ingest's explicit partition is the Java client's and aiokafka's choice for
+    the key, so the ingest's records and a producer's keyed records of a device meet."""
+    for key, java in JAVA_MURMUR2.items():
+        assert partition_for(key, partitions) == (java & 0x7FFFFFFF) % partitions
     kafka = DefaultPartitioner()
     every = list(range(partitions))
     for device in ("r1", "router-17", "sw-ß-3", "x" * 128):
