@@ -1,7 +1,8 @@
 """The telemetry workers' speed: one worker process on a fresh embedded broker.
 
-(a) throughput: telemetry.readings preloaded with one record per device poll (all of
-    the poll's readings, as the ingest publishes them), event time in the past; then ONE
+(a) throughput: telemetry.readings preloaded, event time in the past, with device-keyed
+    records of one or more polls of a device, or with the records the ingest publishes
+    for requests of whole polls (one per partition per request: see VARIANTS); then ONE
     worker starts. Readings/s is the steady rate of streams_telemetry_readings_total
     (polled like the orders bench); "all closed" is when every (device, window) was
     emitted, checked against the sum of series counts in telemetry.aggregates.
@@ -448,7 +449,7 @@ def markdown(results: dict[str, Any]) -> str:
                 continue
             lines.append(
                 f"| {m['devices']} devices x {m['interfaces']} interfaces | "
-                f"{m['readings_per_record']} | {num(m['readings'])} | "
+                f"{num(m['readings_per_record'])} | {num(m['readings'])} | "
                 f"{num(m['steady_readings_per_s'])} | {num(m['steady_records_per_s'])} | "
                 f"{num(m['all_closed_s'], 1)} | {num(m['worker_cpu_s'], 1)} "
                 f"({num(m['worker_cpu_us_per_reading'], 2)}) | "

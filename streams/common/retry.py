@@ -11,7 +11,11 @@ an old generation and are ignored: the partition's next owner reads it again).
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
+
+log = logging.getLogger(__name__)
 
 
 async def retry_until_done(
@@ -37,3 +41,22 @@ async def retry_until_done(
         if abandon():
             return False
         delay = min(delay * 2, max_delay)
+
+
+async def handle_until_done(
+    app: Any, attempt: Callable[[], Awaitable[None]], *, failures: Any, what: str
+) -> bool:
+    """Retry a batch's ``attempt`` until it succeeds (True) or a rebalance (a new consumer
+    generation of ``app``) takes the batch away (False); each failure is logged and
+    counted in ``failures`` (a Prometheus counter)."""
+    generation: int = app.rebalancing_count
+
+    def failed(exc: Exception, delay: float) -> None:
+        failures.inc()
+        log.error("%s failed, none of it committed; retrying in %.1f s", what, delay, exc_info=exc)
+
+    def taken_away() -> bool:
+        current: int = app.rebalancing_count
+        return current != generation
+
+    return await retry_until_done(attempt, abandon=taken_away, on_error=failed)

@@ -24,6 +24,7 @@ class OrdersMetrics:
     quality_issues: Counter
     latency: Histogram
     batch_size: Histogram
+    batch_failures: Counter
     stream_time: Gauge
     reports: Counter
     alerts: Counter
@@ -77,6 +78,11 @@ class OrdersMetrics:
                 name("batch_size"),
                 "Records per processed batch",
                 buckets=(1, 10, 50, 100, 250, 500, 1000, 2000, 5000),
+                registry=registry,
+            ),
+            batch_failures=Counter(
+                name("batch_failures"),
+                "Batches that failed and were tried again (none of a failed batch is committed)",
                 registry=registry,
             ),
             stream_time=Gauge(

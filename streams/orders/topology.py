@@ -7,12 +7,14 @@ import logging
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import faust
 import orjson
 from pydantic import ValidationError
 
+from streams.common import retry
 from streams.common.deadletter import DeadLetter, send_dead_letter
 from streams.common.exactly_once import PartitionState
 from streams.common.mirror import TopicMirror
@@ -119,8 +121,16 @@ def register(
         await pipeline.ready.wait()
         async for events in stream.take_events(settings.batch_size, within=settings.batch_seconds):
             started = time.perf_counter()
-            await handle_batch(pipeline, aggregates, events)
-            app.monitor.record_batch("orders.process", events, started)
+            # A failed batch is retried, never acknowledged unprocessed (common/retry.py);
+            # each attempt reads the tables again, and their clocks make it exact.
+            done = await retry.handle_until_done(
+                app,
+                partial(handle_batch, pipeline, aggregates, events),
+                failures=pipeline.metrics.batch_failures,
+                what=f"orders: a batch of {len(events)} records",
+            )
+            if done:
+                app.monitor.record_batch("orders.process", events, started)
 
     @app.agent(topics[INVENTORY], name="orders.inventory")
     async def load_inventory(stream: Any) -> None:

@@ -34,6 +34,8 @@ from streams.telemetry.state import Closed, PartitionWindows
 log = logging.getLogger(__name__)
 
 READINGS = "telemetry.readings"
+#: A close timer this many intervals late means the process was paused.
+PAUSED_TICKS = 4
 ALERTS_TOPIC = "telemetry.alerts"
 
 
@@ -140,8 +142,21 @@ Emit = Callable[[TelemetryPipeline, Closed], Awaitable[None]]
 def register_timers(pipeline: TelemetryPipeline, emit: Emit) -> None:
     app, settings = pipeline.app, pipeline.settings
 
-    @app.timer(settings.close_interval_seconds)
+    interval = settings.close_interval_seconds
+    last_tick = time.monotonic()
+
+    @app.timer(interval)
     async def close_quiet_devices() -> None:
+        nonlocal last_tick
+        now = time.monotonic()
+        late, last_tick = now - last_tick, now
+        if late > PAUSED_TICKS * interval:
+            # The process was stopped (SIGSTOP, a frozen VM, a long GC): what it knows of
+            # the partitions' ends is as old, so a partition may look read to its end
+            # while records wait. Closing on wall clock now would close windows those
+            # records belong to; one tick later the fetcher has caught up.
+            log.warning("telemetry: timer %.1f s late (process paused?); idle closes wait", late)
+            return
         # An exception out of a Faust timer stops the worker: log it, try again next tick.
         if app.rebalancing or not pipeline.ready.is_set():
             return

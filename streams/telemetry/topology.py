@@ -23,10 +23,10 @@ import faust
 import orjson
 from pydantic import ValidationError
 
+from streams.common import retry
 from streams.common.deadletter import DeadLetter, send_dead_letter
 from streams.common.mirror import TopicMirror
 from streams.common.partitioning import partition_for
-from streams.common.retry import retry_until_done
 from streams.common.topics import TopicSpec, raw_topic
 from streams.telemetry.config import CONFIG_TOPIC as CONFIG
 from streams.telemetry.metrics import WorkerMetrics
@@ -105,7 +105,6 @@ def register(
 async def handle_until_done(pipeline: TelemetryPipeline, events: list[Any]) -> bool:
     """Handle a batch, retrying after a failure (streams/common/retry.py says why);
     False when a rebalance took its records away first."""
-    generation: int = pipeline.app.rebalancing_count
 
     async def attempt() -> None:
         async with pipeline.lock:
@@ -116,18 +115,8 @@ async def handle_until_done(pipeline: TelemetryPipeline, events: list[Any]) -> b
                 pipeline.forget()
                 raise
 
-    def failed(exc: Exception, delay: float) -> None:
-        pipeline.metrics.batch_failures.inc()
-        log.error(
-            "telemetry: a batch of %d records failed, none of it is committed; retrying in "
-            "%.1f s", len(events), delay, exc_info=exc,
-        )  # fmt: skip
-
-    def taken_away() -> bool:
-        current: int = pipeline.app.rebalancing_count
-        return current != generation
-
-    return await retry_until_done(attempt, abandon=taken_away, on_error=failed)
+    failures, what = pipeline.metrics.batch_failures, f"telemetry: a batch of {len(events)} records"
+    return await retry.handle_until_done(pipeline.app, attempt, failures=failures, what=what)
 
 
 def split_by_size(events: list[Any], limit: int) -> list[list[Any]]:
