@@ -43,6 +43,7 @@ ORDERS_COUNTERS = [
     "streams_orders_quality_issues_total",
     "streams_orders_reports_total",
     "streams_orders_alerts_total",
+    "streams_orders_batch_failures_total",
 ]
 ORDERS_GAUGES = [
     "streams_orders_stream_time_seconds",

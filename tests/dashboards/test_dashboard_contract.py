@@ -34,6 +34,7 @@ def orders_registry(stream_time: float) -> CollectorRegistry:
     counter("streams_orders_received_total").inc(100)
     counter("streams_orders_duplicates_total").inc(2)
     counter("streams_orders_late_accepted_total").inc(1)
+    counter("streams_orders_batch_failures_total").inc(0)
     accepted = counter("streams_orders_accepted_total", ("channel", "status"))
     revenue = counter("streams_orders_revenue_usd_total", ("channel",))
     dead = counter("streams_orders_dead_letters_total", ("reason",))
