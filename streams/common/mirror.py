@@ -43,6 +43,7 @@ class TopicMirror(Service):
         decode_value: Decoder = orjson.loads,
         keep: Callable[[str, Any], bool] | None = None,
         unstored: Iterable[str] = (),
+        failures: Any = None,
         **kwargs: Any,
     ) -> None:
         self.bootstrap = bootstrap
@@ -56,8 +57,10 @@ class TopicMirror(Service):
             topic: {} for topic in self.topics if topic not in self.unstored
         }
         self.listeners: list[Callable[[str, Any, Any], None]] = []
+        # A listener that raises must not kill the mirror (and with it the worker):
+        # counted here (a ``task`` labelled counter) and logged, the record skipped.
+        self.failures = failures
         self._consumer: AIOKafkaConsumer | None = None
-        self._positions: dict[TopicPartition, int] = {}
         self._assigned = asyncio.Event()
         self._progress = asyncio.Event()
         super().__init__(**kwargs)
@@ -102,7 +105,6 @@ class TopicMirror(Service):
             batches = await consumer.getmany(timeout_ms=200, max_records=5000)
             for tp, records in batches.items():
                 self._apply(tp.topic, records)
-                self._positions[tp] = records[-1].offset + 1
             self._progress.set()
 
     def _apply(self, topic: str, records: Iterable[Any]) -> None:
@@ -122,14 +124,29 @@ class TopicMirror(Service):
             elif table is not None:
                 table[key] = value
             for listener in self.listeners:
-                listener(topic, key, value)
+                try:
+                    listener(topic, key, value)
+                except Exception:
+                    log.exception("mirror: a listener failed on %s@%s", topic, record.offset)
+                    if self.failures is not None:
+                        self.failures.labels("mirror").inc()
 
     async def caught_up(self) -> None:
-        """Wait until every record that existed when this was called has been applied."""
+        """Wait until every record that existed when this was called has been applied.
+
+        The consumer's position, not the offset of the last record seen, says how far
+        the mirror has read: on a real Kafka, retention or compaction can leave the
+        last offsets of a partition without records (or a partition empty), and no
+        record would ever reach its end. Records are applied in the same step as
+        getmany returns them, so a position at the end means they were applied.
+        """
         await self._assigned.wait()
         consumer = self._consumer
         assert consumer is not None
         ends = await consumer.end_offsets(list(consumer.assignment()))
-        while any(self._positions.get(tp, 0) < end for tp, end in ends.items()):
+        while True:
+            positions = {tp: await consumer.position(tp) for tp in ends}
+            if all(positions[tp] >= end for tp, end in ends.items()):
+                return
             self._progress.clear()
             await self._progress.wait()

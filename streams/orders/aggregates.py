@@ -28,6 +28,8 @@ from streams.orders.logic import (
     Rejected,
     Rules,
     check_against_catalog,
+    check_event_time,
+    check_key,
     day_end_ms,
     day_of,
     hour_of,
@@ -260,8 +262,15 @@ def process_record(
     customers: PartitionState,
     catalog: Mapping[str, CatalogEntry],
     rules: Rules,
+    *,
+    key: bytes | None = None,
+    record_ms: int | None = None,
 ) -> Applied:
     """Decode, check and count one record of orders.raw exactly once.
+
+    ``key`` and ``record_ms`` are the Kafka record's key and timestamp: the key must be
+    the customer id (when ``rules.partitions`` is set), and the order may not be
+    stamped after ``min(record_ms, wall_ms)`` by more than ``rules.max_future_ms``.
 
     A record at or below the partition clock's offset was fully handled before a
     restart (the clock is flushed last): it changes nothing and emits nothing again,
@@ -274,6 +283,8 @@ def process_record(
         if replay:
             touch_order(order, partition, aggregates, customers)
             return Applied("replayed", order=order)
+        check_key(order, key, partition, rules)
+        check_event_time(order, wall_ms if record_ms is None else min(record_ms, wall_ms), rules)
         check_against_catalog(order, catalog, rules)
         revision = check_lateness(order, high, rules)
     except Rejected as rejected:

@@ -10,12 +10,21 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from pydantic import ValidationError
 
-from streams.orders.models import CatalogEntry, Order, OrderV1, OrderV2, upgrade_v1, upgrade_v2
+from streams.common.partitioning import partition_for
+from streams.orders.models import (
+    CatalogEntry,
+    InventoryRow,
+    Order,
+    OrderV1,
+    OrderV2,
+    upgrade_v1,
+    upgrade_v2,
+)
 
 DAY_MS = 86_400_000
 HOUR_MS = 3_600_000
@@ -29,6 +38,8 @@ REASONS = (
     "price_mismatch",
     "total_mismatch",
     "late",
+    "future_timestamp",
+    "wrong_key",
 )
 
 
@@ -54,6 +65,42 @@ class Rules:
     #: Allowed relative difference between an item's price and the catalog price.
     price_tolerance: Decimal = Decimal(0)
     revenue_statuses: frozenset[str] = frozenset({"confirmed"})
+    #: Orders stamped further than this ahead of the clock are dead-lettered (None: no
+    #: bound). They would otherwise move stream time and make every real order late.
+    max_future_ms: int | None = None
+    #: Partitions of orders.raw, to check each record's key and partition against its
+    #: customer (None: not checked).
+    partitions: int | None = None
+
+
+def check_event_time(order: Order, clock_ms: int, rules: Rules) -> None:
+    """Reject an order stamped more than ``max_future_ms`` after ``clock_ms``.
+
+    ``clock_ms`` is the earlier of the record's Kafka timestamp and the processing
+    clock: fixed for a record, so a replay after a crash judges it the same way, and a
+    producer cannot push it forward with a forged record timestamp.
+    """
+    if rules.max_future_ms is not None and order.event_ms > clock_ms + rules.max_future_ms:
+        ahead = (order.event_ms - clock_ms) / 1000
+        raise Rejected("future_timestamp", f"{ahead:.0f} s ahead of the clock")
+
+
+def check_key(order: Order, key: bytes | None, partition: int, rules: Rules) -> None:
+    """Reject a record whose key is not its customer id, or that sits in another
+    partition than Kafka's default partitioner gives that id: a customer's orders must
+    share a partition, or deduplication and per-customer figures silently split."""
+    if rules.partitions is None:
+        return
+    expected = order.customer_id.encode()
+    if key != expected:
+        shown = key[:80].decode(errors="replace") if key is not None else None
+        raise Rejected("wrong_key", f"key {shown!r}, customer_id {order.customer_id!r}")
+    home = partition_for(expected, rules.partitions)
+    if home != partition:
+        raise Rejected(
+            "wrong_key",
+            f"customer {order.customer_id} belongs in partition {home} of {rules.partitions}",
+        )
 
 
 def parse_order(raw: bytes | None) -> Order:
@@ -96,6 +143,29 @@ def describe(exc: ValidationError) -> str:
         where = ".".join(str(p) for p in error["loc"]) or "(root)"
         parts.append(f"{where}: {error['msg']}")
     return "; ".join(parts)
+
+
+Reference = TypeVar("Reference", CatalogEntry, InventoryRow)
+
+
+def reference_record(model: type[Reference], key: bytes | str | None, raw: Any) -> Reference:
+    """A catalog entry or inventory row, checked before anything reads it.
+
+    ``raw`` is the record's bytes or its decoded JSON. Raises Rejected: ``invalid``
+    (the detail names each failing field) or ``wrong_key`` (the key is not the
+    product id: the newest value per key would then describe another product).
+    """
+    try:
+        if isinstance(raw, bytes | None):
+            row = model.model_validate_json(raw or b"")
+        else:
+            row = model.model_validate(raw)
+    except ValidationError as exc:
+        raise Rejected("invalid", describe(exc)) from None
+    shown = key.decode(errors="replace") if isinstance(key, bytes) else key
+    if shown != row.product_id:
+        raise Rejected("wrong_key", f"key {shown!r}, product_id {row.product_id!r}")
+    return row
 
 
 def check_against_catalog(order: Order, catalog: Mapping[str, CatalogEntry], rules: Rules) -> None:

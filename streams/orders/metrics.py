@@ -9,6 +9,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from streams.orders.logic import REASONS
 
 PREFIX = "streams_orders"
+#: The periodic and background work that runs guarded (streams/common/background.py).
+TASKS = ("close_and_detect", "refresh_gauges", "mirror")
 ALERT_KINDS = ("low_stock", "orders_spike", "orders_drop", "revenue_spike", "revenue_drop")
 
 
@@ -25,6 +27,7 @@ class OrdersMetrics:
     latency: Histogram
     batch_size: Histogram
     batch_failures: Counter
+    task_failures: Counter
     stream_time: Gauge
     reports: Counter
     alerts: Counter
@@ -85,6 +88,12 @@ class OrdersMetrics:
                 "Batches that failed and were tried again (none of a failed batch is committed)",
                 registry=registry,
             ),
+            task_failures=Counter(
+                name("task_failures"),
+                "Timer and background task runs that failed (logged; tried again next tick)",
+                ["task"],
+                registry=registry,
+            ),
             stream_time=Gauge(
                 name("stream_time_seconds"), "Event-time high mark (unix s)", registry=registry
             ),
@@ -107,4 +116,6 @@ class OrdersMetrics:
             metrics.alerts.labels(kind)
         for kind in ("final", "revision"):
             metrics.reports.labels(kind)
+        for task in TASKS:
+            metrics.task_failures.labels(task)
         return metrics

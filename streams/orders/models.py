@@ -172,14 +172,15 @@ def upgrade_v2(order: OrderV2) -> Order:
 
 class CatalogEntry(_Edge):
     product_id: Token
-    category: str
-    brand: str
+    category: str = Field(max_length=128)
+    brand: str = Field(max_length=128)
     price: Money
     launch_date: AwareDatetime | None = None
 
 
 class InventoryRow(_Edge):
     product_id: Token
-    available_quantity: int = Field(ge=0)
-    warehouse_location: str
+    # Bounded by the Parquet copy's int32 column.
+    available_quantity: int = Field(ge=0, le=2**31 - 1)
+    warehouse_location: str = Field(max_length=128)
     last_updated: AwareDatetime

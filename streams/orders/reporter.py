@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 
+from streams.common.background import guarded_timer
 from streams.orders.logic import HOUR_MS
 from streams.orders.reports import (
     Closing,
@@ -38,18 +39,14 @@ def register_reporter(pipeline: OrdersPipeline) -> None:
     sent: dict[str, dict[str, dict[str, Any]]] = {REPORTS: {}, ALERTS: {}}
     started_ms = int(time.time() * 1000)
 
-    @app.timer(settings.report_interval_seconds, on_leader=True)
-    async def close_and_detect() -> None:
-        if not pipeline.ready.is_set():
-            return
-        try:
-            await _tick(pipeline, closing, detector, sent, started_ms)
-        except Exception:
-            # A crashing Faust timer stops the whole worker; a reporting bug must not
-            # stop the counting. The next tick tries again.
-            log.exception("orders reporter tick failed")
+    failures = pipeline.metrics.task_failures
 
-    @app.timer(5.0)
+    @guarded_timer(app, settings.report_interval_seconds, failures, on_leader=True)
+    async def close_and_detect() -> None:
+        if pipeline.ready.is_set():
+            await _tick(pipeline, closing, detector, sent, started_ms)
+
+    @guarded_timer(app, 5.0, failures)
     async def refresh_gauges() -> None:
         threshold = settings.low_stock_threshold
         low = sum(
@@ -93,7 +90,8 @@ async def _tick(
         detector,
     )
     for (channel, measure), z in zscores.items():
-        pipeline.metrics.zscore.labels(channel, measure).set(z)
+        if channel in pipeline.channels:  # other channels' scores are in the alerts only
+            pipeline.metrics.zscore.labels(channel, measure).set(z)
     known = pipeline.mirror.data[ALERTS]
     for alert in alerts:
         if alert["id"] not in known and alert["id"] not in sent[ALERTS]:

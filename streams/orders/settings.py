@@ -25,6 +25,13 @@ class OrdersSettings(BaseSettings):
     idle_close_seconds: int = Field(
         900, ge=1, description="wall-clock quiet after a day's end that also closes it"
     )
+    max_future_seconds: int = Field(
+        300, ge=0, description="orders stamped further ahead of the clock are dead-lettered"
+    )
+    channels: str = Field(
+        "web,mobile,api",
+        description="known channels (comma-separated): metric labels; others are 'other'",
+    )
     price_tolerance_pct: Decimal = Field(
         Decimal(0), ge=0, le=100, description="allowed item price difference from the catalog"
     )
@@ -45,4 +52,9 @@ class OrdersSettings(BaseSettings):
             retention_ms=self.retention_days * DAY_MS,
             price_tolerance=self.price_tolerance_pct / 100,
             revenue_statuses=frozenset(s.strip() for s in self.revenue_statuses.split(",")),
+            max_future_ms=self.max_future_seconds * 1000,
+            partitions=self.partitions,
         )
+
+    def known_channels(self) -> frozenset[str]:
+        return frozenset(c.strip() for c in self.channels.split(",") if c.strip())

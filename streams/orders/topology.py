@@ -12,18 +12,18 @@ from typing import Any
 
 import faust
 import orjson
-from pydantic import ValidationError
 
 from streams.common import retry
 from streams.common.deadletter import DeadLetter, send_dead_letter
 from streams.common.exactly_once import PartitionState
+from streams.common.labels import allowed
 from streams.common.mirror import TopicMirror
 from streams.common.table_io import partition_io
 from streams.common.topics import raw_topic
 from streams.orders.aggregates import Applied, clock_key, process_record
 from streams.orders.analytics import AggregateIndex
 from streams.orders.lake import Lake
-from streams.orders.logic import Rules, describe, enrich
+from streams.orders.logic import Rejected, Rules, enrich, reference_record
 from streams.orders.metrics import OrdersMetrics
 from streams.orders.models import CatalogEntry, InventoryRow
 from streams.orders.settings import OrdersSettings
@@ -51,32 +51,43 @@ class OrdersPipeline:
     mirror: TopicMirror
     index: AggregateIndex = field(default_factory=AggregateIndex)
     catalog: dict[str, CatalogEntry] = field(default_factory=dict)
+    #: Valid inventory rows by product, as JSON-able dicts.
+    stock: dict[str, dict[str, Any]] = field(default_factory=dict)
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     topics: dict[str, Any] = field(default_factory=dict)
     tables: dict[str, Any] = field(default_factory=dict)
     lake: Lake | None = None
+    #: Channels exported as metric labels as they are; any other is ``other``.
+    channels: frozenset[str] = frozenset()
 
     @property
     def aggregates_changelog(self) -> str:
         return f"{self.app.conf.id}-{AGGREGATES}-changelog"
 
-    def inventory(self) -> dict[Any, Any]:
-        return self.mirror.data[INVENTORY]
+    def inventory(self) -> dict[str, dict[str, Any]]:
+        return self.stock
 
     def on_mirrored(self, topic: str, key: Any, value: Any) -> None:
         if topic == self.aggregates_changelog:
             self.index.on_record(topic, key, value)
         elif topic == CATALOG:
-            self._on_catalog(key, value)
+            self._on_reference(self.catalog, CatalogEntry, key, value)
+        elif topic == INVENTORY:
+            self._on_reference(self.stock, InventoryRow, key, value, as_json=True)
 
-    def _on_catalog(self, key: str, value: Any) -> None:
+    def _on_reference(
+        self, into: dict[str, Any], model: Any, key: Any, value: Any, *, as_json: bool = False
+    ) -> None:
+        """Keep a checked copy of a catalog or inventory record. A rejected one (the
+        agent dead-letters it) leaves the last valid value of its product in force."""
         if value is None:
-            self.catalog.pop(key, None)
+            into.pop(key, None)
             return
         try:
-            self.catalog[key] = CatalogEntry.model_validate(value)
-        except ValidationError:
-            log.warning("catalog entry %s is invalid; kept out of the catalog", key)
+            row = reference_record(model, key, value)
+        except Rejected:
+            return
+        into[row.product_id] = row.model_dump(mode="json") if as_json else row
 
 
 def register(
@@ -93,6 +104,9 @@ def register(
         [CATALOG, INVENTORY, REPORTS, ALERTS, f"{app.conf.id}-{AGGREGATES}-changelog"],
         # Per-customer records stay in their partition's table: no view needs them all.
         keep=lambda _topic, key: not (isinstance(key, str) and key.startswith("customer|")),
+        # Reference data is kept checked, by the pipeline (on_mirrored), not raw.
+        unstored=[CATALOG, INVENTORY],
+        failures=metrics.task_failures,
     )
     pipeline = OrdersPipeline(
         app,
@@ -102,6 +116,7 @@ def register(
         mirror,
         topics=topics,
         tables={AGGREGATES: aggregates},
+        channels=settings.known_channels(),
     )
     mirror.listeners.append(pipeline.on_mirrored)
     app.add_dependency(mirror)
@@ -139,6 +154,19 @@ def register(
             await handle_inventory(pipeline, event)
             app.monitor.record_batch("orders.inventory", [event], started)
 
+    @app.agent(topics[CATALOG], name="orders.catalog")
+    async def check_catalog(stream: Any) -> None:
+        # Every worker's mirror keeps only valid entries; this agent (one worker, the
+        # partition's owner) sends each rejected one to the dead-letter topic, once.
+        async for event in stream.events():
+            started = time.perf_counter()
+            message = event.message
+            try:
+                reference_record(CatalogEntry, message.key, message.value)
+            except Rejected as rejected:
+                await dead_letter(pipeline, message, rejected.reason, rejected.detail)
+            app.monitor.record_batch("orders.catalog", [event], started)
+
     return pipeline
 
 
@@ -172,6 +200,8 @@ async def handle_batch(pipeline: OrdersPipeline, table: Any, events: list[Any]) 
                 state,
                 pipeline.catalog,
                 pipeline.rules,
+                key=event.message.key,
+                record_ms=int(event.message.timestamp * 1000),
             )
             for event in batch
         ]
@@ -221,9 +251,10 @@ async def emit(
             )
             await producer.send(ENRICHED, order.order_id.encode(), enriched, None, None, None)
             rows.append((event.message.offset, enriched))
-            accepted[(order.channel, order.status.value)] += 1
+            channel = allowed(order.channel, pipeline.channels)
+            accepted[(channel, order.status.value)] += 1
             if order.status.value in rules.revenue_statuses:
-                revenue[order.channel] += order.items_cents
+                revenue[channel] += order.items_cents
             issues.update(outcome.issues)
             kinds["revision"] += outcome.revision
     for (channel, status), count in accepted.items():
@@ -252,9 +283,9 @@ async def handle_inventory(pipeline: OrdersPipeline, event: Any) -> None:
     """Validate an inventory row; dead-letter bad ones and alert on low stock."""
     message = event.message
     try:
-        row = InventoryRow.model_validate_json(message.value or b"")
-    except ValidationError as exc:
-        await dead_letter(pipeline, message, "invalid", describe(exc))
+        row = reference_record(InventoryRow, message.key, message.value)
+    except Rejected as rejected:
+        await dead_letter(pipeline, message, rejected.reason, rejected.detail)
         return
     threshold = pipeline.settings.low_stock_threshold
     if row.available_quantity < threshold:

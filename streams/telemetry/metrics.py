@@ -12,7 +12,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 PREFIX = "streams_telemetry"
 ALERT_KINDS = ("threshold", "zscore", "ewma", "flatline", "silent")
-DEAD_LETTER_REASONS = ("invalid", "late")
+DEAD_LETTER_REASONS = ("invalid", "late", "future_timestamp")
+#: The periodic and background work that runs guarded (streams/common/background.py).
+TASKS = ("close_quiet_devices", "export_busiest_devices", "mirror")
 CLOSE_TRIGGERS = ("event_time", "idle")
 INGEST_STATUSES = ("202", "400", "401", "411", "413", "415", "422", "429", "503")
 
@@ -38,6 +40,7 @@ class WorkerMetrics:
     busiest_devices: Gauge
     batch_readings: Histogram
     batch_failures: Counter
+    task_failures: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> WorkerMetrics:
@@ -102,7 +105,15 @@ class WorkerMetrics:
                 "Batches that failed and were tried again (none of a failed batch is committed)",
                 registry=registry,
             ),
+            task_failures=Counter(
+                _name("task_failures"),
+                "Timer and background task runs that failed (logged; tried again next tick)",
+                ["task"],
+                registry=registry,
+            ),
         )
+        for task in TASKS:
+            metrics.task_failures.labels(task)
         for reason in DEAD_LETTER_REASONS:
             metrics.dead_letters.labels(reason)
         for trigger in CLOSE_TRIGGERS:

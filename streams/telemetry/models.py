@@ -22,22 +22,34 @@ of readings a second: Faust's cost is per record, not per reading.
 
 from __future__ import annotations
 
-import math
+import json
 from datetime import UTC, datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+    ValidationError,
+)
 
 NAME = r"^[A-Za-z0-9][A-Za-z0-9._:/@-]*$"
+#: The last millisecond of year 9999: datetime's range, and every clock's.
+MAX_TS_MS = 253_402_300_799_999
 
 
-def _finite(value: float) -> float:
-    if not math.isfinite(value):
-        raise ValueError("must be a finite number")
-    return value
-
-
-FiniteFloat = Annotated[float, AfterValidator(_finite)]
+# One rule set for a reading, whichever way it comes in (the ingest's JSON, or a
+# record any producer wrote to telemetry.readings): names without the table keys'
+# separator ``|``, finite values (a NaN would silence its series' detector for good),
+# times a clock can hold, sequence numbers that fit a signed 64-bit integer.
+DeviceId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=NAME)]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=NAME)]
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+EpochMs = Annotated[int, Field(ge=0, le=MAX_TS_MS)]
+Seq = Annotated[int, Field(ge=0, lt=2**63)]
 
 
 class Reading(BaseModel):
@@ -45,14 +57,14 @@ class Reading(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
 
-    device_id: str = Field(min_length=1, max_length=128, pattern=NAME)
-    interface: str = Field(min_length=1, max_length=64, pattern=NAME)
-    metric: str = Field(min_length=1, max_length=64, pattern=NAME)
+    device_id: DeviceId
+    interface: Name
+    metric: Name
     value: FiniteFloat
     # ISO 8601 with an offset, or a Unix time number (seconds, or milliseconds when
     # it is too large to be seconds: pydantic's rule).
     ts: AwareDatetime
-    seq: int = Field(ge=0, lt=2**63)
+    seq: Seq
 
     @property
     def ts_ms(self) -> int:
@@ -71,8 +83,8 @@ class ReadingGroup(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
-    device_id: str = Field(min_length=1, max_length=128)
-    readings: list[tuple[str, str, float, int, int]] = Field(min_length=1)
+    device_id: DeviceId
+    readings: list[tuple[Name, Name, FiniteFloat, EpochMs, Seq]] = Field(min_length=1)
 
 
 #: The ingest's form of a record: the groups of one partition's devices.
@@ -93,6 +105,42 @@ def decode_groups(value: bytes) -> list[ReadingGroup]:
     if is_group_list(value):
         return _GROUPS.validate_json(value)
     return [ReadingGroup.model_validate_json(value)]
+
+
+def decode_each_group(value: bytes) -> list[ReadingGroup | tuple[bytes, str]]:
+    """An array record's groups one by one, after the whole record failed validation:
+    each valid group, or an invalid group's bytes with why. Raises ValidationError when
+    the record is not a JSON array of objects at all (then it is invalid whole)."""
+    try:
+        # The standard parser, like pydantic's, reads NaN and Infinity: such a group is
+        # then refused alone, and its dead letter shows the value as it was sent.
+        items = json.loads(value)
+    except ValueError:
+        items = None
+    if not isinstance(items, list) or not items:
+        return [*decode_groups(value)]  # raises: the record's own error
+    found: list[ReadingGroup | tuple[bytes, str]] = []
+    for item in items:
+        raw = json.dumps(item, separators=(",", ":")).encode()
+        try:
+            found.append(ReadingGroup.model_validate_json(raw))
+        except ValidationError as exc:
+            found.append((raw, explain(exc)))
+    return found
+
+
+def explain(exc: ValidationError) -> str:
+    """A dead letter's detail: the first failing fields and why."""
+    return "; ".join(
+        f"{'.'.join(map(str, error['loc']))}: {error['msg']}" for error in exc.errors()[:5]
+    )
+
+
+def beyond(rows: list[ReadingRow], latest_ms: int) -> tuple[list[ReadingRow], list[ReadingRow]]:
+    """``rows`` split into those stamped at or before ``latest_ms`` and those after."""
+    if max(row[3] for row in rows) <= latest_ms:
+        return rows, []
+    return [r for r in rows if r[3] <= latest_ms], [r for r in rows if r[3] > latest_ms]
 
 
 def iso_ms(ms: int) -> str:

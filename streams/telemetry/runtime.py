@@ -23,6 +23,7 @@ from aiokafka.errors import IllegalStateError
 from faust.types import TP
 from pydantic import ValidationError
 
+from streams.common.background import guarded_timer
 from streams.common.mirror import TopicMirror
 from streams.common.table_io import RocksPartition
 from streams.telemetry.config import CONFIG_TOPIC as CONFIG
@@ -144,8 +145,9 @@ def register_timers(pipeline: TelemetryPipeline, emit: Emit) -> None:
 
     interval = settings.close_interval_seconds
     last_tick = time.monotonic()
+    failures = pipeline.metrics.task_failures
 
-    @app.timer(interval)
+    @guarded_timer(app, interval, failures)
     async def close_quiet_devices() -> None:
         nonlocal last_tick
         now = time.monotonic()
@@ -157,18 +159,17 @@ def register_timers(pipeline: TelemetryPipeline, emit: Emit) -> None:
             # records belong to; one tick later the fetcher has caught up.
             log.warning("telemetry: timer %.1f s late (process paused?); idle closes wait", late)
             return
-        # An exception out of a Faust timer stops the worker: log it, try again next tick.
         if app.rebalancing or not pipeline.ready.is_set():
             return
-        try:
-            async with pipeline.lock:
+        async with pipeline.lock:
+            try:
                 await close_idle(pipeline, emit)
-        except Exception:
-            # What was held in memory may be ahead of what was written: reload it.
-            pipeline.forget()
-            log.exception("closing quiet devices' windows failed; retrying")
+            except Exception:
+                # What was held in memory may be ahead of what was written: reload it.
+                pipeline.forget()
+                raise
 
-    @app.timer(10.0)
+    @guarded_timer(app, 10.0, failures)
     async def export_busiest_devices() -> None:
         counts, pipeline.device_readings = pipeline.device_readings, Counter()
         gauge = pipeline.metrics.busiest_devices

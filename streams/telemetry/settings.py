@@ -32,6 +32,9 @@ class TelemetrySettings(BaseSettings):
     close_interval_seconds: float = Field(
         0.5, gt=0, description="how often quiet devices' windows are checked on wall clock"
     )
+    max_future_seconds: int = Field(
+        300, ge=0, description="readings stamped further ahead of the clock are dead-lettered"
+    )
     recent_windows: int = Field(5, ge=1, description="closed windows kept per key for views")
     alerts_kept: int = Field(1000, ge=1, description="recent alerts each worker serves")
     top_devices: int = Field(10, ge=0, description="busiest devices exported as metrics")

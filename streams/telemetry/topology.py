@@ -30,7 +30,14 @@ from streams.common.partitioning import partition_for
 from streams.common.topics import TopicSpec, raw_topic
 from streams.telemetry.config import CONFIG_TOPIC as CONFIG
 from streams.telemetry.metrics import WorkerMetrics
-from streams.telemetry.models import ReadingGroup, decode_groups, is_group_list
+from streams.telemetry.models import (
+    ReadingGroup,
+    beyond,
+    decode_each_group,
+    decode_groups,
+    explain,
+    is_group_list,
+)
 from streams.telemetry.runtime import READINGS, TelemetryPipeline, register_timers
 from streams.telemetry.settings import TelemetrySettings
 from streams.telemetry.state import Closed
@@ -73,7 +80,9 @@ def register(
     n = settings.partitions
     topics = {name: raw_topic(app, name, spec.partitions) for name, spec in topic_specs(n).items()}
     table = app.Table(TABLE, default=None, partitions=n, key_type=str)
-    mirror = TopicMirror(bootstrap, [CONFIG, ALERTS], unstored=[ALERTS])
+    mirror = TopicMirror(
+        bootstrap, [CONFIG, ALERTS], unstored=[ALERTS], failures=metrics.task_failures
+    )
     pipeline = TelemetryPipeline(
         app, settings, metrics, mirror, table, topics, config=settings.initial_config()
     )
@@ -157,8 +166,9 @@ async def handle_batch(pipeline: TelemetryPipeline, events: list[Any]) -> None:
                 await asyncio.sleep(0)
             groups, refused = await _decode(pipeline, message)
             letters += refused
-            # A record holding one group as an object is stored as received (state.py).
-            single = len(groups) == 1 and not is_group_list(message.value)
+            # A record holding one group as an object is stored as received (state.py),
+            # unless some of its readings were refused.
+            single = not refused and len(groups) == 1 and not is_group_list(message.value)
             raw = message.value if single else None
             for device, rows in groups.items():
                 applied = runtime.windows.apply(device, message.offset, rows, config, raw=raw)
@@ -202,26 +212,45 @@ async def handle_batch(pipeline: TelemetryPipeline, events: list[Any]) -> None:
 async def _decode(pipeline: TelemetryPipeline, message: Any) -> tuple[dict[str, list[Any]], int]:
     """Each valid device's readings in the record, and how many dead letters were sent.
 
-    A record that is not valid is dead-lettered whole. A device in the wrong partition
-    is dead-lettered alone: its state lives in another partition, and windowing it here
-    too would split its windows in two.
+    The rules are the ingest's (models.py): a record that is not valid at all is
+    dead-lettered whole; in an array record, an invalid group is dead-lettered alone,
+    and so is a device in the wrong partition (its state lives in another partition,
+    and windowing it here too would split its windows in two). Readings stamped more
+    than ``max_future_seconds`` after the earlier of the record's Kafka timestamp and
+    the clock are dead-lettered as ``future_timestamp``: they would move the device's
+    event time and close every window it has.
     """
-    try:
-        groups = decode_groups(message.value or b"")
-    except ValidationError as exc:
-        detail = "; ".join(
-            f"{'.'.join(map(str, error['loc']))}: {error['msg']}" for error in exc.errors()[:5]
-        )
-        await dead_letter(pipeline, message, "invalid", detail)
-        return {}, 1
+    value = message.value or b""
     keyed = message.key is not None
-    if keyed and (len(groups) > 1 or message.key != groups[0].device_id.encode()):
+    refused = 0
+    try:
+        groups: list[ReadingGroup | tuple[bytes, str]] = [*decode_groups(value)]
+    except ValidationError as exc:
+        if keyed or not is_group_list(value):
+            await dead_letter(pipeline, message, "invalid", explain(exc))
+            return {}, 1
+        try:
+            groups = decode_each_group(value)
+        except ValidationError as whole:
+            await dead_letter(pipeline, message, "invalid", explain(whole))
+            return {}, 1
+    if keyed and (
+        len(groups) > 1
+        or not isinstance(groups[0], ReadingGroup)
+        or message.key != groups[0].device_id.encode()
+    ):
         await dead_letter(pipeline, message, "invalid", "the key is not the record's device_id")
         return {}, 1
     by_device: dict[str, list[Any]] = {}
-    refused = 0
     partitions = pipeline.settings.partitions
+    latest_ms = min(int(message.timestamp * 1000), int(time.time() * 1000))
+    latest_ms += pipeline.settings.max_future_seconds * 1000
     for group in groups:
+        if not isinstance(group, ReadingGroup):
+            raw, why = group
+            await dead_letter(pipeline, message, "invalid", why, value=raw)
+            refused += 1
+            continue
         device = group.device_id
         home = partition_for(device.encode(), partitions)
         if home != message.partition:
@@ -230,14 +259,23 @@ async def _decode(pipeline: TelemetryPipeline, message: Any) -> tuple[dict[str, 
                 "(Kafka's default partitioner of its id)"
             )
             # A keyed record is one group: the whole record is the dead letter.
-            value = None if keyed else group.model_dump_json().encode()
-            await dead_letter(pipeline, message, "invalid", detail, value=value)
+            letter = None if keyed else group.model_dump_json().encode()
+            await dead_letter(pipeline, message, "invalid", detail, value=letter)
             refused += 1
             continue
-        rows = by_device.get(device)
+        rows, future = beyond(group.readings, latest_ms)
+        if future:
+            ahead = ReadingGroup.model_construct(device_id=device, readings=future)
+            detail = f"{len(future)} readings stamped more than the allowed skew ahead"
+            letter = ahead.model_dump_json().encode()
+            await dead_letter(pipeline, message, "future_timestamp", detail, value=letter)
+            refused += 1
+        if not rows:
+            continue
+        known = by_device.get(device)
         # A device split over two groups of one record is windowed as one: a record is
         # applied to a device once (its offset marks it done).
-        by_device[device] = group.readings if rows is None else [*rows, *group.readings]
+        by_device[device] = rows if known is None else [*known, *rows]
     return by_device, refused
 
 

@@ -44,6 +44,7 @@ ORDERS_COUNTERS = [
     "streams_orders_reports_total",
     "streams_orders_alerts_total",
     "streams_orders_batch_failures_total",
+    "streams_orders_task_failures_total",
 ]
 ORDERS_GAUGES = [
     "streams_orders_stream_time_seconds",
@@ -177,6 +178,7 @@ ORDERS = Pipeline(
     label_values={
         ("streams_orders_dead_letters_total", "reason"): REASONS,
         ("streams_orders_alerts_total", "kind"): orders_metrics.ALERT_KINDS,
+        ("streams_orders_task_failures_total", "task"): orders_metrics.TASKS,
     },
 )
 TELEMETRY = Pipeline(
@@ -192,6 +194,7 @@ TELEMETRY = Pipeline(
         ("streams_telemetry_windows_closed_total", "trigger"): telemetry_metrics.CLOSE_TRIGGERS,
         ("streams_telemetry_alerts_total", "kind"): telemetry_metrics.ALERT_KINDS,
         ("streams_telemetry_ingest_requests_total", "status"): telemetry_metrics.INGEST_STATUSES,
+        ("streams_telemetry_task_failures_total", "task"): telemetry_metrics.TASKS,
     },
 )
 PIPELINES = (ORDERS, TELEMETRY)

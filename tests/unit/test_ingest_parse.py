@@ -230,7 +230,7 @@ def test_non_finite_values_are_422() -> None:
     """A value that overflows to infinity is refused as not finite."""
     body = orjson.dumps([reading()]).replace(b"10.5", b"1e999")
     [entry] = refused(body).body["detail"]
-    assert (entry["loc"], entry["msg"]) == ([0, "value"], "Value error, must be a finite number")
+    assert (entry["loc"], entry["msg"]) == ([0, "value"], "Input should be a finite number")
 
 
 def test_ndjson_errors_are_located_by_line_number() -> None:

@@ -1,0 +1,67 @@
+"""Timers and background tasks that never stop a worker.
+
+An exception that escapes a Faust timer or task crashes the whole worker (mode stops
+the app's service tree), and a worker restarted on the same data fails the same way
+again: one bad reference record, or one far-future timestamp, would stop the product.
+Every periodic or background body of a pipeline therefore runs through ``guarded``:
+a failure is logged with its traceback, counted in the pipeline's
+``..._task_failures_total{task}`` (alert rules fire on it), and the next tick tries
+again.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+log = logging.getLogger(__name__)
+
+Body = TypeVar("Body", bound=Callable[..., Awaitable[None]])
+
+
+def guarded(failures: Any, task: str) -> Callable[[Body], Body]:
+    """Wrap an async body so that an exception is logged and counted, never raised.
+
+    ``failures`` is a Prometheus counter with a ``task`` label. Cancellation (a
+    stopping worker) still propagates: it is not an Exception.
+    """
+    counter = failures.labels(task)
+
+    def decorate(body: Body) -> Body:
+        @functools.wraps(body)
+        async def run(*args: Any, **kwargs: Any) -> None:
+            try:
+                await body(*args, **kwargs)
+            except Exception:
+                counter.inc()
+                log.exception("%s failed; it runs again on its next tick", task)
+
+        return run  # type: ignore[return-value]
+
+    return decorate
+
+
+def guarded_timer(
+    app: Any, seconds: float, failures: Any, *, on_leader: bool = False
+) -> Callable[[Body], Body]:
+    """``app.timer`` whose body is ``guarded``; the task label is the body's name."""
+
+    def decorate(body: Body) -> Body:
+        wrapped = guarded(failures, body.__name__)(body)
+        app.timer(seconds, on_leader=on_leader)(wrapped)
+        return wrapped
+
+    return decorate
+
+
+def guarded_call(failures: Any, task: str, call: Callable[[], None]) -> bool:
+    """Run a synchronous ``call`` (a listener, a refresh); False if it raised (counted)."""
+    try:
+        call()
+    except Exception:
+        failures.labels(task).inc()
+        log.exception("%s failed", task)
+        return False
+    return True

@@ -1,0 +1,216 @@
+"""Hostile inputs cost one dead letter each and move nothing else (orders and telemetry)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import orjson
+import pytest
+from prometheus_client import CollectorRegistry, Counter
+from pydantic import ValidationError
+
+from streams.common.background import guarded
+from streams.common.exactly_once import PartitionState
+from streams.common.labels import allowed
+from streams.common.partitioning import partition_for
+from streams.orders.aggregates import clock_key, process_record, watermark
+from streams.orders.logic import Rejected, Rules, reference_record
+from streams.orders.models import CatalogEntry, InventoryRow
+from streams.telemetry.models import ReadingGroup, beyond, decode_each_group, decode_groups
+from tests.unit.factories import bundled_catalog, raw, v1
+
+NOW_MS = 1_754_049_600_000  # 2025-08-01T12:00:00Z
+RULES = Rules(max_future_ms=300_000, partitions=4)
+
+
+def keyed(customer: str = "CUST-1") -> tuple[bytes, int]:
+    """The key and partition Kafka's default partitioner gives a customer's orders."""
+    return customer.encode(), partition_for(customer.encode(), 4)
+
+
+def run(records: list[tuple[bytes, bytes | None, int]], *, partition: int) -> list[Any]:
+    """Process (value, key, kafka timestamp ms) records of one partition; their outcomes."""
+    table: dict[Any, Any] = {}
+    state = PartitionState(table)
+    catalog = bundled_catalog()
+    outcomes = [
+        process_record(
+            value, partition, offset, NOW_MS, state, state, catalog, RULES, key=key, record_ms=ts
+        )
+        for offset, (value, key, ts) in enumerate(records)
+    ]
+    state.flush(last=clock_key(partition))
+    return [outcomes, table]
+
+
+def test_an_order_from_year_2999_is_a_dead_letter_and_real_orders_after_it_count() -> None:
+    """A far-future order is rejected as future_timestamp and never moves stream time."""
+    key, partition = keyed()
+    future = raw(v1(order_id="ORD-F", timestamp="2999-01-01T00:00:00Z"))
+    real = [raw(v1(order_id=f"ORD-{i}", timestamp="2025-08-01T11:00:00Z")) for i in range(3)]
+
+    outcomes, table = run(
+        [(future, key, NOW_MS), *[(r, key, NOW_MS) for r in real]], partition=partition
+    )
+
+    assert outcomes[0].rejected.reason == "future_timestamp"
+    assert [o.kind for o in outcomes[1:]] == ["applied"] * 3
+    assert watermark(PartitionState(table), partition) == NOW_MS - 3_600_000
+
+
+def test_the_skew_is_judged_against_the_earlier_of_record_time_and_clock() -> None:
+    """A forged record timestamp in the future does not let a future order through."""
+    key, partition = keyed()
+    ahead = raw(v1(timestamp="2025-08-01T12:10:00Z"))  # 10 minutes after NOW_MS
+
+    forged, _ = run([(ahead, key, NOW_MS + 3_600_000)], partition=partition)
+    assert forged[0].rejected.reason == "future_timestamp"
+
+    old_record, _ = run([(ahead, key, NOW_MS - 86_400_000)], partition=partition)
+    assert old_record[0].rejected.reason == "future_timestamp"
+
+    near = raw(v1(timestamp="2025-08-01T12:04:00Z"))
+    fine, _ = run([(near, key, NOW_MS)], partition=partition)
+    assert fine[0].kind == "applied"
+
+
+@pytest.mark.parametrize(
+    ("key", "partition_shift"),
+    [(None, 0), (b"CUST-2", 0), (b"", 0), (b"CUST-1", 1)],
+    ids=["no-key", "another-customer", "empty", "wrong-partition"],
+)
+def test_a_record_whose_key_or_partition_is_not_its_customers_is_a_dead_letter(
+    key: bytes | None, partition_shift: int
+) -> None:
+    """A wrong key would split a customer's dedup and figures: wrong_key, nothing counted."""
+    _, home = keyed("CUST-1")
+    outcomes, table = run([(raw(v1()), key, NOW_MS)], partition=(home + partition_shift) % 4)
+
+    assert outcomes[0].rejected.reason == "wrong_key"
+    assert not [k for k in table if not k.startswith("clock|")]
+
+
+@pytest.mark.parametrize(
+    ("row", "reason"),
+    [
+        ({"available_quantity": "abc"}, "invalid"),
+        ({"available_quantity": ""}, "invalid"),
+        ({"available_quantity": -1}, "invalid"),
+        ({"available_quantity": 10**12}, "invalid"),
+        ({"available_quantity": 1.5}, "invalid"),
+        ({"last_updated": "yesterday"}, "invalid"),
+        ({"last_updated": "2025-08-01T00:00:00"}, "invalid"),
+        ({"product_id": "PROD-002"}, "wrong_key"),
+    ],
+)
+def test_an_inventory_row_is_checked_before_anything_reads_it(
+    row: dict[str, Any], reason: str
+) -> None:
+    """Non-numeric, negative, huge or fractional stock, naive times, wrong keys: rejected."""
+    good = {
+        "product_id": "PROD-001",
+        "available_quantity": 5,
+        "warehouse_location": "WH-1",
+        "last_updated": "2025-08-01T00:00:00Z",
+    }
+    with pytest.raises(Rejected) as caught:
+        reference_record(InventoryRow, b"PROD-001", orjson.dumps({**good, **row}))
+    assert caught.value.reason == reason
+    assert reference_record(InventoryRow, "PROD-001", good).available_quantity == 5
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        b"not json",
+        b'{"product_id": "PROD-001", "category": "Home", "brand": "Acme", "price": "abc"}',
+        b'{"product_id": "PROD-001", "category": "Home", "brand": "Acme", "price": -1}',
+        b'{"product_id": "PROD-001", "category": "Home", "brand": "Acme", "price": 1.234}',
+    ],
+)
+def test_a_catalog_entry_is_checked_before_anything_reads_it(value: bytes) -> None:
+    """A catalog entry with no valid price is invalid."""
+    with pytest.raises(Rejected) as caught:
+        reference_record(CatalogEntry, b"PROD-001", value)
+    assert caught.value.reason == "invalid"
+
+
+def group(device: str = "sw-1", **row: Any) -> bytes:
+    reading = {"interface": "eth0", "metric": "util", "value": 1.5, "ts": NOW_MS, "seq": 1}
+    reading.update(row)
+    body = orjson.dumps({"device_id": device, "readings": [list(reading.values())]})
+    return body.replace(b'"NAN"', b"NaN").replace(b'"INF"', b"Infinity")
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        group(value="NAN"),
+        group(value="INF"),
+        group().replace(b"1.5", b"1e999"),
+        group().replace(b"1.5", b"-Infinity"),
+        group(ts=253_402_300_800_000),  # year 10000
+        group(ts=-1),
+        group(seq=2**63),
+        group(device="sw|1"),
+        group(interface="eth|0"),
+        group(metric=""),
+        group(device="x" * 129),
+        group(value="1.5"),
+        group(value=True),
+    ],
+    ids=[
+        "nan", "infinity", "overflow", "-infinity", "year-10000", "before-1970",
+        "seq-64-bit", "separator-in-device", "separator-in-interface", "empty-metric",
+        "long-device", "value-as-string", "value-as-bool",
+    ],
+)  # fmt: skip
+def test_a_kafka_record_gets_the_ingests_rules(value: bytes) -> None:
+    """What the HTTP ingest refuses, a record written straight to Kafka is refused too."""
+    with pytest.raises(ValidationError):
+        decode_groups(value)
+
+
+def test_one_bad_group_of_an_array_record_is_refused_alone() -> None:
+    """In an array record, the valid groups are kept and the invalid one named."""
+    value = b"[" + group("sw-1") + b"," + group("sw-2", value="NAN") + b"]"
+
+    found = decode_each_group(value)
+
+    assert found[0] == ReadingGroup.model_validate_json(group("sw-1"))
+    assert isinstance(found[1], tuple)
+    assert "finite" in found[1][1]
+
+
+def test_readings_beyond_the_skew_are_split_off() -> None:
+    """Readings after the bound go apart, in order; the rest are kept as they were."""
+    rows = [("e", "m", 1.0, 10, 1), ("e", "m", 2.0, 30, 2), ("e", "m", 3.0, 20, 3)]
+
+    assert beyond(rows, 30) == (rows, [])
+    assert beyond(rows, 20) == ([rows[0], rows[2]], [rows[1]])
+
+
+def test_label_values_outside_the_allow_list_are_other() -> None:
+    """A channel nobody configured becomes ``other`` in metrics: bounded series."""
+    assert allowed("web", {"web", "api"}) == "web"
+    assert allowed("x" * 1000, {"web", "api"}) == "other"
+
+
+def test_a_guarded_task_failure_is_counted_and_swallowed() -> None:
+    """A timer body that raises is logged and counted; cancellation still stops it."""
+    failures = Counter("t_task_failures", "", ["task"], registry=CollectorRegistry())
+
+    @guarded(failures, "tick")
+    async def broken() -> None:
+        raise ValueError("bad row")
+
+    @guarded(failures, "tick")
+    async def stopping() -> None:
+        raise asyncio.CancelledError
+
+    asyncio.run(broken())
+    asyncio.run(broken())
+    assert failures.labels("tick")._value.get() == 2
+    with pytest.raises(asyncio.CancelledError):
+        asyncio.run(stopping())
