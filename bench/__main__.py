@@ -1,4 +1,4 @@
-"""``python -m bench [--orders N] [--repeat K] [--only pipeline|logic|views|ingest|telemetry]``."""
+"""``python -m bench [--orders N] [--repeat K] [--only PART]`` (PART: see --help)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--orders", type=int, default=200_000, help="orders per run")
     parser.add_argument("--repeat", type=int, default=1, help="runs per figure (median)")
     parser.add_argument(
-        "--only", choices=("pipeline", "logic", "views", "ingest", "telemetry"), help="one part"
+        "--only",
+        choices=("pipeline", "logic", "views", "ingest", "telemetry", "memory"),
+        help="one part",
     )
     parser.add_argument(
         "--readings",
@@ -107,6 +109,26 @@ def _pipeline(args: argparse.Namespace, records: list[Record], partitions: int) 
     if views:
         out["views"] = {"median": report.median_of(views), "runs": views}
     return out
+
+
+def _memory(args: argparse.Namespace) -> int:
+    """An orders worker's memory over 90 days of event time (bench/memory.py)."""
+    from bench import memory
+
+    figures = memory.measure()
+    results = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": machine.describe(),
+        "source": machine.source(),
+        "memory": figures,
+    }
+    output = args.output
+    if output == report.RESULTS:
+        output = report.RESULTS.with_name("results-memory.json")
+    report.write(results, output)
+    sys.stdout.write(memory.markdown(figures) + "\n")
+    log.info("results in %s", output)
+    return 0
 
 
 def _ingest(args: argparse.Namespace) -> int:
@@ -201,6 +223,8 @@ def main(argv: list[str] | None = None) -> int:
         return _ingest(args)
     if args.only == "telemetry":
         return _telemetry(args)
+    if args.only == "memory":
+        return _memory(args)
     started = time.monotonic()
     partitions = int(os.environ.get("ORDERS_PARTITIONS", "4"))
     batch_size = int(os.environ.get("ORDERS_BATCH_SIZE", "2000"))

@@ -151,6 +151,7 @@ def start_ingest(bootstrap: str, workdir: Path, env: dict[str, str]) -> tuple[An
     full_env = {
         **os.environ,
         "KAFKA_BOOTSTRAP": bootstrap,
+        "KAFKA_CORRECT_END_OFFSETS": "true",  # the embedded broker's ListOffsets defect
         "STREAMS_DATA_DIR": str(workdir / "data"),
         "WEB_PORT": str(port),
         "TELEMETRY_INGEST_MAX_LAG_RECORDS": str(10**12),

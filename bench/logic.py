@@ -12,7 +12,7 @@ from bench.data import by_partition
 from producers.orders import Record, inventory_records, load_catalog
 from streams.common.exactly_once import PartitionState
 from streams.common.mirror import text_or_json_key
-from streams.orders.aggregates import clock_key, process_record
+from streams.orders.aggregates import flush_partition, process_record
 from streams.orders.logic import Rules, enrich, parse_order
 from streams.orders.models import CatalogEntry
 
@@ -78,7 +78,7 @@ def process_rate(
                         orjson.dumps(
                             enrich(outcome.order, entries, stock, rules, revision=outcome.revision)
                         )
-                state.flush(last=clock_key(partition))
+                flush_partition(state, partition)
 
     return _rate(n, run), kinds
 

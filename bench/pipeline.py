@@ -21,12 +21,12 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-
 from bench.machine import cpu_seconds
 from producers.orders import Record, catalog_records, inventory_records, load_catalog
 from producers.send import paced, send_all
 from streams.common.broker import EmbeddedBroker, free_port, stop_process
+from streams.common.topics import declare
+from streams.orders.pipeline import topic_specs
 
 RAW = "orders.raw"
 RECEIVED = "streams_orders_received_total"
@@ -78,6 +78,7 @@ class Worker:
         env = {
             **os.environ,
             "KAFKA_BOOTSTRAP": self.bootstrap,
+            "KAFKA_CORRECT_END_OFFSETS": "true",  # the embedded broker's ListOffsets defect
             "STREAMS_DATA_DIR": str(self.workdir / "data"),
             "WEB_PORT": str(self.port),
             "ORDERS_PARQUET_URI": str(self.workdir / "lake"),
@@ -129,18 +130,9 @@ class Worker:
         self.proc = None
 
 
-async def _create_topic(bootstrap: str, name: str, partitions: int) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])
-    finally:
-        await admin.close()
-
-
 def preload(bootstrap: str, records: list[Record], partitions: int) -> float:
-    """Create orders.raw, send every order and the reference data; returns orders/s sent."""
-    asyncio.run(_create_topic(bootstrap, RAW, partitions))
+    """Declare the topics, send every order and the reference data; returns orders/s sent."""
+    declare(bootstrap, topic_specs(partitions), replication_factor=1)
     asyncio.run(send_all(bootstrap, "orders.catalog", paced(catalog_records(load_catalog()), None),
                          label="catalog", quiet=True))  # fmt: skip
     asyncio.run(send_all(bootstrap, "orders.inventory", paced(list(inventory_records()), None),

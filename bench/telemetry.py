@@ -46,11 +46,12 @@ from bench.pipeline import wait_for as wait
 from producers.send import Record, paced, send_all
 from producers.telemetry import TelemetryGenerator, series_per_device
 from streams.common.broker import EmbeddedBroker, stop_process
-from streams.common.end_offsets import end_offset_correction
+from streams.common.faust_fixes import end_offset_correction
 from streams.common.topics import declare_topics
+from streams.telemetry.batch import AGGREGATES
 from streams.telemetry.ingest_parse import partition_records
 from streams.telemetry.runtime import READINGS
-from streams.telemetry.topology import AGGREGATES, topic_specs
+from streams.telemetry.topology import topic_specs
 
 PARTITIONS = 6
 METRIC = "streams_telemetry_"

@@ -109,6 +109,7 @@ def _generated(args: argparse.Namespace) -> tuple[Iterator[Record], float | None
 async def _run(args: argparse.Namespace) -> int:
     if args.command == "telemetry":
         return await run_telemetry(args)
+    await _declare_orders_topics(args.bootstrap)
     if args.command == "catalog":
         entries = load_catalog(args.file)
         return await send_all(
@@ -126,6 +127,19 @@ async def _run(args: argparse.Namespace) -> int:
     return await send_all(
         args.bootstrap, args.topic, paced(records, rate), label="orders", total=args.count
     )
+
+
+async def _declare_orders_topics(bootstrap: str) -> None:
+    """The orders pipeline's topics, with its partition counts (ORDERS_PARTITIONS), before
+    the first record: a broker that creates topics on first use would otherwise give
+    them its default count, and the workers would refuse to start."""
+    from streams.common.settings import KafkaSettings
+    from streams.common.topics import declare_topics
+    from streams.orders.pipeline import topic_specs
+    from streams.orders.settings import OrdersSettings
+
+    specs = topic_specs(OrdersSettings().partitions)
+    await declare_topics(bootstrap, specs, replication_factor=KafkaSettings().replication_factor)
 
 
 async def _take(source: AsyncIterator[Record], count: int) -> AsyncIterator[Record]:

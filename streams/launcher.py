@@ -8,8 +8,20 @@ processes run on which ports is streams/processes.py.
 
 Stale state on purpose: the embedded broker forgets everything when it stops, so the
 workers' local state (RocksDB, Parquet copy) from an earlier run would describe data
-that no longer exists; a fresh embedded broker therefore starts with a fresh state
-directory. With an external Kafka the state directory is kept across runs.
+that no longer exists; a fresh embedded broker therefore starts with an emptied state
+directory, but only one the launcher created itself (streams/state_dir.py). With an
+external Kafka the state directory is kept across runs.
+
+Supervision: a child that exits while the product runs is reported and restarted with
+backoff, the others keep running (streams/supervisor.py). Each child's current pid is
+in ``<state>/pids/<name>.pid`` (the broker's in ``broker.pid``), to find or signal one.
+
+When the embedded broker dies, everything stops, with exit code 1 and a message that
+says why. Its topics, records and consumer offsets lived in its memory only, so a new
+broker would be empty: workers restarted against it would serve tables describing
+records that no longer exist (their changelogs would be gone too), and figures would
+silently start again from zero. A user is better served by a clear stop and a fresh
+``make run``, which starts everything, state directory included, afresh.
 """
 
 from __future__ import annotations
@@ -17,7 +29,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -29,8 +40,18 @@ from types import FrameType
 
 from streams.common.broker import EmbeddedBroker, free_port, wait_for_port
 from streams.processes import Process, choose_ports, demo_producers, guide, servers
+from streams.state_dir import StateDirRefused, prepare
+from streams.supervisor import Supervisor, describe_exit
 
 log = logging.getLogger("streams")
+
+
+class WatchedBroker(EmbeddedBroker):
+    """The embedded broker, plus a look at whether its process is still running."""
+
+    def exit_code(self) -> int | None:
+        """None while it runs (or before it started); its exit code once it exited."""
+        return self._proc.poll() if self._proc is not None else None
 
 
 @dataclass
@@ -43,17 +64,24 @@ class Launcher:
     ingest_port: int
     telemetry_port: int
     telemetry_workers: int
-    children: list[tuple[Process, subprocess.Popen[bytes]]] = field(default_factory=list)
-    broker: EmbeddedBroker | None = None
+    env: dict[str, str] = field(default_factory=dict)  # what every child gets on top of ours
+    broker: WatchedBroker | None = None
+    supervisor: Supervisor[subprocess.Popen[bytes]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.supervisor = Supervisor(self.spawn, exited=self.remove_pid)
+
+    @property
+    def pids_dir(self) -> Path:
+        return self.state_dir / "pids"
 
     def bootstrap(self) -> str:
         external = os.environ.get("KAFKA_BOOTSTRAP")
+        prepare(self.state_dir, fresh=not external)
         if external:
             log.info("using the Kafka at %s; keeping %s", external, self.state_dir)
             return external
-        if self.state_dir.exists():
-            log.info("fresh embedded broker: clearing the stale state in %s", self.state_dir)
-            shutil.rmtree(self.state_dir)
+        log.info("fresh embedded broker, so an emptied state directory: %s", self.state_dir)
         port = self.broker_port
         try:
             wait_for_port("127.0.0.1", port, timeout=0.1)
@@ -62,38 +90,55 @@ class Launcher:
         except TimeoutError:
             pass
         (self.state_dir / "logs").mkdir(parents=True, exist_ok=True)
-        self.broker = EmbeddedBroker(port=port, log_path=self.state_dir / "logs" / "broker.log")
+        self.broker = WatchedBroker(port=port, log_path=self.state_dir / "logs" / "broker.log")
         self.broker.start()
+        if self.broker.pid is not None:
+            self.write_pid("broker", self.broker.pid)
         return self.broker.bootstrap
 
-    def spawn(self, process: Process, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    def spawn(self, process: Process) -> subprocess.Popen[bytes]:
+        """Start ``process`` (again, after a crash: same command, same environment)."""
         logs = self.state_dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
-        out = (logs / f"{process.name}.log").open("ab")
-        proc = subprocess.Popen([sys.executable, *process.args],
-                                env={**os.environ, **env, **process.env},
-                                stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
-        self.children.append((process, proc))
+        with (logs / f"{process.name}.log").open("ab") as out:
+            proc = subprocess.Popen([sys.executable, *process.args],
+                                    env={**os.environ, **self.env, **process.env},
+                                    stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
+        self.write_pid(process.name, proc.pid)
         return proc
+
+    def write_pid(self, name: str, pid: int) -> None:
+        # Written aside then renamed, so that a reader never sees a half-written pid.
+        self.pids_dir.mkdir(parents=True, exist_ok=True)
+        partial = self.pids_dir / f".{name}.pid.partial"
+        partial.write_text(f"{pid}\n")
+        partial.replace(self.pids_dir / f"{name}.pid")
+
+    def remove_pid(self, process: Process) -> None:
+        # Gone with its process: a stale pid could name an unrelated process later.
+        (self.pids_dir / f"{process.name}.pid").unlink(missing_ok=True)
 
     def run(self) -> int:
         bootstrap = self.bootstrap()
-        env = {"KAFKA_BOOTSTRAP": bootstrap}
+        self.env = {"KAFKA_BOOTSTRAP": bootstrap}
+        if self.broker is not None:  # the embedded broker's ListOffsets defect
+            self.env["KAFKA_CORRECT_END_OFFSETS"] = "true"
         for loader in ("catalog", "inventory"):
             subprocess.run([sys.executable, "-m", "producers", loader], check=True,
-                           env={**os.environ, **env})  # fmt: skip
+                           env={**os.environ, **self.env})  # fmt: skip
         # Ports are chosen just before the servers bind them, which keeps the window in
         # which another program can take one small. All servers start at once (they are
         # independent); producers only once every one answers.
         ports = choose_ports(self.web_port, self.workers, self.telemetry_port,
                              self.telemetry_workers, self.ingest_port)  # fmt: skip
-        started = [(p, self.spawn(p, env)) for p in servers(self.state_dir, ports)]
-        for process, proc in started:
-            if process.port is not None:
-                _wait_healthy(process, proc)
+        for process in servers(self.state_dir, ports):
+            self.supervisor.add(process, self.spawn(process))
+        for child in self.supervisor.children:
+            if child.process.port is not None and child.handle is not None:
+                _wait_healthy(child.process, child.handle)
         if self.demo:
             for process in demo_producers(ports):
-                self.spawn(process, env)
+                self.supervisor.add(process, self.spawn(process))
         sys.stderr.write(guide(bootstrap, ports, self.state_dir, self.demo) + "\n")
         return self.supervise()
 
@@ -106,21 +151,36 @@ class Launcher:
 
         signal.signal(signal.SIGINT, on_signal)
         signal.signal(signal.SIGTERM, on_signal)
+        status = 0
         while not stop:
-            for process, proc in self.children:
-                if proc.poll() is not None and proc.returncode != 0:
-                    log.error("%s exited with %s; see its log", process.name, proc.returncode)
-                    stop = True
+            if self.broker_died():
+                status = 1
+                break
+            self.supervisor.check()
             time.sleep(0.2)
         self.shutdown()
-        return 0
+        return status
+
+    def broker_died(self) -> bool:
+        code = self.broker.exit_code() if self.broker is not None else None
+        if code is None:
+            return False
+        log.error(
+            "the embedded broker (pid %s) %s. It held every topic, record and consumer offset "
+            "in memory only, so they are gone, and workers restarted against an empty broker "
+            "would serve figures for records that no longer exist. Stopping everything; "
+            "run make run again to start afresh (see %s/logs/broker.log).",
+            self.broker.pid if self.broker else "?", describe_exit(code), self.state_dir,
+        )  # fmt: skip
+        return True
 
     def shutdown(self) -> None:
         # Producers (no web port) first, while the ingest still answers their last
         # requests; then every server at once. A producer that is still retrying
         # after 5 s (its server went first on a terminal's Ctrl-C) loses only demo data.
+        children = [(c.process, c.handle) for c in self.supervisor.children if c.handle]
         for servers_stage, grace in ((False, 5), (True, 30)):
-            stage = [proc for p, proc in self.children if (p.port is not None) == servers_stage]
+            stage = [proc for p, proc in children if (p.port is not None) == servers_stage]
             for proc in stage:
                 if proc.poll() is None:
                     proc.terminate()
@@ -132,6 +192,12 @@ class Launcher:
                     proc.wait()
         if self.broker is not None:
             self.broker.stop()
+        for pid_file in self.pids_dir.glob("*.pid"):  # every process written there is gone
+            pid_file.unlink()
+        restarted = {name: n for name, n in self.supervisor.restarts().items() if n}
+        if restarted:
+            log.info("restarts during this run: %s",
+                     ", ".join(f"{name} {n}" for name, n in restarted.items()))  # fmt: skip
         log.info("stopped")
 
 
@@ -168,6 +234,9 @@ def main(argv: list[str] | None = None) -> int:
                         args.telemetry_workers)  # fmt: skip
     try:
         return launcher.run()
+    except StateDirRefused as exc:
+        log.error("%s", exc)
+        return 2
     except BaseException:
         launcher.shutdown()
         raise

@@ -145,6 +145,7 @@ def guide(bootstrap: str, ports: Ports, state_dir: Path, demo: bool) -> str:
             f"Telemetry metrics   {metrics(ports.telemetry)}",
             f"Ingest metrics      {metrics([ports.ingest])}",
             f"Logs and state      {state_dir}",
+            f"Process ids         {state_dir / 'pids'}/<name>.pid",
             f"Producers           {producers}",
             "Press Ctrl-C to stop everything.",
             "",

@@ -12,7 +12,11 @@ import faust
 from faust.streams import _current_event
 from prometheus_client import CollectorRegistry
 
-from streams.common.rebalance_fixes import install_rebalance_fixes
+from streams.common.faust_fixes import (
+    install_end_offset_correction,
+    install_rebalance_fixes,
+    register_fix_metrics,
+)
 from streams.common.sensor import serve_batch_sensor
 from streams.common.settings import KafkaSettings, WorkerSettings
 
@@ -32,10 +36,9 @@ def make_app(
     each pipeline scales and fails apart from the others.
     """
     install_rebalance_fixes()
-    if kafka.correct_end_offsets:
-        from streams.common.end_offsets import install_end_offset_correction
-
+    if kafka.correct_end_offsets:  # the embedded broker only
         install_end_offset_correction()
+    register_fix_metrics(registry)
     datadir = worker.data_dir / name
     datadir.mkdir(parents=True, exist_ok=True)
     options: dict[str, Any] = {

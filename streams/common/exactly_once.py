@@ -70,22 +70,32 @@ class PartitionState:
         value[OFFSET] = offset
         return True
 
+    def put(self, key: Any, value: Value) -> None:
+        """Replace the value at ``key`` (written at flush, with the rest)."""
+        self._cache[key] = value
+        self._absent.discard(key)
+
     def applied(self, key: Any, offset: int) -> bool:
         value = self.get(key)
         return value is not None and value.get(OFFSET, -1) >= offset
 
-    def flush(self, last: Any = None) -> int:
-        """Write every touched key once, ``last`` after all others; returns the count.
+    def flush(self, last: Any = None, first: Any = None) -> int:
+        """Write every touched key once, ``first`` before and ``last`` after all others;
+        returns the count.
 
         Changelog records of one partition keep their order, so a marker written last
-        (the partition's clock) proves that everything before it was written too.
+        (the partition's clock) proves that everything before it was written too, and a
+        key written first is never behind any other key after a crash.
         """
         marker = self._cache.pop(last, None)
+        leader = self._cache.pop(first, None) if first is not None else None
+        if leader is not None:
+            self.table[first] = leader
         for key, value in self._cache.items():
             self.table[key] = value
         if marker is not None:
             self.table[last] = marker
-        written = len(self._cache) + (marker is not None)
+        written = len(self._cache) + (marker is not None) + (leader is not None)
         self._cache.clear()
         self._absent.clear()
         return written

@@ -18,9 +18,8 @@ finds, from the files alone, the highest offset of a source partition already wr
 is read in order by one consumer at a time, so batches of one partition never
 overlap, and every record lands in exactly one batch and so in exactly one file.
 
-A file appears whole or not at all: on a local disk it is written under a hidden
-temporary name (``.part-...tmp``, ignored by dataset readers), synced and renamed
-over its final name; an S3 object becomes visible only when its upload completes.
+A file appears whole or not at all: it is put with :func:`streams.common.storage.put_bytes`
+(a hidden temporary name renamed over the final one on a local disk, one upload on S3).
 
 The limit: one batch, several files
 -----------------------------------
@@ -50,21 +49,21 @@ when it starts owning it, not per batch.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import os
 import re
-import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
+
+from streams.common import storage
+from streams.common.storage import open_filesystem
+
+__all__ = ["BATCH_KEY", "Batch", "PartitionedParquetWriter", "file_name", "open_filesystem"]
 
 #: Key of the Parquet key-value metadata that describes the batch a file belongs to.
 BATCH_KEY = b"streams.batch"
@@ -72,41 +71,6 @@ BATCH_KEY = b"streams.batch"
 log = logging.getLogger(__name__)
 
 _NAME = re.compile(r"^part-p(\d{3,})-(\d{12,})-(\d{12,})\.parquet$")
-_TEMP_SUFFIX = ".tmp"
-
-
-def open_filesystem(
-    uri: str, endpoint_url: str | None = None, *, region: str | None = None
-) -> tuple[pafs.FileSystem, str]:
-    """The filesystem and root path for ``uri``: ``s3://bucket/prefix`` or a local path.
-
-    For S3, credentials come from the standard AWS environment variables (or any other
-    source the AWS SDK inside pyarrow knows); ``endpoint_url`` (``http://host:port``)
-    points at an S3-compatible server such as MinIO. The region is ``region``, else
-    ``AWS_REGION``, else ``AWS_DEFAULT_REGION``, else ``us-east-1``. A local root
-    directory is created; an S3 bucket must already exist.
-    """
-    if uri.startswith("s3://"):
-        root = uri.removeprefix("s3://").strip("/")
-        if not root:
-            raise ValueError(f"{uri!r} names no bucket")
-        options: dict[str, Any] = {
-            "region": region
-            or os.environ.get("AWS_REGION")
-            or os.environ.get("AWS_DEFAULT_REGION")
-            or "us-east-1",
-        }
-        if endpoint_url:
-            parts = urlsplit(endpoint_url)
-            if parts.scheme and parts.netloc:
-                options["endpoint_override"] = parts.netloc
-                options["scheme"] = parts.scheme
-            else:
-                options["endpoint_override"] = endpoint_url
-        return pafs.S3FileSystem(**options), root
-    path = Path(uri.removeprefix("file://")).expanduser().resolve()
-    path.mkdir(parents=True, exist_ok=True)
-    return pafs.LocalFileSystem(), path.as_posix()
 
 
 def file_name(source_partition: int, first: int, last: int) -> str:
@@ -150,7 +114,6 @@ class PartitionedParquetWriter:
         self.schema = schema
         self.partition_of = partition_of
         self.compression = compression
-        self._local = isinstance(filesystem, pafs.LocalFileSystem)
 
     # ---- writing ---------------------------------------------------------------------
 
@@ -184,7 +147,7 @@ class PartitionedParquetWriter:
             for d in dirs
         ]
         for path, data in payloads:
-            self._put(path, data)
+            storage.put_bytes(self.fs, path, data)
             paths.append(path)
         return paths
 
@@ -192,26 +155,6 @@ class PartitionedParquetWriter:
         sink = pa.BufferOutputStream()
         pq.write_table(table, sink, compression=self.compression)
         return bytes(sink.getvalue().to_pybytes())
-
-    def _put(self, path: str, data: bytes) -> None:
-        if not self._local:
-            # An S3 object is visible only once its upload completes: no temp name.
-            with self.fs.open_output_stream(path) as out:
-                out.write(data)
-            return
-        final = Path(path)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        temp = final.with_name(f".{final.name}.{uuid.uuid4().hex}{_TEMP_SUFFIX}")
-        try:
-            with open(temp, "wb") as out:
-                out.write(data)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(temp, final)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                temp.unlink()
-        _fsync_dir(final.parent)
 
     # ---- reading back what was written -------------------------------------------------
 
@@ -256,11 +199,8 @@ class PartitionedParquetWriter:
                 ", ".join(sorted(batch.dirs)),
             )
             for directory in sorted(batch.dirs):
-                self.fs.delete_file(f"{self.root}/{directory}/{name}")
-                if self._local:
-                    _fsync_dir(Path(self.root, directory))
-        if self._local:
-            self._delete_temp_files(source_partition)
+                storage.delete_file(self.fs, f"{self.root}/{directory}/{name}")
+        storage.remove_temp_files(self.fs, self.root, f"part-p{source_partition:03d}-")
         return committed
 
     def _complete(self, source_partition: int, batch: Batch) -> bool:
@@ -275,13 +215,6 @@ class PartitionedParquetWriter:
         expected = set(json.loads(metadata[BATCH_KEY])["dirs"])
         return expected <= batch.dirs
 
-    def _delete_temp_files(self, source_partition: int) -> None:
-        prefix = f".part-p{source_partition:03d}-"
-        for info in self._files():
-            base = info.base_name
-            if base.startswith(prefix) and base.endswith(_TEMP_SUFFIX):
-                self.fs.delete_file(info.path)
-
     def _files(self) -> Iterable[pafs.FileInfo]:
         selector = pafs.FileSelector(self.root, recursive=True, allow_not_found=True)
         return (i for i in self.fs.get_file_info(selector) if i.type == pafs.FileType.File)
@@ -295,11 +228,3 @@ def _checked_dir(directory: str) -> str:
     if not directory or "/" in directory or "\\" in directory or directory[0] in "._":
         raise ValueError(f"partition directory {directory!r} must be one plain name")
     return directory
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

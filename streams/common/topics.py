@@ -1,14 +1,18 @@
-"""Declaring a pipeline's topics before any client touches them.
+"""Each pipeline's topic registry, declared and verified before any client touches it.
 
 A broker that creates topics on first use (Kafka's ``auto.create.topics.enable``, and
 the embedded broker always) gives a topic its default partition count the moment a
 consumer or producer asks for it. Partition counts are part of a pipeline's design
-(keyed state lives in the partition of its key), so each process declares its topics
-first and refuses to start when an existing topic disagrees.
+(keyed state lives in the partition of its key, and a table's changelog partition is
+its source partition), so every pipeline lists every topic it reads or writes, its
+tables' changelogs included, in one registry (``TopicSpec`` by name), and each of its
+processes declares them at start and refuses to start when an existing topic
+disagrees.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -24,6 +28,20 @@ log = logging.getLogger(__name__)
 class TopicSpec:
     partitions: int
     config: Mapping[str, str] = field(default_factory=dict)
+
+
+#: A compacted topic: the newest value per key is what it holds (tables, reference data).
+COMPACTED: Mapping[str, str] = {"cleanup.policy": "compact"}
+
+
+def changelog(app_id: str, table: str) -> str:
+    """The changelog topic Faust names for ``table`` of the app ``app_id``."""
+    return f"{app_id}-{table}-changelog"
+
+
+def declare(bootstrap: str, topics: Mapping[str, TopicSpec], replication_factor: int) -> None:
+    """``declare_topics`` from synchronous start-up code (a process's ``main``)."""
+    asyncio.run(declare_topics(bootstrap, topics, replication_factor=replication_factor))
 
 
 class TopicMismatch(RuntimeError):

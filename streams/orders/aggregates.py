@@ -11,18 +11,26 @@ up. Keys (all days and hours are UTC, from the order's own timestamp):
 - ``clock|<p>``: the partition's event-time high mark, the offset flushed last and
   how many records had each outcome (applied, duplicate, rejected:<reason>)
 
-The ``orders-customers`` table is keyed by customer id (orders.raw is keyed by
-customer, so a customer lives in one partition); it remembers recent order ids for
-deduplication. Everything counted per customer excludes cancelled orders.
+Per customer (orders.raw is keyed by customer, so a customer lives in one partition):
+
+- ``customer|<id>``: counted orders ``n`` and their cents ``c`` (a fixed size);
+- ``order|<order id>``: one small value per order id seen (offset, UTC day, counted),
+  for deduplication. Keys older than the retention horizon are deleted each week of
+  event time (``expired_orders``): such an order can only come back late, and is then
+  rejected before deduplication. So no value grows with a customer's history, and
+  the table holds the horizon's order ids, not every id ever seen.
+
+Everything counted per customer excludes cancelled orders; none of these keys is
+mirrored (no view needs them).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from streams.common.exactly_once import OFFSET, PartitionState, Value
+from streams.common.exactly_once import PartitionState, Value
 from streams.orders.logic import (
     DAY_MS,
     Rejected,
@@ -38,6 +46,8 @@ from streams.orders.logic import (
 )
 from streams.orders.models import CatalogEntry, Order
 
+WEEK_MS = 7 * DAY_MS
+
 #: Upper bounds (in cents) of the order-value histogram buckets; the last is open.
 VALUE_BUCKETS = (2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000)
 
@@ -48,6 +58,14 @@ def clock_key(partition: int) -> str:
 
 def customer_key(customer_id: str) -> str:
     return f"customer|{customer_id}"
+
+
+def order_key(order_id: str) -> str:
+    return f"order|{order_id}"
+
+
+def sweep_key(partition: int) -> str:
+    return f"sweep|{partition}"
 
 
 def customers_key(partition: int) -> str:
@@ -145,18 +163,25 @@ def apply_order(
     back late (and is then rejected before deduplication).
     """
     customer = customers.get(customer_key(order.customer_id))
-    seen = (customer or {}).get("ids", {}).get(order.order_id)
-    if seen is not None and seen[0] != offset:
+    seen = customers.get(order_key(order.order_id))
+    first = seen["o"] if seen is not None else _legacy_offset(customer, order.order_id)
+    if first is not None and first != offset:
         return "duplicate"
 
     counted = order.status.value != "cancelled"
     cents = order.items_cents
-    before = _orders_before(customer, offset)
+    # The partition's summary is written before any customer (flush_partition), so
+    # whenever the summary still needs this order, the customer's value does too: its
+    # count is the orders before this one.
+    before = int(customer["n"]) if customer is not None else 0
     changed = customers.update(
         customer_key(order.customer_id),
         offset,
-        _remember(order, offset, counted, cents, _oldest_day(high_mark, order, rules)),
+        _remember(counted, cents, _oldest_day(high_mark, order, rules)),
         _new_customer,
+    )
+    changed |= customers.update(
+        order_key(order.order_id), offset, _seen(order, offset, counted), _empty
     )
 
     status = order.status.value
@@ -189,21 +214,20 @@ def touch_order(
 ) -> None:
     """Read (and so rewrite at flush) every key a replayed record had written."""
     customers.get(customer_key(order.customer_id))
+    customers.get(order_key(order.order_id))
     aggregates.get(customers_key(partition))
     for key, _cents, _units in _counted_keys(order, partition):
         aggregates.get(key)
 
 
-def _orders_before(customer: Value | None, offset: int) -> int:
-    """The customer's counted orders before ``offset``, whether or not it was applied."""
-    if customer is None:
-        return 0
-    later = sum(1 for o, _day, c in customer["ids"].values() if o >= offset and c)
-    return int(customer["n"]) - later if customer.get(OFFSET, -1) >= offset else int(customer["n"])
+def _legacy_offset(customer: Value | None, order_id: str) -> int | None:
+    """An order id remembered in the customer's value by earlier versions (``ids``)."""
+    seen = (customer or {}).get("ids", {}).get(order_id)
+    return None if seen is None else int(seen[0])
 
 
 def _new_customer() -> Value:
-    return {"n": 0, "c": 0, "ids": {}}
+    return {"n": 0, "c": 0}
 
 
 def _oldest_day(high_mark: int | None, order: Order, rules: Rules) -> int:
@@ -211,12 +235,12 @@ def _oldest_day(high_mark: int | None, order: Order, rules: Rules) -> int:
     return (newest - rules.retention_ms) // DAY_MS
 
 
-def _remember(order: Order, offset: int, counted: bool, cents: int, oldest_day: int) -> Any:
+def _remember(counted: bool, cents: int, oldest_day: int) -> Any:
     def apply(value: Value) -> None:
-        prune_customer_ids(value, oldest_day)
-        day = order.event_ms // DAY_MS
-        value["ids"][order.order_id] = [offset, day, int(counted)]
-        value["od"] = min(value.get("od", day), day)
+        if "ids" in value:  # written by an earlier version: it ages out, never grows
+            prune_customer_ids(value, oldest_day)
+            if not value["ids"]:
+                del value["ids"], value["od"]
         if counted:
             value["n"] += 1
             value["c"] += cents
@@ -224,16 +248,65 @@ def _remember(order: Order, offset: int, counted: bool, cents: int, oldest_day: 
     return apply
 
 
-def prune_customer_ids(value: Value, oldest_day: int) -> None:
-    """Forget order ids older than the retention horizon: they can only come back late.
+def _seen(order: Order, offset: int, counted: bool) -> Any:
+    def apply(value: Value) -> None:
+        value.update(o=offset, d=order.event_ms // DAY_MS, c=int(counted))
 
-    ``value["od"]`` is the oldest day remembered, so the map is only rebuilt when
-    something has actually aged out.
-    """
+    return apply
+
+
+def prune_customer_ids(value: Value, oldest_day: int) -> None:
+    """Forget order ids an earlier version kept in the customer's value once they are
+    older than the retention horizon. ``value["od"]`` is the oldest day remembered, so
+    the map is only rebuilt when something has actually aged out."""
     ids = value["ids"]
     if ids and value.get("od", -1) < oldest_day:
         value["ids"] = ids = {k: v for k, v in ids.items() if v[1] >= oldest_day}
         value["od"] = min((v[1] for v in ids.values()), default=oldest_day)
+
+
+def expired_orders(
+    stored: Iterable[tuple[str, Value]], high_mark: int, rules: Rules
+) -> Iterator[str]:
+    """The ``order|`` keys (of ``stored``: key, value) past the retention horizon."""
+    oldest_day = (high_mark - rules.retention_ms) // DAY_MS
+    for key, value in stored:
+        if int(value["d"]) < oldest_day:
+            yield key
+
+
+#: Table keys whose second segment is a day (or an hour of it): kept ``history_ms``.
+FIGURES = ("daily|", "hourly|", "product|")
+
+
+def expired_figures(keys: Iterable[str], high_mark: int, rules: Rules) -> Iterator[str]:
+    """The figure keys (daily, hourly, per product) of days before the history kept."""
+    first_kept = rules.forgotten_before(high_mark)
+    if first_kept is None:
+        return
+    for key in keys:
+        if key.split("|", 2)[1][:10] < first_kept:
+            yield key
+
+
+def flush_partition(state: PartitionState, partition: int) -> int:
+    """Write a batch's keys of ``partition``: the customer summary first (apply_order
+    relies on it), the clock last (process_record relies on it)."""
+    return state.flush(last=clock_key(partition), first=customers_key(partition))
+
+
+def sweep_due(aggregates: PartitionState, partition: int) -> int | None:
+    """The event-time week to sweep expired order ids for, if the partition entered a
+    new one since its last sweep; the sweep is recorded (written before the clock)."""
+    high = watermark(aggregates, partition)
+    if high is None:
+        return None
+    week = high // WEEK_MS
+    done = aggregates.get(sweep_key(partition))
+    if done is not None and int(done["week"]) >= week:
+        return None
+    aggregates.put(sweep_key(partition), {"week": week})
+    return week
 
 
 def _new_summary() -> Value:

@@ -20,10 +20,23 @@ KINDS = ("daily", "hourly", "product", "customers", "clock")
 
 
 class AggregateIndex:
-    """The mirrored ``orders-aggregates`` table split by key kind, kept current by a listener."""
+    """The mirrored ``orders-aggregates`` table split by key kind, kept current by a listener.
+
+    The reporter reads two more groupings, so that its tick costs what changed, not the
+    whole history: daily keys by date, with the dates touched since it last asked, and
+    hourly keys by channel and hour, with each channel's first hour and earliest hour
+    touched since it last asked. They hold the same value objects as ``by_kind``.
+    """
 
     def __init__(self) -> None:
         self.by_kind: dict[str, dict[str, Value]] = {kind: {} for kind in KINDS}
+        #: date -> daily key -> value
+        self.daily_by_date: dict[str, dict[str, Value]] = {}
+        #: channel -> hour -> hourly key -> value
+        self.hourly_by_channel: dict[str, dict[str, dict[str, Value]]] = {}
+        self._first_hour: dict[str, str] = {}
+        self._touched: set[str] = set()
+        self._touched_hours: dict[str, str] = {}
 
     def on_record(self, _topic: str, key: str, value: Value | None) -> None:
         kind = key.split("|", 1)[0]
@@ -34,6 +47,54 @@ class AggregateIndex:
             table.pop(key, None)
         else:
             table[key] = value
+        if kind == "daily":
+            date = key.split("|", 2)[1]
+            _file(self.daily_by_date, date, key, value)
+            self._touched.add(date)
+        elif kind == "hourly":
+            _, hour, channel, _p = key.split("|")
+            self._file_hour(channel, hour, key, value)
+
+    def _file_hour(self, channel: str, hour: str, key: str, value: Value | None) -> None:
+        hours = self.hourly_by_channel.setdefault(channel, {})
+        _file(hours, hour, key, value)
+        touched = self._touched_hours.get(channel)
+        if touched is None or hour < touched:
+            self._touched_hours[channel] = hour
+        first = self._first_hour.get(channel)
+        if not hours:
+            del self.hourly_by_channel[channel]
+            self._first_hour.pop(channel, None)
+        elif first is None or hour < first:
+            self._first_hour[channel] = hour
+        elif hour == first and hour not in hours:
+            # Hourly keys are not deleted in normal operation: a scan here is rare.
+            self._first_hour[channel] = min(hours)
+
+    def first_hour(self, channel: str) -> str | None:
+        """The channel's earliest hour with figures."""
+        return self._first_hour.get(channel)
+
+    def take_touched_dates(self) -> set[str]:
+        """Dates whose daily figures changed since the last call."""
+        touched, self._touched = self._touched, set()
+        return touched
+
+    def take_touched_hours(self) -> dict[str, str]:
+        """Per channel, the earliest hour whose figures changed since the last call."""
+        touched, self._touched_hours = self._touched_hours, {}
+        return touched
+
+
+def _file(groups: dict[str, dict[str, Value]], group: str, key: str, value: Value | None) -> None:
+    if value is not None:
+        groups.setdefault(group, {})[key] = value
+        return
+    members = groups.get(group)
+    if members is not None:
+        members.pop(key, None)
+        if not members:
+            del groups[group]
 
 
 def _in_range(date: str, date_from: str | None, date_to: str | None) -> bool:

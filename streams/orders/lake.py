@@ -24,7 +24,8 @@ import orjson
 import pyarrow as pa
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from streams.common.parquet import PartitionedParquetWriter, open_filesystem
+from streams.common.parquet import PartitionedParquetWriter
+from streams.common.storage import open_filesystem
 
 log = logging.getLogger(__name__)
 
@@ -191,8 +192,6 @@ class Lake:
     metrics: LakeMetrics
     #: Highest offset already in the files, per source partition owned right now.
     committed: dict[int, int] = field(default_factory=dict)
-    retry_seconds: float = 0.5
-    max_retry_seconds: float = 30.0
 
     def write_batch(self, partition: int, records: Sequence[tuple[int, bytes | None]]) -> None:
         """Write the ``(offset, value)`` records of one partition not yet in the files.
@@ -245,22 +244,17 @@ class Lake:
         self.metrics.invalid.inc()
 
     async def write(self, partition: int, records: Sequence[tuple[int, bytes | None]]) -> None:
-        """``write_batch`` in a thread, retried until it succeeds.
+        """``write_batch`` in a thread; a failure is counted and raised.
 
-        Retrying rather than crashing: the events are acked once the batch is done,
-        so a crashed batch could be committed unwritten. A retry rewrites the same
-        files with the same bytes.
+        The batch that called it is then retried by the agent (streams/common/batches.py:
+        backoff with jitter, and it stops when a rebalance takes the partition away),
+        never acknowledged unwritten. A retry rewrites the same files with the same bytes.
         """
-        delay = self.retry_seconds
-        while True:
-            try:
-                await asyncio.to_thread(self.write_batch, partition, records)
-                return
-            except Exception:
-                self.metrics.write_errors.inc()
-                log.exception("lake: writing partition %d failed; retry in %.1fs", partition, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.max_retry_seconds)
+        try:
+            await asyncio.to_thread(self.write_batch, partition, records)
+        except Exception:
+            self.metrics.write_errors.inc()
+            raise
 
     def forget(self, partitions: Iterable[int]) -> None:
         """Drop what is known of partitions this worker no longer owns."""

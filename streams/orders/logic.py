@@ -40,6 +40,7 @@ REASONS = (
     "late",
     "future_timestamp",
     "wrong_key",
+    "processing_error",
 )
 
 
@@ -71,6 +72,14 @@ class Rules:
     #: Partitions of orders.raw, to check each record's key and partition against its
     #: customer (None: not checked).
     partitions: int | None = None
+    #: Figures (daily, hourly, per product) of days further than this behind their
+    #: partition are deleted from the table, and so from every view (None: kept).
+    history_ms: int | None = None
+
+    def forgotten_before(self, high_mark: int) -> str | None:
+        """The first day whose figures are still kept when a partition is at
+        ``high_mark`` (earlier days are deleted), or None when all are kept."""
+        return None if self.history_ms is None else day_of(high_mark - self.history_ms)
 
 
 def check_event_time(order: Order, clock_ms: int, rules: Rules) -> None:

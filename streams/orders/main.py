@@ -17,9 +17,10 @@ from streams.common.app import make_app
 from streams.common.settings import KafkaSettings, WorkerSettings
 from streams.orders.lake import build_lake
 from streams.orders.metrics import OrdersMetrics
+from streams.orders.pipeline import APP_ID, DLQ, RAW, topic_specs
 from streams.orders.reporter import register_reporter
 from streams.orders.settings import OrdersSettings
-from streams.orders.topology import DLQ, RAW, register
+from streams.orders.topology import register
 from streams.orders.views import register_views
 
 
@@ -32,9 +33,9 @@ def build_app(
     worker = worker or WorkerSettings()
     settings = settings or OrdersSettings()
     registry = CollectorRegistry()
-    app = make_app("orders", kafka, worker, registry, partitions=settings.partitions)
+    app = make_app(APP_ID, kafka, worker, registry, partitions=settings.partitions)
     pipeline = register(app, settings, OrdersMetrics.create(registry), kafka.bootstrap)
-    register_views(pipeline)
+    register_views(pipeline, registry)
     register_reporter(pipeline)
     if settings.parquet_uri:
         endpoint = os.environ.get("AWS_ENDPOINT_URL") or None
@@ -52,7 +53,16 @@ def build_app(
 
 
 def main() -> None:
+    import sys
+
     import uvloop
 
+    from streams.common.topics import declare
+
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    if len(sys.argv) > 1 and sys.argv[1] == "worker":
+        # Every topic exists with its partition count before any client can create it
+        # with the broker's default; a topic that disagrees stops the worker here.
+        kafka, settings = KafkaSettings(), OrdersSettings()
+        declare(kafka.bootstrap, topic_specs(settings.partitions), kafka.replication_factor)
     build_app().main()

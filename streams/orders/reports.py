@@ -13,6 +13,12 @@ A closed day gets a ``final`` report (revision 0). Orders that arrive later stil
 count (up to the retention horizon); if they change the figures, the day gets a new
 report with the next revision number. Report ids are ``<date>/r<revision>``.
 
+The reporter looks again only at the days that may need a report: those not closed
+when it last looked, and those whose figures changed since (the index tells it). A
+day closed and unchanged since its last look cannot need one: its report would be
+the one already issued. So a tick costs the changed and still open days' keys, not
+every day of the history, and issues exactly the reports a look at every day would.
+
 Spikes and drops. For each channel, the hourly orders and revenue of closed hours form
 a series (hours without orders count as zero). An EWMA tracks its mean and variance
 (weight ``ORDERS_ANOMALY_ALPHA`` for the newest hour); after a warm-up of
@@ -22,20 +28,49 @@ The standard deviation has a floor (10% of the mean; for order counts also Poiss
 noise, the square root of the mean), so a steady history does not make every small
 wobble an anomaly, and a spike after a flat history still scores.
 The EWMA adapts to trends and daily rhythm faster than a long moving average, and
-recomputing it from the stored hours makes alerts deterministic.
+recomputing it from the stored hours makes alerts deterministic. The arithmetic is the
+shared detector's (streams/common/detector.py).
+
+A bounded window of hours. Each tick scores a window ending at the last closed hour,
+not every hour from a channel's first: one order stamped decades back would otherwise
+make every tick walk hundreds of thousands of empty hours. The EWMA forgets
+geometrically (an hour k hours back weighs ``(1 - alpha) ** k``), so started
+``ewma_memory(alpha)`` hours earlier (78 for alpha 0.3: the start weighs under 1e-12;
+never fewer than the warm-up) it scores every later hour as the whole history would.
+Alerts come from the ``alert_hours`` after that run-in, which the reporter sets to the
+retention horizon (``ORDERS_RETENTION_DAYS``, 45 days), behind which orders are
+dead-lettered as late. So nothing changes for a user in those hours: a late order
+re-scores its hour as before, and a replay of up to 45 days (the sample is 31) is
+alerted whole even if stream time passes all of it between two ticks. What changes:
+an hour older than the window is no longer scored, so a revision of it (possible only
+through a partition's very first orders, or one far behind the others) raises no
+alert. Warm-up counts from the channel's first hour in the window; as the run-in is at
+least the warm-up, a truncated window's alert span is past it either way, and the
+first warm-up hours of a channel's data never alert. A tick walks at most
+``window_hours`` hours per channel, and only for the channels whose scores can have
+moved (``Rescoring``): all of them when an hour closes, else those with a revised
+closed hour; so the window is walked about once an hour, not every tick.
 """
 
 from __future__ import annotations
 
-import math
-from collections import defaultdict
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+import itertools
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
-from streams.orders.analytics import revenue_daily
+from streams.common.detector import (
+    EMPTY,
+    Floor,
+    direction,
+    ewma_memory,
+    ewma_update,
+    ewma_zscore,
+    is_anomalous,
+)
+from streams.orders.analytics import AggregateIndex, revenue_daily
 from streams.orders.logic import HOUR_MS, Rules, hour_of, money
 
 ACTIVE_PARTITION_MS = 60_000
@@ -100,6 +135,7 @@ def day_end(date: str) -> int:
 def day_report(
     date: str, daily: Mapping[str, Any], rules: Rules, revision: int, closed_by: str
 ) -> dict[str, Any]:
+    """The report of ``date`` from its daily keys (other dates' keys are left out)."""
     rows = revenue_daily(daily, rules, date_from=date, date_to=date)
     cents = sum(int(row["revenue"].replace(".", "")) for row in rows)
     return {
@@ -116,38 +152,56 @@ def day_report(
 
 
 def due_reports(
-    daily: Mapping[str, Any],
-    reported: Mapping[str, Mapping[str, Any]],
+    pending: Iterable[str],
+    daily_by_date: Mapping[str, Mapping[str, Any]],
+    newest: Callable[[str], Mapping[str, Any] | None],
     rules: Rules,
     closing: Closing,
     stream_ms: int | None,
     now_ms: int,
     arrived_ms: int | None,
-) -> list[dict[str, Any]]:
-    """Reports to emit now: a final one for newly closed days, a revision where figures moved.
+    forgotten_before: str | None = None,
+) -> tuple[list[dict[str, Any]], set[str]]:
+    """Reports to emit now among the ``pending`` dates, and the dates settled.
 
-    ``reported`` maps each date to its newest report.
+    ``pending`` are the dates that may need a report (open when last looked at, or
+    changed since); ``newest`` gives a date's newest report. A closed date is settled:
+    it needs no new look until its figures change. Once the reports are emitted, the
+    caller drops the settled dates from its pending set. Dates before
+    ``forgotten_before`` are past the history the tables keep: their figures are being
+    deleted (partition by partition), which is no revision, so they are settled as
+    they are.
     """
-    dates = sorted({key.split("|")[1] for key in daily})
-    due = []
-    for date in dates:
+    due, settled = [], set()
+    for date in sorted(pending):
+        if forgotten_before is not None and date < forgotten_before:
+            settled.add(date)
+            continue
         closed_by = is_closed(day_end(date), stream_ms, now_ms, arrived_ms, closing)
         if closed_by is None:
             continue
-        last = reported.get(date)
+        settled.add(date)
+        keys = daily_by_date.get(date)
+        if not keys:  # every key deleted: no figures, nothing to report
+            continue
+        last = newest(date)
         revision = 0 if last is None else int(last["revision"]) + 1
-        report = day_report(date, daily, rules, revision, closed_by)
+        report = day_report(date, keys, rules, revision, closed_by)
         if last is None or last["rows"] != report["rows"]:
             due.append(report)
-    return due
+    return due, settled
 
 
-def newest_reports(reports: Iterable[Mapping[str, Any]]) -> dict[str, Mapping[str, Any]]:
-    newest: dict[str, Mapping[str, Any]] = {}
-    for report in reports:
-        current = newest.get(report["date"])
-        if current is None or report["revision"] > current["revision"]:
-            newest[report["date"]] = report
+def newest_report(date: str, *stores: Mapping[str, Mapping[str, Any]]) -> Mapping[str, Any] | None:
+    """The newest report of ``date`` found in ``stores`` (by id). Revisions are numbered
+    from 0 without gaps, so this costs the date's revisions, not every report."""
+    newest = None
+    for revision in itertools.count():
+        report_id = f"{date}/r{revision}"
+        found = next((store[report_id] for store in stores if report_id in store), None)
+        if found is None:
+            break
+        newest = found
     return newest
 
 
@@ -156,22 +210,34 @@ class Detector:
     z: float = 3.0
     alpha: float = 0.3
     warmup: int = 6
+    #: Hours back from the last closed hour whose alerts can still be issued.
+    alert_hours: int = 45 * 24
+
+    @property
+    def run_in_hours(self) -> int:
+        """Hours of EWMA before the alert span: past them the start is forgotten."""
+        return max(ewma_memory(self.alpha), self.warmup)
+
+    @property
+    def window_hours(self) -> int:
+        return self.run_in_hours + self.alert_hours
 
 
-def hourly_series(
-    hourly: Mapping[str, Any], rules: Rules
-) -> dict[str, dict[str, dict[str, float]]]:
-    """channel -> hour -> {"orders": n, "revenue": usd} (not cancelled; revenue statuses)."""
-    series: dict[str, dict[str, dict[str, float]]] = defaultdict(dict)
-    for key, value in hourly.items():
-        _, hour, channel, _p = key.split("|")
-        point = series[channel].setdefault(hour, {"orders": 0.0, "revenue": 0.0})
-        for status, (orders, cents, _units) in value.get("s", {}).items():
-            if status != "cancelled":
-                point["orders"] += orders
-            if status in rules.revenue_statuses:
-                point["revenue"] += cents / 100
-    return series
+#: The least standard deviation assumed per measure: 10% of the mean, and for order
+#: counts Poisson noise (the square root of the mean). Without it a perfectly steady
+#: history has no variance, and no spike after it could be scored.
+FLOORS = {"orders": Floor(relative=0.1, poisson=True), "revenue": Floor(relative=0.1)}
+MEASURES = tuple(FLOORS)
+
+
+@dataclass
+class Scores:
+    """A tick's anomalies: alerts in the alert span, the newest z-score per channel and
+    measure, and how many channel-hours were walked (bounded by the window)."""
+
+    alerts: list[dict[str, Any]] = field(default_factory=list)
+    latest: dict[tuple[str, str], float] = field(default_factory=dict)
+    hours_walked: int = 0
 
 
 @lru_cache(maxsize=65536)
@@ -179,54 +245,95 @@ def hour_start(hour: str) -> int:
     return int(datetime.strptime(hour, "%Y-%m-%dT%H").replace(tzinfo=UTC).timestamp() * 1000)
 
 
-def noise_floor(mean: float, measure: str) -> float:
-    """The least standard deviation assumed: 10% of the mean, and for order counts
-    Poisson noise (the square root of the mean). Without it a perfectly steady history
-    has no variance, and no spike after it could be scored."""
-    floor = 0.1 * abs(mean)
-    if measure == "orders":
-        floor = max(floor, math.sqrt(abs(mean)))
-    return floor
+def hour_point(values: Iterable[Mapping[str, Any]], rules: Rules) -> tuple[float, float]:
+    """Orders (not cancelled) and revenue in dollars (revenue statuses) of one hour."""
+    orders = revenue = 0.0
+    for value in values:
+        for status, (count, cents, _units) in value.get("s", {}).items():
+            if status != "cancelled":
+                orders += count
+            if status in rules.revenue_statuses:
+                revenue += cents / 100
+    return orders, revenue
 
 
 def anomalies(
-    series: Mapping[str, Mapping[str, Mapping[str, float]]],
+    index: AggregateIndex,
+    rules: Rules,
     closed_before_ms: int,
     detector: Detector,
-) -> tuple[list[dict[str, Any]], dict[tuple[str, str], float]]:
-    """Alerts for every anomalous closed hour, and the newest z-score per channel/measure."""
-    alerts: list[dict[str, Any]] = []
-    latest: dict[tuple[str, str], float] = {}
-    for channel, points in sorted(series.items()):
-        if not points:
+    channels: Iterable[str] | None = None,
+) -> Scores:
+    """Alerts for anomalous closed hours of the alert span, and the newest z-scores, of
+    ``channels`` (default: every channel)."""
+    scores = Scores()
+    window_start = closed_before_ms - detector.window_hours * HOUR_MS
+    alert_from = closed_before_ms - detector.alert_hours * HOUR_MS
+    for channel in sorted(index.hourly_by_channel if channels is None else channels):
+        hours, first = index.hourly_by_channel.get(channel), index.first_hour(channel)
+        if hours is None or first is None:
             continue
-        first = hour_start(min(points))
-        hours = range(first, closed_before_ms, HOUR_MS)
-        for measure in ("orders", "revenue"):
-            mean = var = 0.0
-            for seen, start in enumerate(hours):
-                label = hour_of(start)
-                x = points.get(label, {}).get(measure, 0.0)
-                if seen == 0:
-                    mean = x
-                    continue
-                sd = max(math.sqrt(var), noise_floor(mean, measure))
-                z = (x - mean) / sd if sd > 0 else 0.0
-                latest[(channel, measure)] = z
-                if seen >= detector.warmup and abs(z) > detector.z:
-                    kind = f"{measure}_{'spike' if z > 0 else 'drop'}"
-                    alerts.append(
-                        {
-                            "id": f"{kind}:{channel}:{label}",
-                            "kind": kind,
-                            "channel": channel,
-                            "hour": label,
-                            "value": round(x, 2),
-                            "expected": round(mean, 2),
-                            "zscore": round(z, 2),
-                        }
-                    )
-                diff = x - mean
-                mean += detector.alpha * diff
-                var = (1 - detector.alpha) * (var + detector.alpha * diff * diff)
-    return alerts, latest
+        walk = range(max(hour_start(first), window_start), closed_before_ms, HOUR_MS)
+        labels = [hour_of(start) for start in walk]
+        points = [hour_point(hours.get(label, {}).values(), rules) for label in labels]
+        scores.hours_walked += len(labels)
+        for m, measure in enumerate(MEASURES):
+            state = EMPTY
+            for seen, (start, label, point) in enumerate(zip(walk, labels, points, strict=True)):
+                x = point[m]
+                if seen > 0:
+                    z = ewma_zscore(state, x, FLOORS[measure])
+                    scores.latest[(channel, measure)] = z
+                    if (
+                        seen >= detector.warmup
+                        and start >= alert_from
+                        and is_anomalous(z, detector.z)
+                    ):
+                        scores.alerts.append(
+                            _alert(measure, direction(z), channel, label, x, state[1], z)
+                        )
+                state = ewma_update(state, x, detector.alpha)
+    return scores
+
+
+@dataclass
+class Rescoring:
+    """Which channels a tick must score again. A channel's scores depend only on its
+    closed hours in the window: they stay as they are until an hour closes (the window
+    moves: every channel) or a closed hour of that channel is revised. So most ticks
+    score nothing, and the window is walked about once an hour."""
+
+    closed_before_ms: int | None = None
+    #: channel -> earliest hour touched since the last scoring
+    touched: dict[str, str] = field(default_factory=dict)
+
+    def channels(
+        self, touched: Mapping[str, str], closed_before_ms: int, known: Iterable[str]
+    ) -> list[str]:
+        for channel, hour in touched.items():
+            if channel not in self.touched or hour < self.touched[channel]:
+                self.touched[channel] = hour
+        if closed_before_ms != self.closed_before_ms:
+            return sorted(known)
+        closed = [c for c, hour in self.touched.items() if hour_start(hour) < closed_before_ms]
+        return sorted(set(closed) & set(known))
+
+    def done(self, closed_before_ms: int) -> None:
+        """The channels returned were scored and their alerts sent."""
+        self.closed_before_ms = closed_before_ms
+        self.touched.clear()
+
+
+def _alert(
+    measure: str, way: str, channel: str, hour: str, x: float, mean: float, z: float
+) -> dict[str, Any]:
+    kind = f"{measure}_{way}"
+    return {
+        "id": f"{kind}:{channel}:{hour}",
+        "kind": kind,
+        "channel": channel,
+        "hour": hour,
+        "value": round(x, 2),
+        "expected": round(mean, 2),
+        "zscore": round(z, 2),
+    }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from streams.orders.logic import DAY_MS, Rules
@@ -21,6 +21,9 @@ class OrdersSettings(BaseSettings):
     )
     retention_days: int = Field(
         45, ge=1, description="event-time horizon: older orders are dead-lettered as late"
+    )
+    history_days: int = Field(
+        60, ge=2, description="days of figures the tables and views keep (> retention_days)"
     )
     idle_close_seconds: int = Field(
         900, ge=1, description="wall-clock quiet after a day's end that also closes it"
@@ -53,8 +56,16 @@ class OrdersSettings(BaseSettings):
             price_tolerance=self.price_tolerance_pct / 100,
             revenue_statuses=frozenset(s.strip() for s in self.revenue_statuses.split(",")),
             max_future_ms=self.max_future_seconds * 1000,
+            history_ms=self.history_days * DAY_MS,
             partitions=self.partitions,
         )
+
+    @model_validator(mode="after")
+    def _history_covers_retention(self) -> OrdersSettings:
+        # A late order within retention revises its day: the day's figures must exist.
+        if self.history_days <= self.retention_days:
+            raise ValueError("ORDERS_HISTORY_DAYS must be greater than ORDERS_RETENTION_DAYS")
+        return self
 
     def known_channels(self) -> frozenset[str]:
         return frozenset(c.strip() for c in self.channels.split(",") if c.strip())

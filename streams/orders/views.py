@@ -1,48 +1,50 @@
 """Web views of the orders pipeline: thin handlers over analytics.py.
 
 Every view reads the worker's mirror, which holds every partition, so any worker
-answers for all of them. Query parameters are checked; a bad one is a 400 that names
-it.
+answers for all of them; until the mirror has caught up with the topics (the pipeline's
+``ready``), a view answers 503 with ``Retry-After`` rather than partial figures. A bad
+query parameter is a 400 that names it (streams/common/web.py has the error shape).
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Mapping
-from typing import Any
+from prometheus_client import CollectorRegistry
 
-from streams.common.query import BadRequest, choice, integer, json_page
+from streams.common.query import Query, choice, integer, iso_date, text
+from streams.common.web import Views, route_latency
 from streams.orders import analytics
-from streams.orders.topology import AGGREGATES, ALERTS, REPORTS, OrdersPipeline
+from streams.orders.metrics import PREFIX
+from streams.orders.pipeline import AGGREGATES, ALERTS, REPORTS, OrdersPipeline
 
-DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-
-
-def _date(query: Mapping[str, str], name: str) -> str | None:
-    value = query.get(name)
-    if value is not None and not DATE.match(value):
-        raise BadRequest(f"{name} must be a date like 2025-08-01, got {value!r}")
-    return value
+# As models.Channel and models.Region: any other value would match no order.
+CHANNEL = r"[a-z][a-z0-9_-]*"
+REGION = r"[A-Z0-9]+"
 
 
-def register_views(pipeline: OrdersPipeline) -> None:
+def _day(query: Query, name: str) -> str | None:
+    # Days are compared as the ISO strings the aggregates are keyed by.
+    day = iso_date(query, name)
+    return None if day is None else day.isoformat()
+
+
+def register_views(pipeline: OrdersPipeline, registry: CollectorRegistry | None = None) -> None:
+    """Declare the views; ``registry`` (the app's) gets their latency histogram."""
     app, rules, index = pipeline.app, pipeline.rules, pipeline.index
+    latency = None if registry is None else route_latency(registry, PREFIX)
+    views = Views(app, latency, ready=pipeline.ready)
 
-    def page(path: str, answer: Callable[[Mapping[str, str]], Any]) -> None:
-        json_page(app, path, answer)
-
-    page(
+    views.page(
         "/orders/revenue/daily",
         lambda q: analytics.revenue_daily(
             index.by_kind["daily"],
             rules,
-            date_from=_date(q, "from"),
-            date_to=_date(q, "to"),
-            channel=q.get("channel"),
-            region=q.get("region"),
+            date_from=_day(q, "from"),
+            date_to=_day(q, "to"),
+            channel=text(q, "channel", CHANNEL, 32),
+            region=text(q, "region", REGION, 3),
         ),
     )
-    page(
+    views.page(
         "/orders/products/top",
         lambda q: analytics.top_products(
             index.by_kind["product"],
@@ -50,15 +52,15 @@ def register_views(pipeline: OrdersPipeline) -> None:
             rules,
             by=choice(q, "by", ("revenue", "units")),
             limit=integer(q, "limit", 10, 1, 1000),
-            date_from=_date(q, "from"),
-            date_to=_date(q, "to"),
+            date_from=_day(q, "from"),
+            date_to=_day(q, "to"),
         ),
     )
-    page(
+    views.page(
         "/orders/customers",
         lambda q: analytics.customer_patterns(index.by_kind["customers"].values()),
     )
-    page(
+    views.page(
         "/orders/inventory",
         lambda q: analytics.inventory_status(
             pipeline.inventory(),
@@ -67,23 +69,23 @@ def register_views(pipeline: OrdersPipeline) -> None:
             pipeline.settings.low_stock_threshold,
         ),
     )
-    page("/orders/quality", lambda q: analytics.data_quality(index.by_kind["clock"].values()))
-    page(
+    views.page("/orders/quality", lambda q: analytics.data_quality(index.by_kind["clock"].values()))
+    views.page(
         "/orders/alerts",
         lambda q: sorted(
             pipeline.mirror.data[ALERTS].values(), key=lambda a: a["id"], reverse=True
         )[: integer(q, "limit", 100, 1, 10_000)],
     )
-    page(
-        "/orders/reports/daily",
-        lambda q: [
-            report
-            for report in sorted(pipeline.mirror.data[REPORTS].values(), key=lambda r: r["id"])
-            if q.get("date") in (None, report["date"])
-        ],
-    )
 
-    # For operators and the recovery tests: this worker's own table partitions, read
-    # from its local store (RocksDB), not from the mirror.
+    def reports(q: Query) -> list[dict[str, object]]:
+        day = _day(q, "date")
+        ordered = sorted(pipeline.mirror.data[REPORTS].values(), key=lambda r: r["id"])
+        return [report for report in ordered if day in (None, report["date"])]
+
+    views.page("/orders/reports/daily", reports)
+
+    # For operators and the recovery tests: this worker's own table partitions as its
+    # local store (RocksDB) holds them right now, recovered or not; the mirror's
+    # readiness says nothing about them.
     local = pipeline.tables[AGGREGATES]
-    page("/orders/_local/aggregates", lambda q: dict(local.items()))
+    views.page("/orders/_local/aggregates", lambda q: dict(local.items()), needs_ready=False)

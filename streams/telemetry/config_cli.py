@@ -37,7 +37,7 @@ import aiokafka.errors as kafka_errors
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from pydantic import ValidationError
 
-from streams.common.end_offsets import end_offset_correction
+from streams.common.faust_fixes import end_offset_correction
 from streams.common.mirror import text_or_json_key
 from streams.common.topics import TopicMismatch, TopicSpec, declare_topics
 from streams.telemetry.config import (

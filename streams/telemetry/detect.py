@@ -14,13 +14,24 @@ Both compare against the history *before* the window, floor the deviation at
 or slowly wandering series would otherwise flag every wobble), and stay
 silent until ``min_windows`` windows of history exist. Every window updates the
 history, anomalous or not, so a lasting change of level becomes the new normal.
+The arithmetic is the shared detector's (streams/common/detector.py), the orders
+reporter's too.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
+from streams.common.detector import (
+    EMPTY,
+    Floor,
+    direction,
+    ewma_update,
+    ewma_zscore,
+    is_anomalous,
+    past_stats,
+    zscore,
+)
 from streams.telemetry.config import Detector, Flatline, Threshold
 from streams.telemetry.windows import Figures
 
@@ -52,6 +63,11 @@ def flatline_reason(metric: str, figures: Figures, flatline: Flatline) -> Reason
     return None
 
 
+def floor_of(detector: Detector) -> Floor:
+    """The detector's noise floor; never zero, so a z-score is always defined."""
+    return Floor(absolute=max(detector.min_std, 1e-12), relative=detector.min_relative_std)
+
+
 def statistical_reason(history: History, mean: float, detector: Detector) -> Reason | None:
     """Whether ``mean`` strays more than ``detector.z`` deviations from ``history``."""
     if detector.kind == "off":
@@ -60,23 +76,21 @@ def statistical_reason(history: History, mean: float, detector: Detector) -> Rea
         past = history.get("m", [])[-detector.history :]
         if len(past) < detector.min_windows:
             return None
-        centre = math.fsum(past) / len(past)
-        spread = math.sqrt(math.fsum((x - centre) ** 2 for x in past) / len(past))
+        centre, spread = past_stats(past)
+        z = zscore(mean, centre, spread, floor_of(detector))
     else:
-        n, centre, variance = history.get("e", (0, 0.0, 0.0))
+        n, centre, variance = history.get("e", EMPTY)
         if n < detector.min_windows:
             return None
-        spread = math.sqrt(variance)
-    floor = max(detector.min_std, detector.min_relative_std * abs(centre), 1e-12)
-    z = (mean - centre) / max(spread, floor)
-    if abs(z) <= detector.z:
+        z = ewma_zscore((n, centre, variance), mean, floor_of(detector))
+    if not is_anomalous(z, detector.z):
         return None
     return {
         "kind": detector.kind,
         "z": round(z, 3),
         "mean": mean,
         "expected": round(centre, 6),
-        "direction": "spike" if z > 0 else "drop",
+        "direction": direction(z),
     }
 
 
@@ -87,15 +101,8 @@ def updated_history(history: History, mean: float, detector: Detector) -> Histor
     the z-score detector is in use, so switching to it starts a new warm-up.
     """
     means = [*history.get("m", []), mean][-detector.history :] if detector.kind == "zscore" else []
-    n, centre, variance = history.get("e", (0, 0.0, 0.0))
-    if n == 0:
-        centre, variance = mean, 0.0
-    else:
-        diff = mean - centre
-        step = detector.alpha * diff
-        centre += step
-        variance = (1 - detector.alpha) * (variance + diff * step)
-    updated: History = {"e": [n + 1, centre, variance]}
+    n, centre, variance = history.get("e", EMPTY)
+    updated: History = {"e": list(ewma_update((n, centre, variance), mean, detector.alpha))}
     if means:
         updated["m"] = means
     return updated

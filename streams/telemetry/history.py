@@ -5,7 +5,8 @@ Stored under ``h|<device>`` as ``{"s": [series], "e": [[n...], [mean...], [varia
 the z-score detector is in use, its last window means (detect.py defines both). A
 window's figures (columns.py) are checked in a few vector operations; only the series a
 rule may have flagged go through the rules of detect.py, one at a time, which write
-the reasons. The vector test is the same arithmetic as the rules, so the two agree
+the reasons. The EWMA's column form is the shared detector's (streams/common/detector.py),
+bit-identical to the form the rules use, so the two agree
 (tests/unit/test_telemetry_columns.py compares them on random windows).
 """
 
@@ -17,9 +18,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from streams.common.detector import ewma_update_columns, ewma_zscores, is_anomalous
 from streams.telemetry.columns import Floats, SeriesFigures
 from streams.telemetry.config import Detector, TelemetryConfig, Threshold
-from streams.telemetry.detect import History, updated_history
+from streams.telemetry.detect import History, floor_of, updated_history
 
 Positions = npt.NDArray[np.intp]
 FIGURE_ROWS = {"min": 0, "max": 1, "mean": 2, "p95": 3}
@@ -94,16 +96,16 @@ class SeriesHistory:
 
     def update(self, positions: Positions, means: Floats, detector: Detector) -> None:
         """Add one window mean per series: detect.updated_history, on whole columns."""
-        n, centre = self.count[positions], self.centre[positions]
-        variance = self.variance[positions]
-        diff = means - centre
-        step = detector.alpha * diff
-        first = n == 0
-        self.centre[positions] = np.where(first, means, centre + step)
-        self.variance[positions] = np.where(
-            first, 0.0, (1 - detector.alpha) * (variance + diff * step)
+        n, centre, variance = ewma_update_columns(
+            self.count[positions],
+            self.centre[positions],
+            self.variance[positions],
+            means,
+            detector.alpha,
         )
-        self.count[positions] = n + 1
+        self.count[positions] = n
+        self.centre[positions] = centre
+        self.variance[positions] = variance
         if detector.kind == "zscore":
             for position, mean in zip(positions.tolist(), means.tolist(), strict=True):
                 past = {"m": self.means[position]}
@@ -163,11 +165,10 @@ def _ewma_outliers(
     means: Floats, history: SeriesHistory, positions: Positions, detector: Detector
 ) -> npt.NDArray[np.bool_]:
     """detect.statistical_reason's EWMA test on every series at once."""
-    n, centre = history.count[positions], history.centre[positions]
-    spread = np.sqrt(history.variance[positions])
-    floor = np.maximum(
-        np.maximum(detector.min_std, detector.min_relative_std * np.abs(centre)), 1e-12
+    z = ewma_zscores(
+        history.centre[positions], history.variance[positions], means, floor_of(detector)
     )
-    z = (means - centre) / np.maximum(spread, floor)
-    outliers: npt.NDArray[np.bool_] = (n >= detector.min_windows) & (np.abs(z) > detector.z)
+    outliers: npt.NDArray[np.bool_] = (history.count[positions] >= detector.min_windows) & (
+        is_anomalous(z, detector.z)
+    )
     return outliers

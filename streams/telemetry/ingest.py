@@ -22,11 +22,11 @@ from typing import Any
 import faust
 import orjson
 from aiohttp.web import Request, Response
-from faust.web import View
 from prometheus_client import CollectorRegistry
 
 from streams.common.app import make_app
 from streams.common.settings import KafkaSettings, WorkerSettings
+from streams.common.web import JsonView
 from streams.telemetry.backpressure import InflightGate, LagMonitor
 from streams.telemetry.ingest_parse import (
     Accepted,
@@ -90,7 +90,8 @@ def build_ingest_app(
     gate = InflightGate(settings.max_inflight_readings, metrics.inflight)
     ingest = Ingest(app, topic, settings, metrics, gate, monitor, partitions)
 
-    class TelemetryView(View):
+    # JsonView: another method (GET) is a JSON 405 like every other refusal here.
+    class TelemetryView(JsonView):
         async def post(self, request: Any, **kwargs: Any) -> Response:
             return await ingest.handle(request)
 

@@ -17,8 +17,7 @@ from prometheus_client import CollectorRegistry
 from streams.common.app import make_app
 from streams.common.settings import KafkaSettings, WorkerSettings
 from streams.telemetry.settings import IngestSettings, TelemetrySettings
-
-APP_ID = "telemetry"
+from streams.telemetry.topology import APP_ID
 
 
 def build_worker_app(
@@ -36,7 +35,7 @@ def build_worker_app(
     registry = CollectorRegistry()
     app = make_app(APP_ID, kafka, worker, registry, partitions=settings.partitions)
     pipeline = register(app, settings, WorkerMetrics.create(registry), kafka.bootstrap)
-    register_views(pipeline)
+    register_views(pipeline, registry)
     return app
 
 
@@ -58,11 +57,10 @@ def build_ingest(
 
 def declare(kafka: KafkaSettings, settings: TelemetrySettings) -> None:
     """Create the pipeline's topics before any Kafka client can create them by default."""
-    from streams.common.topics import declare_topics
+    from streams.common.topics import declare
     from streams.telemetry.topology import topic_specs
 
-    specs = topic_specs(settings.partitions)
-    asyncio.run(declare_topics(kafka.bootstrap, specs, replication_factor=kafka.replication_factor))
+    declare(kafka.bootstrap, topic_specs(settings.partitions), kafka.replication_factor)
 
 
 def main() -> None:

@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 PREFIX = "streams_telemetry"
 ALERT_KINDS = ("threshold", "zscore", "ewma", "flatline", "silent")
-DEAD_LETTER_REASONS = ("invalid", "late", "future_timestamp")
+DEAD_LETTER_REASONS = ("invalid", "late", "future_timestamp", "processing_error")
 #: The periodic and background work that runs guarded (streams/common/background.py).
 TASKS = ("close_quiet_devices", "export_busiest_devices", "mirror")
 CLOSE_TRIGGERS = ("event_time", "idle")
@@ -41,6 +41,8 @@ class WorkerMetrics:
     batch_readings: Histogram
     batch_failures: Counter
     task_failures: Counter
+    devices_expired: Counter
+    devices: Gauge
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> WorkerMetrics:
@@ -110,6 +112,14 @@ class WorkerMetrics:
                 "Timer and background task runs that failed (logged; tried again next tick)",
                 ["task"],
                 registry=registry,
+            ),
+            devices_expired=Counter(
+                _name("devices_expired"),
+                "Quiet devices forgotten after TELEMETRY_DEVICE_EXPIRY_SECONDS, state deleted",
+                registry=registry,
+            ),
+            devices=Gauge(
+                _name("devices"), "Devices whose state this worker holds", registry=registry
             ),
         )
         for task in TASKS:

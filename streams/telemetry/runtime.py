@@ -6,6 +6,10 @@ is also advanced by wall-clock time since its last reading was processed, the wa
 streaming engine treats an idle source. This applies only to partitions whose records
 have all been read: while a backlog is being read, devices are not quiet, they are
 waiting their turn, and closing their windows then would turn their readings late.
+
+Bounded state: the same clock, in the same partitions, forgets a device quiet for
+``device_expiry_seconds`` once nothing of it is left to emit (state.py's ``expire``),
+so a fleet that churns device ids does not grow memory and the table for ever.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from pydantic import ValidationError
 
 from streams.common.background import guarded_timer
 from streams.common.mirror import TopicMirror
-from streams.common.table_io import RocksPartition
+from streams.common.table_io import RocksPartition, write_all
 from streams.telemetry.config import CONFIG_TOPIC as CONFIG
 from streams.telemetry.config import TelemetryConfig, describe_changes
 from streams.telemetry.metrics import WorkerMetrics
@@ -38,6 +42,9 @@ READINGS = "telemetry.readings"
 #: A close timer this many intervals late means the process was paused.
 PAUSED_TICKS = 4
 ALERTS_TOPIC = "telemetry.alerts"
+#: Devices forgotten per tick at most: a fleet expiring at once costs many short ticks
+#: (each a few thousand tombstones), never one that stalls the event loop.
+EXPIRE_PER_TICK = 1000
 
 
 @dataclass
@@ -186,11 +193,13 @@ async def close_idle(pipeline: TelemetryPipeline, emit: Emit) -> None:
     app, config = pipeline.app, pipeline.config
     assigned = [tp.partition for tp in app.assignor.assigned_actives() if tp.topic == READINGS]
     now = time.time()
+    generation = app.rebalancing_count
     clocks: dict[int, dict[str, float]] = {}
-    open_windows = 0
+    open_windows = devices_held = 0
     for partition in assigned:
         runtime = pipeline.runtime(partition)
         metas = runtime.windows.metas
+        devices_held += len(metas)
         open_windows += sum(len(meta["open"]) for meta in metas.values())
         if not pipeline.caught_up(partition, runtime):
             continue
@@ -200,22 +209,60 @@ async def close_idle(pipeline: TelemetryPipeline, emit: Emit) -> None:
             if meta["max"] is not None
         }
     pipeline.metrics.open_windows.set(open_windows)
+    pipeline.metrics.devices.set(devices_held)
     sealed = False
     for partition, devices in clocks.items():
         windows = pipeline.runtime(partition).windows
         for device, clock in devices.items():
             sealed = windows.seal(device, clock, config) or sealed
     if sealed:
-        for partition in clocks:
-            await pipeline.runtime(partition).io.write(app.producer)
+        await write_all([pipeline.runtime(p).io for p in clocks], app.producer)
     closed = Closed()
     for partition, devices in clocks.items():
         windows = pipeline.runtime(partition).windows
         for device, clock in devices.items():
             windows.close(device, clock, config, "idle", closed)
             windows.silence(device, clock, config, closed)
-    if not (closed.windows or closed.alerts):
-        return
-    await emit(pipeline, closed)
-    for partition in clocks:
-        await pipeline.runtime(partition).io.write(app.producer)
+    if closed.windows or closed.alerts:
+        await emit(pipeline, closed)
+        await write_all([pipeline.runtime(p).io for p in clocks], app.producer)
+    # Only once what they had to emit is acknowledged and recorded.
+    await expire_quiet(pipeline, clocks, generation)
+
+
+async def expire_quiet(
+    pipeline: TelemetryPipeline,
+    clocks: dict[int, dict[str, float]],
+    generation: int,
+    limit: int = EXPIRE_PER_TICK,
+) -> int:
+    """Forget at most ``limit`` devices quiet for ``device_expiry_seconds`` at their
+    ``clocks``, read in rebalance ``generation`` (per partition still caught up), their
+    tombstones acknowledged; how many."""
+    app = pipeline.app
+    if app.rebalancing or app.rebalancing_count != generation:
+        # The sends above let a rebalance begin: a partition may be another worker's now,
+        # and a tombstone written here would erase the state it has.
+        return 0
+    expiry_ms = pipeline.settings.device_expiry_seconds * 1000
+    touched = []
+    expired = 0
+    for partition, devices in clocks.items():
+        runtime = pipeline.partitions.get(partition)
+        if expired >= limit or runtime is None or not pipeline.caught_up(partition, runtime):
+            continue
+        gone = runtime.windows.expire_quiet(devices, expiry_ms, pipeline.config, limit - expired)
+        for device in gone:
+            runtime.last_wall.pop(device, None)
+        if gone:
+            expired += len(gone)
+            touched.append(runtime.io)
+    if touched:
+        await write_all(touched, app.producer)
+        pipeline.metrics.devices_expired.inc(expired)
+        log.info(
+            "telemetry: devices expired: %d (quiet for %d s, nothing left to emit)",
+            expired,
+            pipeline.settings.device_expiry_seconds,
+        )
+    return expired

@@ -38,6 +38,17 @@ class TelemetrySettings(BaseSettings):
     recent_windows: int = Field(5, ge=1, description="closed windows kept per key for views")
     alerts_kept: int = Field(1000, ge=1, description="recent alerts each worker serves")
     top_devices: int = Field(10, ge=0, description="busiest devices exported as metrics")
+    device_expiry_seconds: int = Field(
+        7 * 86_400,
+        ge=1,
+        description=(
+            "a device that sent nothing for this long (wall-clock time since its last "
+            "reading was processed, or since its partition was loaded), with every window "
+            "closed and its silent alert raised, is forgotten: its state is deleted from "
+            "memory and the table (and changelog), its view answers 404, and if it sends "
+            "again it starts afresh, its detector warming up again"
+        ),
+    )
 
     def initial_config(self) -> TelemetryConfig:
         return TelemetryConfig(window_seconds=self.window_seconds, grace_seconds=self.grace_seconds)

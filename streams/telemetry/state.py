@@ -11,7 +11,9 @@ Keys of the ``device-windows`` table (all JSON, all in the partition of their de
   usually the records' values exactly as received (never encoded again);
 - ``h|<device>``  per series: the detector's history;
 - ``w|<device>|<start>``  the last few closed windows as emitted (for the device view);
-  their starts are listed in the meta's ``recent``.
+  their starts are listed in the meta's ``recent``;
+- ``p|floor``  the highest ``_o`` of any device forgotten after it expired (one key per
+  partition; absent until a device expires).
 
 A batch appends one chunk per window it touched instead of rewriting the window, so a
 window costs its readings once in the changelog, whatever its size. Chunks are written
@@ -24,13 +26,18 @@ Closing a window reads its chunks, emits one record with the figures of each of 
 series (interface and metric; and an alert per series that broke a rule), and only then
 advances ``closed`` and deletes the chunks: a crash in between emits the same window
 again with the same id and the same figures, never different ones.
+
+A device quiet for long enough, with nothing left to emit, is forgotten (``expire``):
+its keys get tombstones, so the changelog forgets it too, and it starts afresh if it
+sends again. Its ``_o`` goes with its meta; the partition's floor keeps what it proved.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any, Protocol
 
 import orjson
@@ -72,6 +79,10 @@ def chunk_key(device: str, start: int, n: int) -> str:
     return f"c|{device}|{start}|{n}"
 
 
+#: The partition's own key, outside every device's prefixes (``m|`` ``h|`` ``w|`` ``c|``).
+FLOOR_KEY = "p|floor"
+
+
 def new_meta() -> Meta:
     return {"_o": -1, "max": None, "closed": 0, "open": {}}
 
@@ -94,6 +105,19 @@ def sealed_until(meta: Meta, grace: int) -> int:
             if end + grace <= newest and end > cutoff:
                 cutoff = end
     return int(cutoff)
+
+
+def expiry_due(meta: Meta, clock: float, expiry_ms: int, config: TelemetryConfig) -> bool:
+    """Whether a device may be forgotten: quiet for ``expiry_ms`` on its own clock (as
+    for ``silence``), and nothing of it left to emit: no open window, and its ``silent``
+    alert raised when one is due (forgetting it first would lose the alert)."""
+    last = meta["max"]
+    if last is None or meta["open"]:
+        return False
+    quiet = clock - last
+    if quiet < expiry_ms:
+        return False
+    return quiet < config.silent_after_seconds * 1000 or bool(meta.get("silent") == last)
 
 
 @dataclass
@@ -122,6 +146,8 @@ class PartitionWindows:
         self.store = store
         self.metas = metas
         self.recent = recent
+        floor = store.get(FLOOR_KEY)
+        self.floor: int = -1 if floor is None else int(floor)
         # Per (device, window): the groups of readings this batch added (a chunk).
         self._groups: dict[tuple[str, int], list[Any]] = defaultdict(list)
         self._touched: dict[str, None] = {}
@@ -141,6 +167,11 @@ class PartitionWindows:
         """
         meta = self.metas.get(device)
         if meta is None:
+            if offset <= self.floor:
+                # A partition is applied in offset order and the floor is an offset an
+                # expired device had applied: this record was applied before, and its
+                # device forgotten since (``expire``). It is not a new device.
+                return Applied(replayed=True)
             meta = self.metas[device] = new_meta()
         if meta["_o"] >= offset:
             return Applied(replayed=True)
@@ -296,6 +327,48 @@ class PartitionWindows:
         )
         meta["silent"] = last
         self.store[meta_key(device)] = meta
+
+    def expire_quiet(
+        self, clocks: Mapping[str, float], expiry_ms: int, config: TelemetryConfig, limit: int
+    ) -> list[str]:
+        """Forget at most ``limit`` devices due to expire at their clocks; those forgotten."""
+        due = (
+            device
+            for device, clock in clocks.items()
+            if (meta := self.metas.get(device)) is not None
+            and expiry_due(meta, clock, expiry_ms, config)
+        )
+        return self.expire(list(islice(due, limit)))
+
+    def expire(self, devices: Iterable[str]) -> list[str]:
+        """Forget ``devices``: tombstones for their meta, history and recent windows (an
+        expired device has no open window, so no chunk), after the floor that keeps their
+        records from counting again; those forgotten.
+
+        A device's ``_o`` skips its records if they are delivered again. They no longer
+        can be in the ordinary course: a device expires days after its last record, from
+        a partition read to its end, long since committed past it. Only a rewind could
+        bring them back (offsets reset by hand; with a short expiry, a crash before the
+        offset commit), and without ``_o`` they would open windows again. Every record
+        of the partition up to the highest ``_o`` forgotten was applied already, so the
+        floor skips any of them for a device with no meta, at the cost of one key per
+        partition. It is written before the tombstones, and the changelog keeps their
+        order: a restore never has a device forgotten without its floor.
+        """
+        gone = [device for device in dict.fromkeys(devices) if device in self.metas]
+        if not gone:
+            return []
+        floor = max(int(self.metas[device]["_o"]) for device in gone)
+        if floor > self.floor:
+            self.floor = floor
+            self.store[FLOOR_KEY] = floor
+        for device in gone:
+            meta = self.metas.pop(device)
+            for start in meta.get("recent", []):
+                del self.store[recent_key(device, start)]
+            del self.store[history_key(device)]
+            del self.store[meta_key(device)]
+        return gone
 
 
 def _window_record(

@@ -2,21 +2,23 @@
 
 ``/telemetry/alerts`` and ``/telemetry/config`` come from topics every worker mirrors,
 so any worker answers. A device's windows live with the worker that owns the device's
-partition: another worker forwards the request there (Faust's router, by the key of
-``telemetry.readings``), so any worker answers that too.
+partition: another worker forwards the request there (by the key of
+``telemetry.readings``, streams/common/web.py), so any worker answers that too. Until
+the worker's mirror has caught up (the pipeline's ``ready``), views answer 503 with
+``Retry-After`` rather than a seed configuration or a partial list of alerts.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
-from faust.exceptions import SameNode
-from faust.web.exceptions import ServiceUnavailable
+from prometheus_client import CollectorRegistry
 
-from streams.common.query import integer, json_page
+from streams.common.query import Query, integer, names, text
+from streams.common.web import NotFound, Views, route_latency
 from streams.telemetry.columns import SeriesFigures
-from streams.telemetry.models import iso_ms
+from streams.telemetry.metrics import ALERT_KINDS, PREFIX
+from streams.telemetry.models import NAME, iso_ms
 from streams.telemetry.runtime import READINGS, TelemetryPipeline
 from streams.telemetry.state import chunk_key, open_windows, recent_key
 from streams.telemetry.windows import series_values
@@ -54,12 +56,15 @@ def device_windows(pipeline: TelemetryPipeline, device: str) -> dict[str, Any] |
     }
 
 
-def recent_alerts(pipeline: TelemetryPipeline, query: Mapping[str, str]) -> list[dict[str, Any]]:
+def recent_alerts(pipeline: TelemetryPipeline, query: Query) -> list[dict[str, Any]]:
     limit = integer(query, "limit", 100, 1, pipeline.settings.alerts_kept)
-    device, kind = query.get("device_id"), query.get("kind")
+    device = text(query, "device_id", NAME, 128)
+    kinds = set(names(query, "kind", ALERT_KINDS))
     found = []
     for alert in pipeline.recent_alerts:
-        if device not in (None, alert.get("device_id")) or kind not in (None, *alert["kinds"]):
+        if device not in (None, alert.get("device_id")):
+            continue
+        if kinds and kinds.isdisjoint(alert["kinds"]):
             continue
         found.append(alert)
         if len(found) == limit:
@@ -67,22 +72,23 @@ def recent_alerts(pipeline: TelemetryPipeline, query: Mapping[str, str]) -> list
     return found
 
 
-def register_views(pipeline: TelemetryPipeline) -> None:
-    app = pipeline.app
-    readings = pipeline.topics[READINGS]
+def register_views(pipeline: TelemetryPipeline, registry: CollectorRegistry | None = None) -> None:
+    """Declare the views; ``registry`` (the app's) gets their latency histogram."""
+    latency = None if registry is None else route_latency(registry, PREFIX)
+    views = Views(pipeline.app, latency, ready=pipeline.ready)
 
-    json_page(app, "/telemetry/alerts", lambda q: recent_alerts(pipeline, q))
-    json_page(app, "/telemetry/config", lambda q: pipeline.config.model_dump(mode="json"))
+    views.page("/telemetry/alerts", lambda q: recent_alerts(pipeline, q))
+    views.page("/telemetry/config", lambda q: pipeline.config.model_dump(mode="json"))
 
-    @app.page("/telemetry/devices/{device_id}/windows", name="telemetry_device_windows")
-    async def windows(view: Any, request: Any, device_id: str) -> Any:
-        try:
-            return await app.router.route_topic_req(readings, device_id.encode(), view, request)
-        except SameNode:
-            pass
-        except ServiceUnavailable:
-            return view.json({"error": "partition assignment under way; retry"}, status=503)
+    def windows(query: Query, device_id: str) -> dict[str, Any]:
         answer = device_windows(pipeline, device_id)
         if answer is None:
-            return view.json({"error": f"no readings from device {device_id!r}"}, status=404)
-        return view.json(answer)
+            raise NotFound(f"no readings from device {device_id!r}", device_id=device_id)
+        return answer
+
+    views.routed(
+        "/telemetry/devices/{device_id}/windows",
+        windows,
+        key="device_id",
+        topic=pipeline.topics[READINGS],
+    )

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
+from streams.common.web import route_latency
 from streams.orders import metrics as orders_metrics
 from streams.orders.logic import REASONS
 from streams.telemetry import metrics as telemetry_metrics
@@ -174,7 +175,10 @@ ORDERS = Pipeline(
     name="orders",
     title="Orders",
     rows=("Business", "Data quality", "Operations"),
-    jobs={"orders": series_names(ORDERS_COUNTERS, ORDERS_GAUGES, ORDERS_HISTOGRAMS)},
+    jobs={
+        "orders": series_names(ORDERS_COUNTERS, ORDERS_GAUGES, ORDERS_HISTOGRAMS)
+        | exported_series(lambda registry: route_latency(registry, orders_metrics.PREFIX))
+    },
     label_values={
         ("streams_orders_dead_letters_total", "reason"): REASONS,
         ("streams_orders_alerts_total", "kind"): orders_metrics.ALERT_KINDS,
@@ -186,7 +190,8 @@ TELEMETRY = Pipeline(
     title="Telemetry",
     rows=("Ingest", "Processing", "Windows and anomalies"),
     jobs={
-        "telemetry": exported_series(telemetry_metrics.WorkerMetrics.create),
+        "telemetry": exported_series(telemetry_metrics.WorkerMetrics.create)
+        | exported_series(lambda registry: route_latency(registry, telemetry_metrics.PREFIX)),
         "telemetry-ingest": exported_series(telemetry_metrics.IngestMetrics.create),
     },
     label_values={

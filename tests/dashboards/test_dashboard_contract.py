@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import pytest
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from streams.common.web import route_latency
 from streams.orders.logic import REASONS
 from streams.orders.metrics import ALERT_KINDS
 from streams.orders.metrics import TASKS as orders_tasks
@@ -69,6 +70,9 @@ def orders_registry(stream_time: float) -> CollectorRegistry:
         "streams_orders_batch_size", "batch", buckets=(1, 10, 100, 1000), registry=registry
     ).observe(20)
 
+    latency = route_latency(registry, "streams_orders")
+    latency.labels("/orders/revenue/daily", "GET", "200").observe(0.02)
+
     faust = FaustMetrics.create(registry, "faust")
     faust.topic_partition_end_offset.labels(topic="orders.raw", partition=0).set(120)
     faust.topic_partition_offset_commited.labels(topic="orders.raw", partition=0).set(100)
@@ -91,6 +95,8 @@ def telemetry_worker_registry() -> CollectorRegistry:
     for device in ("router-1", "switch-7"):
         metrics.busiest_devices.labels(device).set(120)
     metrics.batch_readings.observe(500)
+    latency = route_latency(registry, "streams_telemetry")
+    latency.labels("/telemetry/devices/{device_id}/windows", "GET", "200").observe(0.01)
     return registry
 
 

@@ -9,20 +9,28 @@ import pytest
 
 from producers.orders import catalog_records, inventory_records, load_catalog
 from streams.common.broker import EmbeddedBroker
+from streams.common.topics import declare
+from streams.orders.pipeline import topic_specs
 from tests.support.telemetry import TelemetryProcesses
 from tests.support.workers import Worker, produce
 
 
 @pytest.fixture
-def broker(tmp_path: Path) -> Iterator[EmbeddedBroker]:
-    """A fresh broker per test (it starts in milliseconds): no test sees another's data."""
+def broker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[EmbeddedBroker]:
+    """A fresh broker per test (it starts in milliseconds): no test sees another's data.
+
+    Every process the test starts against it (workers, ``dlq-replay``, the config CLI)
+    inherits the setting that corrects the embedded broker's end offsets.
+    """
+    monkeypatch.setenv("KAFKA_CORRECT_END_OFFSETS", "true")
     with EmbeddedBroker(log_path=tmp_path / "broker.log") as running:
         yield running
 
 
 @pytest.fixture
 def reference_data(broker: EmbeddedBroker) -> None:
-    """The bundled catalog and inventory batch."""
+    """The bundled catalog and inventory batch, in the pipeline's declared topics."""
+    declare(broker.bootstrap, topic_specs(4), replication_factor=1)
     produce(broker.bootstrap, "orders.catalog", catalog_records(load_catalog()))
     produce(broker.bootstrap, "orders.inventory", inventory_records())
 

@@ -1,4 +1,4 @@
-"""End offsets against the embedded broker, with and without streams.common.end_offsets."""
+"""End offsets against the embedded broker, with and without the end-offset correction."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.consumer.fetcher import Fetcher
 from aiokafka.structs import TopicPartition
 
-from streams.common import end_offsets as eo
 from streams.common.broker import EmbeddedBroker
+from streams.common.faust_fixes import Fix, counts
+from streams.common.faust_fixes import end_offsets as eo
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
@@ -96,7 +97,10 @@ async def test_corrected_end_offset_is_exact(bootstrap: str) -> None:
                 many[3]: 0,
             }
             with eo.end_offset_correction():
+                before = counts()[Fix.END_OFFSETS_CORRECTED]
                 assert await early.end_offsets([one, *many]) == expected
+                # one, many[0] and many[1] were listed short.
+                assert counts()[Fix.END_OFFSETS_CORRECTED] == before + 3
         finally:
             await early.stop()
 
@@ -119,6 +123,7 @@ async def test_failed_check_keeps_listed_offsets(
     tp = TopicPartition("fallback", 0)
     # Tansu answers a Fetch with max_wait_ms=0 with no partitions at all.
     monkeypatch.setattr(eo, "FETCH_MAX_WAIT_MS", 0)
+    before = counts()[Fix.END_OFFSETS_CORRECTED]
     with eo.end_offset_correction(), caplog.at_level(logging.WARNING, logger=eo.__name__):
         consumer = await started_consumer(bootstrap)
         try:
@@ -126,6 +131,30 @@ async def test_failed_check_keeps_listed_offsets(
         finally:
             await consumer.stop()
     assert "missing from node" in caplog.text
+    assert counts()[Fix.END_OFFSETS_CORRECTED] == before
+
+
+async def test_a_failed_check_is_counted_and_keeps_listed_offsets(
+    bootstrap: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When the Fetch check raises, end_offsets returns what the broker listed and
+    streams_faust_fix_end_offset_checks_failed_total counts it."""
+    await create_topic(bootstrap, "check-fails", 1)
+    await produce_batches(bootstrap, "check-fails", {0: [10]})
+    tp = TopicPartition("check-fails", 0)
+
+    async def unreachable(*args: object) -> dict[TopicPartition, int]:
+        raise ConnectionError("leader unreachable")
+
+    monkeypatch.setattr(eo, "fetch_watermarks", unreachable)
+    before = counts()[Fix.END_OFFSET_CHECKS_FAILED]
+    with eo.end_offset_correction():
+        consumer = await started_consumer(bootstrap)
+        try:
+            assert await consumer.end_offsets([tp]) == {tp: 1}
+        finally:
+            await consumer.stop()
+    assert counts()[Fix.END_OFFSET_CHECKS_FAILED] == before + 1
 
 
 def test_install_is_idempotent_and_reversible() -> None:

@@ -135,7 +135,12 @@ def test_bad_records_become_dead_letters_and_replay_after_a_fix(
         assert letter.headers[SOURCE_TOPIC] == "orders.raw"
         assert letter.headers[SOURCE_OFFSET].isdigit()
     assert worker.alive()
-    assert worker.metric('streams_orders_dead_letters_total{reason="unknown_product"}') == 1
+    # A batch's metrics move once all of it is done (its tables written too).
+    wait_until(
+        lambda: worker.metric('streams_orders_dead_letters_total{reason="unknown_product"}') == 1,
+        timeout=30,
+        what="the dead letter counted",
+    )
     quality = wait_until(
         lambda: (q := worker.get("/orders/quality"))["received"] == len(bad) + 1 and q,
         timeout=30,

@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-import urllib.request
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
-import boto3
 import orjson
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pytest
-from moto.server import ThreadedMotoServer
 from prometheus_client import CollectorRegistry
 
-from streams.common.parquet import PartitionedParquetWriter, open_filesystem
+from streams.common.parquet import PartitionedParquetWriter
+from streams.common.storage import open_filesystem
 from streams.orders.lake import ENRICHED_SCHEMA, Lake, LakeMetrics, partition_of, to_row
+from tests.integration.s3_server import empty_bucket, moto_server, s3
+from tests.integration.s3_server import keys as bucket_keys
 from tests.support.lake_rows import SCHEMA, by_date, rows
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
@@ -27,35 +27,18 @@ URI = f"s3://{BUCKET}/enriched"
 
 @pytest.fixture(scope="module")
 def moto_endpoint() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
+    with moto_server() as endpoint:
+        yield endpoint
 
 
 @pytest.fixture
 def endpoint(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
     """An empty S3 server with one bucket, and dummy credentials in the environment."""
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    reset = urllib.request.Request(f"{moto_endpoint}/moto-api/reset", method="POST")
-    urllib.request.urlopen(reset, timeout=10).close()
-    s3(moto_endpoint).create_bucket(Bucket=BUCKET)
-    return moto_endpoint
-
-
-def s3(endpoint: str) -> Any:
-    return boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+    return empty_bucket(moto_endpoint, BUCKET, monkeypatch)
 
 
 def keys(endpoint: str) -> list[str]:
-    listed = s3(endpoint).list_objects_v2(Bucket=BUCKET).get("Contents", [])
-    return sorted(obj["Key"] for obj in listed)
+    return bucket_keys(endpoint, BUCKET)
 
 
 def read_all(endpoint: str) -> pa.Table:

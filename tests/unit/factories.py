@@ -11,7 +11,7 @@ import orjson
 
 from producers.orders import load_catalog
 from streams.common.exactly_once import PartitionState
-from streams.orders.aggregates import Applied, clock_key, process_record
+from streams.orders.aggregates import Applied, flush_partition, process_record
 from streams.orders.logic import Rules, parse_order
 from streams.orders.models import CatalogEntry, Order
 
@@ -86,7 +86,7 @@ def run_batch(
         for offset, value in records
     ]
     if flush:
-        state.flush(last=clock_key(partition))
+        flush_partition(state, partition)
     return outcomes
 
 

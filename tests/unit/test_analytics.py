@@ -192,6 +192,37 @@ def test_aggregate_index_keeps_the_latest_value_per_kind() -> None:
     assert all(not values for kind, values in index.by_kind.items() if kind != "daily")
 
 
+def test_aggregate_index_groups_days_and_hours_for_the_reporter() -> None:
+    """Daily figures are grouped by date and hourly ones by channel and hour, each change
+    handed to the reporter once; a channel's first hour follows deletions."""
+    index = AggregateIndex()
+    index.on_record("t", "daily|2025-08-01|web|CA|0", figures(confirmed=(1, 1, 1)))
+    index.on_record("t", "daily|2025-08-01|api|NY|1", figures(confirmed=(2, 2, 2)))
+    index.on_record("t", "daily|2025-08-02|web|CA|0", figures(confirmed=(1, 1, 1)))
+    assert set(index.daily_by_date["2025-08-01"]) == {
+        "daily|2025-08-01|web|CA|0",
+        "daily|2025-08-01|api|NY|1",
+    }
+    assert index.take_touched_dates() == {"2025-08-01", "2025-08-02"}
+    assert index.take_touched_dates() == set()
+    index.on_record("t", "daily|2025-08-02|web|CA|0", None)
+    assert index.take_touched_dates() == {"2025-08-02"}
+    assert "2025-08-02" not in index.daily_by_date
+
+    for hour, p in [("2025-08-01T10", 0), ("2025-08-01T09", 1), ("2025-08-01T09", 0)]:
+        index.on_record("t", f"hourly|{hour}|web|{p}", figures(confirmed=(1, 1, 1)))
+    assert set(index.hourly_by_channel["web"]) == {"2025-08-01T09", "2025-08-01T10"}
+    assert index.first_hour("web") == "2025-08-01T09"
+    index.on_record("t", "hourly|2025-08-01T09|web|1", None)
+    assert index.first_hour("web") == "2025-08-01T09"
+    index.on_record("t", "hourly|2025-08-01T09|web|0", None)
+    assert index.first_hour("web") == "2025-08-01T10"
+    index.on_record("t", "hourly|2025-08-01T10|web|0", None)
+    assert index.first_hour("web") is None and "web" not in index.hourly_by_channel
+    assert index.take_touched_hours() == {"web": "2025-08-01T09"}
+    assert index.take_touched_hours() == {}
+
+
 def expected_revenue(records: list[tuple[bytes | None, bytes]]) -> dict[tuple[str, str, str], str]:
     """Revenue per UTC date, channel and state, computed straight from the generated JSON."""
     totals: dict[tuple[str, str, str], Decimal] = defaultdict(Decimal)

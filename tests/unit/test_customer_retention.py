@@ -7,22 +7,39 @@ from datetime import UTC, datetime, timedelta
 import orjson
 
 from streams.common.exactly_once import PartitionState
-from streams.orders.aggregates import customer_key, process_record
+from streams.orders.aggregates import (
+    customer_key,
+    expired_figures,
+    expired_orders,
+    flush_partition,
+    process_record,
+    watermark,
+)
 from streams.orders.logic import Rules
+from streams.orders.reports import Closing, due_reports
 from tests.unit.factories import bundled_catalog, v1
 
 RULES = Rules(retention_ms=10 * 86_400_000)
 START = datetime(2025, 8, 1, 12, tzinfo=UTC)
 
 
-def run(table: dict[str, object], orders: list[tuple[str, datetime]]) -> list[str]:
+def run(table: dict[str, object], orders: list[tuple[str, datetime]], first: int = 0) -> list[str]:
     state = PartitionState(table)  # type: ignore[arg-type]
     kinds = []
-    for offset, (order_id, when) in enumerate(orders):
+    for offset, (order_id, when) in enumerate(orders, first):
         raw = orjson.dumps(v1(order_id=order_id, timestamp=when.isoformat()))
         kinds.append(process_record(raw, 0, offset, 0, state, state, bundled_catalog(), RULES).kind)
-    state.flush()
+    flush_partition(state, 0)
     return kinds
+
+
+def sweep(table: dict[str, object]) -> None:
+    """What the agent does each week of event time: delete the expired order ids."""
+    high = watermark(PartitionState(table), 0)  # type: ignore[arg-type]
+    assert high is not None
+    entries = [(k, v) for k, v in table.items() if k.startswith("order|")]
+    for key in list(expired_orders(entries, high, RULES)):  # type: ignore[arg-type]
+        del table[key]
 
 
 def test_old_order_ids_are_forgotten_but_recent_duplicates_still_caught() -> None:
@@ -30,10 +47,65 @@ def test_old_order_ids_are_forgotten_but_recent_duplicates_still_caught() -> Non
     it is still a duplicate, and one beyond it is rejected as late, never counted twice."""
     table: dict[str, object] = {}
     daily = [(f"ORD-{d}", START + timedelta(days=d)) for d in range(30)]
-    kinds = run(table, [*daily, ("ORD-25", START + timedelta(days=25)), ("ORD-2", START)])
-    assert kinds[:30] == ["applied"] * 30
-    assert kinds[30:] == ["duplicate", "rejected"]
-    remembered = table[customer_key("CUST-1")]["ids"]  # type: ignore[index]
+    assert run(table, daily) == ["applied"] * 30
+    sweep(table)
+
+    again = [("ORD-25", START + timedelta(days=25)), ("ORD-2", START)]
+    assert run(table, again, first=30) == ["duplicate", "rejected"]
+    remembered = {k.split("|", 1)[1] for k in table if k.startswith("order|")}
     assert len(remembered) <= 12
     assert "ORD-29" in remembered and "ORD-2" not in remembered
     assert table[customer_key("CUST-1")]["n"] == 30  # type: ignore[index]
+
+
+def test_a_busy_customers_value_does_not_grow_with_its_orders() -> None:
+    """Ten thousand orders of one customer: its own value stays a few bytes."""
+    table: dict[str, object] = {}
+    orders = [(f"ORD-{n}", START + timedelta(seconds=n)) for n in range(10_000)]
+    run(table, orders)
+
+    assert len(orjson.dumps(table[customer_key("CUST-1")])) < 100
+    assert sum(1 for k in table if k.startswith("order|")) == 10_000
+
+
+def test_an_earlier_versions_id_map_still_deduplicates_then_ages_out() -> None:
+    """A customer value written with the old ``ids`` map keeps catching its duplicates
+    and shrinks to nothing as the ids pass the horizon."""
+    old_day = START.timestamp() * 1000 // 86_400_000
+    table: dict[str, object] = {
+        customer_key("CUST-1"): {"n": 1, "c": 24806, "ids": {"ORD-A": [0, old_day, 1]}, "_o": 0}
+    }
+    assert run(table, [("ORD-A", START)], first=1) == ["duplicate"]
+    assert run(table, [("ORD-B", START + timedelta(days=20))], first=2) == ["applied"]
+    assert "ids" not in table[customer_key("CUST-1")]  # type: ignore[operator]
+
+
+def test_figures_older_than_the_history_kept_are_swept() -> None:
+    """Daily, hourly and product figures of days past ORDERS_HISTORY_DAYS go; the rest
+    (and everything, with no history limit) stay."""
+    rules = Rules(retention_ms=10 * 86_400_000, history_ms=20 * 86_400_000)
+    high = int((START + timedelta(days=30)).timestamp() * 1000)
+    keys = [
+        "daily|2025-08-01|web|CA|0",
+        "hourly|2025-08-10T23|web|0",
+        "product|2025-08-10|PROD-001|0",
+        "daily|2025-08-11|web|CA|0",
+        "hourly|2025-08-11T00|web|0",
+    ]
+
+    assert list(expired_figures(keys, high, rules)) == keys[:3]  # days before 08-11
+    assert list(expired_figures(keys, high, Rules())) == []
+
+
+def test_a_day_past_the_history_is_settled_without_a_revision() -> None:
+    """Its figures vanishing partition by partition is no revision: no report is sent."""
+    daily = {"2025-08-01": {"daily|2025-08-01|web|CA|0": {"s": {"confirmed": [1, 100, 1]}}}}
+    closing = Closing(grace_ms=0, idle_close_ms=60_000)
+    now = int((START + timedelta(days=90)).timestamp() * 1000)
+    args = (daily, lambda _d: {"revision": 0, "rows": []}, Rules(), closing, now, now, now)
+
+    assert due_reports({"2025-08-01"}, *args, forgotten_before="2025-08-02") == (
+        [],
+        {"2025-08-01"},
+    )
+    assert len(due_reports({"2025-08-01"}, *args)[0]) == 1

@@ -14,7 +14,7 @@ from streams.common.background import guarded
 from streams.common.exactly_once import PartitionState
 from streams.common.labels import allowed
 from streams.common.partitioning import partition_for
-from streams.orders.aggregates import clock_key, process_record, watermark
+from streams.orders.aggregates import flush_partition, process_record, watermark
 from streams.orders.logic import Rejected, Rules, reference_record
 from streams.orders.models import CatalogEntry, InventoryRow
 from streams.telemetry.models import ReadingGroup, beyond, decode_each_group, decode_groups
@@ -40,7 +40,7 @@ def run(records: list[tuple[bytes, bytes | None, int]], *, partition: int) -> li
         )
         for offset, (value, key, ts) in enumerate(records)
     ]
-    state.flush(last=clock_key(partition))
+    flush_partition(state, partition)
     return [outcomes, table]
 
 

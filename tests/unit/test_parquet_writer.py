@@ -12,11 +12,12 @@ import faust
 import orjson
 import pyarrow as pa
 import pyarrow.dataset as ds
-import pyarrow.fs as pafs
 import pytest
 from prometheus_client import CollectorRegistry
 
-from streams.common.parquet import PartitionedParquetWriter, open_filesystem
+from streams.common import storage
+from streams.common.parquet import PartitionedParquetWriter
+from streams.common.storage import open_filesystem
 from streams.orders.lake import (
     ENRICHED_SCHEMA,
     Lake,
@@ -123,7 +124,9 @@ def test_partly_written_batch_is_not_committed_and_recover_removes_it(
     ]
 
 
-def test_replay_after_a_crash_between_days_writes_each_record_once(tmp_path: Path) -> None:
+def test_replay_after_a_crash_between_days_writes_each_record_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A worker dying mid-batch, then replaying in other batches, loses and doubles nothing."""
     fs, root = open_filesystem(str(tmp_path / "lake"), None)
     records = [
@@ -133,17 +136,18 @@ def test_replay_after_a_crash_between_days_writes_each_record_once(tmp_path: Pat
 
     crashing = PartitionedParquetWriter(fs, root, ENRICHED_SCHEMA, partition_of)
     puts: list[str] = []
-    real_put = crashing._put
+    real_put = storage.put_bytes
 
-    def put_then_die(path: str, data: bytes) -> None:
+    def put_then_die(filesystem: Any, path: str, data: bytes | memoryview) -> None:
         if len(puts) == 1:
             raise SystemExit("worker killed")
         puts.append(path)
-        real_put(path, data)
+        real_put(filesystem, path, data)
 
-    crashing._put = put_then_die  # type: ignore[method-assign]
-    with pytest.raises(SystemExit):
-        Lake(crashing, LakeMetrics.create(CollectorRegistry())).write_batch(2, records[:8])
+    with monkeypatch.context() as patched:
+        patched.setattr(storage, "put_bytes", put_then_die)
+        with pytest.raises(SystemExit):
+            Lake(crashing, LakeMetrics.create(CollectorRegistry())).write_batch(2, records[:8])
     assert len(puts) == 1
 
     # A new worker reads the partition again from the last Kafka commit, in other batches.
@@ -264,23 +268,6 @@ def test_to_row_refuses_values_it_cannot_keep_exactly(
     change(bad)
     with pytest.raises(error):
         to_row(bad)
-
-
-def test_open_filesystem_creates_a_local_root(tmp_path: Path) -> None:
-    """A local URI gives a local filesystem and an existing root directory."""
-    fs, root = open_filesystem(f"file://{tmp_path}/a/b", None)
-    assert isinstance(fs, pafs.LocalFileSystem)
-    assert Path(root) == tmp_path / "a" / "b"
-    assert Path(root).is_dir()
-
-
-def test_open_filesystem_splits_an_s3_uri(monkeypatch: pytest.MonkeyPatch) -> None:
-    """An S3 URI gives an S3 filesystem in the configured region, rooted at bucket/prefix."""
-    monkeypatch.setenv("AWS_REGION", "eu-west-1")
-    fs, root = open_filesystem("s3://orders-lake/enriched/", "http://127.0.0.1:9000")
-    assert isinstance(fs, pafs.S3FileSystem)
-    assert fs.region == "eu-west-1"
-    assert root == "orders-lake/enriched"
 
 
 async def test_lake_writes_source_offsets_once_and_forgets_revoked_partitions(

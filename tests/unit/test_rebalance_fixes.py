@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import SimpleNamespace
+from typing import Any
+
 import faust
+import faust.streams as faust_streams
+import pytest
+from aiokafka.structs import ConsumerRecord
+from faust.events import Event
 from faust.types import TP, Message
 from faust.types.tuples import ConsumerMessage
 
-from streams.common.delivery_order import DeliveryOrder, Verdict
-from streams.common.rebalance_fixes import install_rebalance_fixes
+from streams.common.faust_fixes import Fix, counts, install_rebalance_fixes
+from streams.common.faust_fixes.delivery_order import DeliveryOrder, Verdict
+from streams.common.faust_fixes.rebalance import PATCHES
 
 P0 = TP("telemetry.readings", 0)
 P1 = TP("telemetry.readings", 1)
@@ -36,9 +47,11 @@ def test_a_record_from_before_a_rebalance_is_not_acknowledged() -> None:
     consumer = app.consumer
     app.topics._acking_topics.add("telemetry.readings")
     app.consumer_generation_id = 7
+    before = counts()[Fix.ACKS_IGNORED]
     assert consumer.ack(message(3, generation=6)) is False
     assert consumer.ack(message(4, generation=7)) is True
     assert list(consumer._acked[P0]) == [4]
+    assert counts()[Fix.ACKS_IGNORED] == before + 1
 
 
 def test_a_record_the_stream_skipped_is_not_acknowledged_and_blocks_the_commit() -> None:
@@ -69,15 +82,19 @@ def test_a_record_the_stream_skipped_is_not_acknowledged_and_blocks_the_commit()
         }
     )
     assert skipped.tracked is False
+    ignored, held_back = counts()[Fix.ACKS_IGNORED], counts()[Fix.COMMITS_HELD_BACK]
     assert consumer.ack(skipped) is False
+    assert counts()[Fix.ACKS_IGNORED] == ignored + 1
     consumer._committed_offset[P0] = 10
     assert consumer.ack(message(11, generation=0)) is True
     assert consumer._new_offset(P0) is None  # 10 was never processed
+    assert counts()[Fix.COMMITS_HELD_BACK] == held_back + 1
     assert consumer.ack(message(10, generation=0)) is True
     assert consumer._new_offset(P0) == 12
 
 
 def test_a_hole_in_the_log_lets_the_commit_pass_it() -> None:
+    """A known hole in the log (retention, transaction markers) does not hold the commit."""
     install_rebalance_fixes()
     app = faust.App("hole-test", broker="kafka://127.0.0.1:1", store="memory://")
     consumer = app.consumer
@@ -152,3 +169,145 @@ def test_a_gap_after_a_failed_seek_back_is_not_taken_for_a_hole() -> None:
     order.seek_failed(P0)
     order.fetched()
     assert order.admit(P0, 8, 1) is Verdict.SEEK_BACK  # not DELIVER_AFTER_HOLE
+
+
+# -- Through Faust's own fetch loop and stream iterators -----------------------------
+
+READINGS = TP("readings", 0)
+
+
+@contextmanager
+def without_rebalance_fixes() -> Iterator[None]:
+    """Faust as released, for the duration of the block (then the fixes again)."""
+    for patch in PATCHES:
+        patch.remove()
+    try:
+        yield
+    finally:
+        install_rebalance_fixes()
+
+
+class ScriptedConsumerThread:
+    """The aiokafka consumer thread, scripted: the group's committed offset is 103; a
+    fetch at the old position (112-115) is in flight while the rebalance ends, and the
+    next fetch reads from the committed offset."""
+
+    def __init__(self) -> None:
+        self.fetches = [[112, 113, 114, 115], list(range(103, 117))]
+        self.in_flight, self.rebalanced = asyncio.Event(), asyncio.Event()
+        self.fetcher = SimpleNamespace(_stopped=asyncio.Event())
+        self.seeks: list[tuple[TP, int]] = []
+
+    async def getmany(self, active_partitions: Any, wait: float) -> Any:
+        if not self.fetches:
+            self.fetcher._stopped.set()
+            return {}
+        offsets = self.fetches.pop(0)
+        if offsets[0] == 112:
+            self.in_flight.set()
+            await self.rebalanced.wait()
+        return {
+            READINGS: [
+                ConsumerRecord("readings", 0, o, 0, 0, b"k", b"v", None, 1, 1, []) for o in offsets
+            ]
+        }
+
+    async def seek_to_committed(self) -> dict[TP, int]:
+        return {READINGS: 103}
+
+    def seek(self, tp: TP, offset: int) -> None:
+        self.seeks.append((tp, offset))
+
+    def highwater(self, tp: TP) -> int:
+        return 117
+
+
+async def rebalance_while_fetching() -> tuple[list[int], Any, ScriptedConsumerThread]:
+    """Run Faust's fetch loop through a rebalance; the offsets delivered to the streams
+    (each processed and acknowledged at once) and the consumer."""
+    app = faust.App("drain-test", broker="kafka://127.0.0.1:1", store="memory://")
+    app.topics._acking_topics.add("readings")
+    delivered: list[int] = []
+
+    async def streams(message: Any) -> None:
+        delivered.append(message.offset)
+        message.tracked = True  # what the stream does before the agent sees it
+        app.consumer.ack(message)
+
+    app.topics.on_message = streams  # type: ignore[method-assign]
+    consumer: Any = app.consumer
+    consumer._thread = thread = ScriptedConsumerThread()
+    consumer._set_active_tps({READINGS})
+    app.consumer_generation_id = 1
+    drain = asyncio.ensure_future(consumer._drain_messages(thread.fetcher))
+    await thread.in_flight.wait()
+    app.consumer_generation_id = 2  # the rebalance ends while that fetch is in flight,
+    await consumer.perform_seek()  # and Faust seeks to the committed offset
+    thread.rebalanced.set()
+    await asyncio.wait_for(drain, 10)
+    return delivered, consumer, thread
+
+
+async def test_records_fetched_before_a_seek_reach_the_streams_in_offset_order() -> None:
+    """Faust's fetch loop, fixed: the stale fetch is dropped and sought back, then
+    103-116 arrive in order, and the commit covers exactly what was processed."""
+    install_rebalance_fixes()
+    before = counts()
+    delivered, consumer, thread = await rebalance_while_fetching()
+    assert delivered == list(range(103, 117))
+    assert thread.seeks == [(READINGS, 103)]
+    assert consumer._new_offset(READINGS) == 117
+    assert not consumer._gap[READINGS]
+    after = counts()
+    assert after[Fix.RECORDS_DROPPED] - before[Fix.RECORDS_DROPPED] == 4  # 112-115
+    assert after[Fix.PARTITIONS_SOUGHT_BACK] - before[Fix.PARTITIONS_SOUGHT_BACK] == 1
+
+
+async def test_without_the_fixes_faust_commits_records_it_never_delivered() -> None:
+    """The upstream defects (docs/faust-corrections.md): the stale 112-115 arrive after
+    the seek, the read-offset filter drops the re-read 103-114, marks 104-112 as a gap,
+    and the next commit (113) passes 103-111, which no agent saw."""
+    with without_rebalance_fixes():
+        delivered, consumer, _ = await rebalance_while_fetching()
+        assert delivered == [112, 113, 114, 115, 115, 116]
+        assert [(gap.begin, gap.end) for gap in consumer._gap[READINGS]] == [(104, 113)]
+        assert consumer._new_offset(READINGS) == 113
+
+
+async def acked_after_a_skip(iterator: str) -> list[int]:
+    """Offsets acknowledged after a stream read a record of the previous generation
+    (10), then one of the current generation (11)."""
+    app = faust.App("skip-test", broker="kafka://127.0.0.1:1", store="memory://")
+    topic = app.topic("readings", key_type=bytes, value_type=bytes)
+    stream = topic.stream()
+    app.topics._acking_topics.add("readings")
+    app.flow_control.resume()
+    app.consumer_generation_id = 2
+    for offset, generation in ((10, 1), (11, 2)):
+        message = ConsumerMessage(
+            "readings", 0, offset, 0.0, 0, [], b"k", b"v", None, generation_id=generation
+        )
+        await stream.channel.put(Event(app, b"k", b"v", {}, message))
+    it = stream._py_aiter() if iterator == "python" else stream.__aiter__()
+    assert await it.__anext__() == b"v"  # offset 11: offset 10 was skipped
+    acked = list(app.consumer._acked[READINGS])
+    await it.aclose()
+    return acked
+
+
+@pytest.mark.parametrize("iterator", ["python", "default"])
+async def test_a_record_the_stream_skipped_is_never_acknowledged(iterator: str) -> None:
+    """Neither Faust stream iterator (pure Python, or the compiled one when it loads)
+    gets a skipped record acknowledged once the fixes are in."""
+    install_rebalance_fixes()
+    before = counts()[Fix.ACKS_IGNORED]
+    assert await acked_after_a_skip(iterator) == []
+    # The compiled iterator does not ack a skipped record at all: nothing to ignore.
+    python = iterator == "python" or faust_streams._CStreamIterator is None
+    assert counts()[Fix.ACKS_IGNORED] - before == (1 if python else 0)
+
+
+async def test_without_the_fixes_the_python_stream_acknowledges_a_skipped_record() -> None:
+    """The upstream defect: Stream._py_aiter acks the record it skipped."""
+    with without_rebalance_fixes():
+        assert await acked_after_a_skip("python") == [10]

@@ -9,6 +9,10 @@ that call (``faust/transport/drivers/aiokafka.py::_highwaters``) when it restore
 so a restarted worker crashed with ``ConsistencyError`` (persisted offset > highwater) or
 silently restored one record short.
 
+On only for the embedded broker: ``KafkaSettings.correct_end_offsets`` (env
+``KAFKA_CORRECT_END_OFFSETS``) is off by default, and the processes started against the
+embedded broker (``make run``, the tests, the benchmarks) turn it on.
+
 What it does: ``install_end_offset_correction()`` wraps
 ``aiokafka.consumer.fetcher.Fetcher.end_offsets``. After the normal ListOffsets lookup it
 sends one Fetch request per partition leader (at each partition's listed offset,
@@ -17,13 +21,13 @@ larger of the listed offset and the Fetch response's high watermark (its last st
 offset for ``read_committed`` consumers). Any failure falls back to the listed offset
 and logs a warning.
 
-Harmless on real Kafka: there the high watermark (last stable offset for read_committed)
-*is* what ListOffsets(latest) returns, so the maximum is the listed value; and a Fetch at
-the listed offset (never past the log end, so never out of range) with ``min_bytes=0`` is
-answered at once, with no records for ``read_uncommitted``. The only difference is a
-record appended between the two requests, which makes the answer that newer, equally
-valid end. The extra cost is one small round trip per partition leader per
-``end_offsets`` call.
+Harmless on real Kafka, were it turned on there: the high watermark (last stable offset
+for read_committed) *is* what ListOffsets(latest) returns, so the maximum is the listed
+value; and a Fetch at the listed offset (never past the log end, so never out of range)
+with ``min_bytes=0`` is answered at once, with no records for ``read_uncommitted``. The
+only difference is a record appended between the two requests, which makes the answer
+that newer, equally valid end. The extra cost is one small round trip per partition
+leader per ``end_offsets`` call, which is why it is not on by default.
 
 Tansu detail: with ``max_wait_ms=0`` its Fetch response has no topics at all, and at the
 log end it waits the whole ``max_wait_ms`` even with ``min_bytes=0``; hence the small
@@ -35,14 +39,19 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
+import aiokafka.consumer.consumer as aiokafka_consumer
 import aiokafka.errors as kafka_errors
 from aiokafka.consumer.fetcher import READ_COMMITTED, Fetcher
 from aiokafka.protocol.fetch import FetchRequest
 from aiokafka.structs import TopicPartition
+
+from streams.common.faust_fixes.counters import Fix, count
+from streams.common.faust_fixes.patching import Code, Original, Patch, install_all
+from streams.common.faust_fixes.versions import check_versions
 
 log = logging.getLogger(__name__)
 
@@ -51,11 +60,6 @@ log = logging.getLogger(__name__)
 FETCH_MAX_WAIT_MS = 25
 #: We only want the watermarks, not records.
 FETCH_MAX_BYTES = 1
-
-EndOffsets = Callable[[Any, Iterable[TopicPartition], int | None], Awaitable[dict[Any, int]]]
-
-_CORRECTED_ATTR = "__streams_end_offset_correction__"
-_original_end_offsets: EndOffsets | None = None
 
 
 def corrected_end_offsets(
@@ -150,53 +154,76 @@ async def _end_offsets_corrected(
     self: Fetcher, partitions: Iterable[TopicPartition], timeout_ms: int | None
 ) -> dict[TopicPartition, int]:
     """Replacement for ``Fetcher.end_offsets``: ListOffsets, then the Fetch check."""
-    assert _original_end_offsets is not None
-    listed = await _original_end_offsets(self, partitions, timeout_ms)
+    listed: dict[TopicPartition, int] = await END_OFFSETS.original(self, partitions, timeout_ms)
     try:
         async with asyncio.timeout(None if timeout_ms is None else timeout_ms / 1000):
             watermarks = await fetch_watermarks(self, listed)
     except Exception as exc:
         # Never worse than without the correction: keep what ListOffsets said.
         log.warning("end offsets not corrected (listed values kept): %r", exc)
+        count(Fix.END_OFFSET_CHECKS_FAILED)
         return dict(listed)
     corrected = corrected_end_offsets(listed, watermarks)
+    changed = 0
     for tp, offset in corrected.items():
         if offset != listed[tp]:
+            changed += 1
             log.debug("end offset of %s corrected from %d to %d", tp, listed[tp], offset)
+    if changed:
+        count(Fix.END_OFFSETS_CORRECTED, changed)
     return corrected
 
 
-setattr(_end_offsets_corrected, _CORRECTED_ATTR, True)
+END_OFFSETS = Patch(
+    Code(
+        Fetcher,
+        "end_offsets",
+        Original("aiokafka.consumer.fetcher", "Fetcher.end_offsets", "d03333ff4f87cd0e"),
+    ),
+    _end_offsets_corrected,
+    # The class AIOKafkaConsumer instantiates.
+    used_by=(aiokafka_consumer.Fetcher,),
+    relies_on=(
+        # Faust's highwaters and our readers call this, which asks the Fetcher.
+        Code(
+            aiokafka_consumer.AIOKafkaConsumer,
+            "end_offsets",
+            Original(
+                "aiokafka.consumer.consumer", "AIOKafkaConsumer.end_offsets", "f4b19078581881ba"
+            ),
+        ),
+    ),
+)
 
 
 def is_end_offset_correction_installed() -> bool:
     """Whether ``Fetcher.end_offsets`` is currently the corrected one."""
-    return bool(getattr(Fetcher.end_offsets, _CORRECTED_ATTR, False))
+    return END_OFFSETS.installed
 
 
 def install_end_offset_correction() -> None:
-    """Patch ``aiokafka``'s ``Fetcher.end_offsets`` process-wide; calling it again is a no-op.
+    """Patch ``aiokafka``'s ``Fetcher.end_offsets`` process-wide; calling it again only
+    verifies the patch.
 
     It takes effect for every consumer, existing or future, from its next
-    ``end_offsets`` call on, in any thread.
+    ``end_offsets`` call on, in any thread. Raises ``UnsupportedVersionError`` on another
+    Faust or aiokafka release, ``PatchMismatchError`` when the function is not the one
+    the correction was written for.
     """
-    global _original_end_offsets
-    if is_end_offset_correction_installed():
-        return
-    _original_end_offsets = Fetcher.end_offsets
-    Fetcher.end_offsets = _end_offsets_corrected
+    check_versions()
+    install_all((END_OFFSETS,))
 
 
 def uninstall_end_offset_correction() -> None:
     """Put aiokafka's own ``Fetcher.end_offsets`` back; a no-op when not installed."""
-    if is_end_offset_correction_installed() and _original_end_offsets is not None:
-        Fetcher.end_offsets = _original_end_offsets
+    END_OFFSETS.remove()
 
 
 @contextmanager
 def end_offset_correction(enabled: bool = True) -> Iterator[None]:
     """Within the block the correction is installed (or, with ``enabled=False``, not);
-    afterwards the previous state is restored. Meant for tests."""
+    afterwards the previous state is restored. For tests and tools run against the
+    embedded broker."""
     was_installed = is_end_offset_correction_installed()
     if enabled:
         install_end_offset_correction()

@@ -1,0 +1,184 @@
+"""The batch agent every pipeline runs: take a batch, handle it until it is done.
+
+Faust's ``take_events`` acknowledges a batch's events when the agent moves on, even if
+the agent's body raised (its ``finally``): a batch that failed would be committed
+unprocessed. So a batch is handled until it is done, by this policy:
+
+- A failure of the surroundings (Kafka, storage, the network; see
+  ``sends.caused_by_a_record``) is retried, waits doubling from ``first_delay`` to
+  ``max_delay`` with jitter, for as long as it lasts: giving up would lose the records.
+  The pipeline's ``..._batch_failures_total`` counts each failure; an alert fires.
+- A failure caused by the data (a record over Kafka's size limit, an exception no rule
+  foresaw) is tried ``attempts`` times; then the batch's records are handled one at a
+  time, in offset order, and a record that still fails ``attempts`` times alone goes to
+  ``reject`` (the pipeline dead-letters it as ``processing_error`` with the exception,
+  and marks it done); the others are handled as usual. One poison record costs one
+  dead letter, never a stalled partition.
+- Every wait ends early when a rebalance takes the batch away (a new consumer
+  generation): its acknowledgements then belong to an old generation and are ignored,
+  and the partition's next owner reads the records again.
+
+Handlers read their state afresh on every attempt; the per-record offset guards of
+the tables make a retry exact.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from streams.common.sends import caused_by_a_record
+
+log = logging.getLogger(__name__)
+
+Handle = Callable[[list[Any]], Awaitable[None]]
+Reject = Callable[[Any, Exception], Awaitable[None]]
+
+#: The dead-letter reason of a record that fails alone, deterministically.
+PROCESSING_ERROR = "processing_error"
+
+
+@dataclass(frozen=True)
+class Retry:
+    """How failed attempts are spaced and when a data failure isolates records."""
+
+    attempts: int = 3
+    first_delay: float = 0.5
+    max_delay: float = 30.0
+
+    def delay(self, failures: int, draw: Callable[[], float] = random.random) -> float:
+        """The wait after the ``failures``-th failure: doubling, capped, the upper half
+        drawn at random so that workers failing together do not retry in lockstep."""
+        ceiling = min(self.first_delay * 2.0 ** (failures - 1), self.max_delay)
+        return ceiling / 2 + draw() * ceiling / 2
+
+
+def by_partition(events: Sequence[Any]) -> dict[int, list[Any]]:
+    """``events`` grouped by source partition, each group in offset order."""
+    groups: dict[int, list[Any]] = defaultdict(list)
+    for event in events:
+        groups[event.message.partition].append(event)
+    return groups
+
+
+class BatchRunner:
+    """Handles batches by the policy above; ``run`` is True once a batch is done, False
+    when a rebalance took it away first."""
+
+    def __init__(
+        self,
+        app: Any,
+        what: str,
+        handle: Handle,
+        reject: Reject,
+        failures: Any,
+        *,
+        retry: Retry | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.app = app
+        self.what = what
+        self.handle = handle
+        self.reject = reject
+        self.failures = failures
+        self.retry = retry or Retry()
+        self.sleep = sleep
+
+    async def run(self, events: list[Any]) -> bool:
+        generation: int = self.app.rebalancing_count
+        failures = 0
+        while True:
+            try:
+                await self.handle(events)
+                return True
+            except Exception as exc:
+                failures += 1
+                self._count(exc, len(events), failures)
+                if caused_by_a_record(exc) and failures >= self.retry.attempts:
+                    return await self._one_by_one(events, generation)
+            if not await self._wait(failures, generation):
+                return False
+
+    async def _one_by_one(self, events: list[Any], generation: int) -> bool:
+        log.error("%s: handling its %d records one at a time", self.what, len(events))
+        for event in events:
+            if not await self._single(event, generation):
+                return False
+        return True
+
+    async def _single(self, event: Any, generation: int) -> bool:
+        failures = 0
+        rejecting: Exception | None = None
+        while True:
+            try:
+                if rejecting is None:
+                    await self.handle([event])
+                else:
+                    await self.reject(event, rejecting)
+                return True
+            except Exception as exc:
+                failures += 1
+                self._count(exc, 1, failures)
+                if (
+                    rejecting is None
+                    and caused_by_a_record(exc)
+                    and failures >= self.retry.attempts
+                ):
+                    message = event.message
+                    log.error(
+                        "%s: record %s[%d]@%d fails alone; dead-lettered as %s",
+                        self.what, message.topic, message.partition, message.offset,
+                        PROCESSING_ERROR,
+                    )  # fmt: skip
+                    rejecting, failures = exc, 0
+                    continue
+            if not await self._wait(failures, generation):
+                return False
+
+    def _count(self, exc: Exception, records: int, failures: int) -> None:
+        self.failures.inc()
+        log.error(
+            "%s: %d record(s) failed (attempt %d), none of it committed",
+            self.what, records, failures, exc_info=exc,
+        )  # fmt: skip
+
+    async def _wait(self, failures: int, generation: int) -> bool:
+        """Sleep before the next attempt; False if a rebalance happened meanwhile."""
+        await self.sleep(self.retry.delay(failures))
+        current: int = self.app.rebalancing_count
+        return current == generation
+
+
+def batch_agent(
+    app: Any,
+    topic: Any,
+    name: str,
+    runner: BatchRunner,
+    *,
+    size: int,
+    within: float,
+    ready: asyncio.Event | None = None,
+    split: Callable[[list[Any]], list[list[Any]]] | None = None,
+) -> Any:
+    """Declare the agent ``name`` on ``topic``: batches of up to ``size`` records (or what
+    came within ``within`` seconds), optionally ``split`` into runs, each handled by
+    ``runner`` and reported to the batch sensor once done."""
+
+    async def agent(stream: Any) -> None:
+        if ready is not None:
+            await ready.wait()
+        async for taken in stream.take_events(size, within=within):
+            for events in split(taken) if split is not None else [taken]:
+                started = time.perf_counter()
+                if not await runner.run(events):
+                    break  # a rebalance took the batch away: its records are read again
+                app.monitor.record_batch(name, events, started)
+
+    agent.__name__ = name.replace(".", "_")
+    return app.agent(topic, name=name)(agent)

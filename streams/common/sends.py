@@ -1,0 +1,90 @@
+"""Sends that count as done only once Kafka acknowledged them.
+
+``producer.flush()`` waits until the producer's buffer is empty, but a record whose
+delivery failed leaves the buffer too: flush never raises, and a batch that relied on
+it would be counted (its offsets committed) with outputs that never reached Kafka.
+Every output of a batch (results, dead letters, alerts, changelog records) goes through
+a ``Confirmed``: its ``confirm()`` awaits each record's acknowledgement and raises if
+any failed, so the batch is retried instead of being counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Iterator
+from typing import Any
+
+from aiokafka.errors import KafkaError, MessageSizeTooLargeError, RecordTooLargeError
+
+Headers = list[tuple[str, bytes]]
+
+#: Failures caused by one record's own content: retrying that record can never succeed.
+RECORD_ERRORS = (MessageSizeTooLargeError, RecordTooLargeError)
+
+
+class SendFailed(RuntimeError):
+    """At least one send of a batch was not acknowledged; the first failure is the cause."""
+
+
+class Confirmed:
+    """The sends of one unit of work, acknowledged together by ``confirm()``."""
+
+    def __init__(self, producer: Any) -> None:
+        self.producer = producer
+        self.pending: list[Awaitable[Any]] = []
+
+    async def send(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        *,
+        partition: int | None = None,
+        headers: Headers | None = None,
+    ) -> None:
+        """Hand a record to the producer (a Faust transport producer); an error the
+        producer raises at once (a record over the size limit) raises here."""
+        future = await self.producer.send(topic, key, value, partition, None, headers)
+        self.pending.append(future)
+
+    async def confirm(self) -> list[Any]:
+        """Await every acknowledgement (the records' metadata, in send order); raise
+        SendFailed if any send failed. The sends are forgotten either way: a retry
+        sends again."""
+        pending, self.pending = self.pending, []
+        if not pending:
+            return []
+        results = await asyncio.gather(*pending, return_exceptions=True)
+        failed = [r for r in results if isinstance(r, BaseException)]
+        if failed:
+            raise SendFailed(f"{len(failed)} of {len(results)} sends failed: {failed[0]!r}") from (
+                failed[0]
+            )
+        return results
+
+
+def causes(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and the exceptions it was raised from or during, outermost first."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def caused_by_a_record(exc: BaseException) -> bool:
+    """Whether a failure comes from the data being processed, so that retrying the same
+    records will fail the same way (then the record is dead-lettered, not retried for
+    ever), rather than from the surroundings (Kafka, storage, the network: retried).
+
+    A record over the size limit is the data's fault; any other Kafka or I/O error is
+    the surroundings'; an exception raised by the pipeline's own code (a ValueError on
+    a value no rule foresaw) is the data's.
+    """
+    for cause in causes(exc):
+        if isinstance(cause, RECORD_ERRORS):
+            return True
+        if isinstance(cause, KafkaError | OSError | TimeoutError | asyncio.CancelledError):
+            return False
+    return True

@@ -1,0 +1,305 @@
+"""JSON web views on a Faust app: one way to declare them, one error shape, timed by route.
+
+Every answer other than a success is ``{"error": message, ...details}`` with its status:
+400 a bad parameter (``parameter`` names it), 404 an unknown key, 405 a method the view
+does not take (``Allow`` lists those it does), 413 a body too large, 503 not ready yet or
+the key's owner unreachable (``Retry-After``), 500 a bug (logged; the worker keeps
+serving). Query parameters are parsed by :mod:`streams.common.query`.
+
+A routed page answers on the worker that owns the key's partition, of a topic read by the
+group or of a table, as Faust's ``app.topic_route``/``app.table_route`` do. The forwarding
+is ours, not Faust's router's, for three reasons: a forwarded request carries a header, so
+two workers that disagree on the assignment during a rebalance answer 503 instead of
+passing it back and forth; the owner's ``Retry-After`` reaches the client; and an owner
+that died or hangs is a 503 after ``forward_timeout``, not an unhandled exception.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import re
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import aiohttp
+import faust
+from faust.web import View
+from prometheus_client import CollectorRegistry, Histogram
+from yarl import URL
+
+log = logging.getLogger(__name__)
+
+#: Marks a request one worker forwarded to another (value: the sender's URL).
+FORWARDED_BY = "X-Streams-Forwarded-By"
+#: Headers of the owner's answer a forwarded answer keeps.
+_PASSED_HEADERS = ("Retry-After", "Allow")
+_READS = ("GET", "HEAD")
+_ASSIGNMENT_UNDER_WAY = "partition assignment under way; retry"
+
+#: ``answer(query, **path_params)``: a JSON-able value, or an awaitable of one.
+Answer = Callable[..., Any]
+
+
+class HttpError(Exception):
+    """An answer other than a success: ``{"error": message, **details}`` with ``status``."""
+
+    status: ClassVar[int] = 500
+
+    def __init__(
+        self, message: str, *, headers: Mapping[str, str] | None = None, **details: Any
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.headers = dict(headers or {})
+        self.details = details
+
+    def body(self) -> dict[str, Any]:
+        return error_body(self.message, **self.details)
+
+
+def error_body(message: str, **details: Any) -> dict[str, Any]:
+    """The body of every refusal: ``{"error": message, **details}``."""
+    return {"error": message, **details}
+
+
+class BadRequest(HttpError, ValueError):
+    """A parameter the view cannot use (ValueError too: parsing code may catch it so)."""
+
+    status = 400
+
+
+class NotFound(HttpError):
+    status = 404
+
+
+class MethodNotAllowed(HttpError):
+    status = 405
+
+    def __init__(self, method: str, allowed: Iterable[str]) -> None:
+        allowed = list(allowed)
+        super().__init__(
+            f"method {method} not allowed", headers={"Allow": ", ".join(allowed)}, allowed=allowed
+        )
+
+
+class PayloadTooLarge(HttpError):
+    status = 413
+
+
+class Unavailable(HttpError):
+    """503: try again after ``retry_after`` seconds (not ready, owner unreachable)."""
+
+    status = 503
+
+    def __init__(self, message: str, *, retry_after: int = 1, **details: Any) -> None:
+        super().__init__(message, headers={"Retry-After": str(retry_after)}, **details)
+
+
+def error_response(view: Any, error: HttpError) -> Any:
+    return view.json(error.body(), status=error.status, headers=error.headers or None)
+
+
+def route_latency(registry: CollectorRegistry, pipeline_prefix: str) -> Histogram:
+    """``<pipeline_prefix>_http_request_duration_seconds{route, method, status}``.
+
+    ``route`` is the path pattern a view was declared with (``/x/{id}``), never the
+    requested URL, so every label has a handful of values.
+    """
+    return Histogram(
+        f"{pipeline_prefix}_http_request_duration_seconds",
+        "Time to answer a web view, by route pattern, method and status",
+        ["route", "method", "status"],
+        buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+        registry=registry,
+    )
+
+
+class JsonView(View):
+    """A Faust view whose refusals are JSON too: a method it does not define answers 405.
+
+    Faust routes only the methods a view defines, and aiohttp answers the others with a
+    plain-text 405; defining them all here brings them to ``refuse``.
+    """
+
+    _METHODS: ClassVar[tuple[str, ...]] = ("get", "post", "put", "patch", "delete")
+
+    def allowed(self) -> list[str]:
+        mine = type(self)
+        own = [m.upper() for m in self._METHODS if getattr(mine, m) is not getattr(JsonView, m)]
+        return [*own, "HEAD"] if "GET" in own else own
+
+    async def refuse(self, request: Any) -> Any:
+        return error_response(self, MethodNotAllowed(request.method, self.allowed()))
+
+    async def get(self, request: Any, **params: Any) -> Any:
+        return await self.refuse(request)
+
+    async def post(self, request: Any, **params: Any) -> Any:
+        return await self.refuse(request)
+
+    async def put(self, request: Any, **params: Any) -> Any:
+        return await self.refuse(request)
+
+    async def patch(self, request: Any, **params: Any) -> Any:
+        return await self.refuse(request)
+
+    async def delete(self, request: Any, **params: Any) -> Any:
+        return await self.refuse(request)
+
+
+@dataclass(frozen=True)
+class _Page:
+    path: str
+    answer: Answer
+    needs_ready: bool
+    #: For a routed page: the URL of the worker owning a key, and the key's parameter.
+    owner: Callable[[str], URL] | None = None
+    key: str = ""
+
+
+class Views:
+    """Declares a pipeline's read-only JSON views (GET and HEAD) on ``app``.
+
+    ``latency``: from :func:`route_latency`, or None not to time them. ``ready``: until it
+    is set, pages that need it answer 503 with ``Retry-After: retry_after`` rather than
+    the partial state of a worker still loading.
+    """
+
+    def __init__(
+        self,
+        app: faust.App,
+        latency: Histogram | None = None,
+        *,
+        ready: asyncio.Event | None = None,
+        retry_after: int = 1,
+        forward_timeout: float = 10.0,
+    ) -> None:
+        self.app = app
+        self.latency = latency
+        self.ready = ready
+        self.retry_after = retry_after
+        self.forward_timeout = forward_timeout
+
+    def page(self, path: str, answer: Answer, *, needs_ready: bool = True) -> None:
+        """Serve ``answer(query, **path_params)`` as JSON at ``path`` on this worker."""
+        self._add(_Page(path, answer, needs_ready))
+
+    def routed(
+        self, path: str, answer: Answer, *, key: str, topic: Any = None, table: Any = None
+    ) -> None:
+        """Like :meth:`page`, answered by the worker owning the partition of ``key``.
+
+        ``key`` names a path parameter (``{key}`` in ``path``) or else a required query
+        parameter. Its partition is that of ``topic`` (a topic the group reads) or of
+        ``table``, as Faust partitions it.
+        """
+        if (topic is None) == (table is None):
+            raise TypeError("route by a topic or by a table")
+        app = self.app
+
+        def owner(value: str) -> URL:
+            if topic is not None:
+                return URL(app.router.external_topic_key_store(topic, value))
+            return URL(app.router.key_store(table.name, value))
+
+        self._add(_Page(path, answer, True, owner, key))
+
+    def _add(self, page: _Page) -> None:
+        views = self
+
+        class PageView(JsonView):
+            async def get(self, request: Any, **params: Any) -> Any:
+                return await views._serve(page, self, request, params)
+
+            async def refuse(self, request: Any) -> Any:
+                return await views._serve(page, self, request, {})
+
+        if self.latency is not None:
+            # Exported from the start, so a dashboard shows the route before its first call.
+            self.latency.labels(page.path, "GET", "200")
+        name = re.sub(r"[^A-Za-z0-9]+", "_", page.path).strip("_")
+        PageView.__name__ = PageView.__qualname__ = name
+        self.app.page(page.path, name=name)(PageView)
+
+    async def _serve(self, page: _Page, view: Any, request: Any, params: dict[str, str]) -> Any:
+        started = time.perf_counter()
+        try:
+            response = await self._respond(page, view, request, params)
+        except HttpError as error:
+            response = error_response(view, error)
+        except Exception:
+            # A bug in one view must not take the others (or the worker) down.
+            log.exception("web: %s %s failed", request.method, request.path_qs)
+            response = error_response(view, HttpError("internal error"))
+        if self.latency is not None:
+            elapsed = time.perf_counter() - started
+            self.latency.labels(page.path, request.method, str(response.status)).observe(elapsed)
+        return response
+
+    async def _respond(self, page: _Page, view: Any, request: Any, params: dict[str, str]) -> Any:
+        if request.method not in _READS:
+            raise MethodNotAllowed(request.method, _READS)
+        if page.owner is not None:
+            forwarded = await self._forward(page, view, request, params)
+            if forwarded is not None:
+                return forwarded
+        if page.needs_ready and self.ready is not None and not self.ready.is_set():
+            raise Unavailable(
+                "not ready: this worker is still loading its state", retry_after=self.retry_after
+            )
+        result = page.answer(request.query, **params)
+        if inspect.isawaitable(result):
+            result = await result
+        return view.json(result)
+
+    async def _forward(
+        self, page: _Page, view: Any, request: Any, params: dict[str, str]
+    ) -> Any | None:
+        """The owner's answer, or None when this worker is the owner."""
+        assert page.owner is not None
+        key = params.get(page.key) or request.query.get(page.key)
+        if not key:
+            raise BadRequest(f"{page.key} is required", parameter=page.key)
+        try:
+            owner = page.owner(key)
+        except KeyError:  # no assignment known yet
+            raise Unavailable(_ASSIGNMENT_UNDER_WAY, retry_after=self.retry_after) from None
+        here = self.app.conf.canonical_url
+        if _address(owner) == _address(here):
+            return None
+        if FORWARDED_BY in request.headers:
+            # The sender thinks we own the key, we think it is someone else's: one of us
+            # has an outdated assignment, which the rebalance will settle.
+            raise Unavailable(_ASSIGNMENT_UNDER_WAY, retry_after=self.retry_after)
+        host, port = _address(owner)
+        target = request.url.with_host(host).with_port(port)
+        timeout = aiohttp.ClientTimeout(total=self.forward_timeout)
+        try:
+            async with self.app.http_client.request(
+                request.method,
+                target,
+                headers={FORWARDED_BY: str(here)},
+                timeout=timeout,
+                allow_redirects=False,
+            ) as answer:
+                body = await answer.read()
+                kept = {h: answer.headers[h] for h in _PASSED_HEADERS if h in answer.headers}
+                return view.bytes(
+                    body, content_type=answer.content_type, status=answer.status, headers=kept
+                )
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            log.warning("web: %s not answered by its owner %s: %r", request.path, owner, exc)
+            raise Unavailable(
+                "the worker that owns this key did not answer; retry",
+                retry_after=self.retry_after,
+            ) from None
+
+
+def _address(url: URL) -> tuple[str, int]:
+    # As Faust's router compares them: a URL without scheme is "host:port" in its path.
+    url = URL(str(url))
+    return (url.host if url.scheme else url.path) or "", int(url.port or 80)

@@ -1,0 +1,200 @@
+"""One batch of orders.raw: decode, check, count, emit, then write the tables.
+
+Order matters for exactly-once: a record whose partition clock is written counts as
+handled after a crash and emits nothing again, so everything the batch emits (the
+enriched and dead-letter records, the Parquet rows) is acknowledged by Kafka first
+(``Confirmed``), the tables are written last (their changelog acknowledged before
+RocksDB, streams/common/table_io.py), and the worker's metrics move only once all of it
+is done: a batch that fails and is retried is counted once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from itertools import chain
+from typing import Any
+
+import orjson
+
+from streams.common.batches import PROCESSING_ERROR, by_partition
+from streams.common.deadletter import dead_letter
+from streams.common.exactly_once import PartitionState
+from streams.common.labels import allowed
+from streams.common.sends import Confirmed
+from streams.common.table_io import RocksPartition, write_all
+from streams.orders.aggregates import (
+    FIGURES,
+    Applied,
+    advance_clock,
+    expired_figures,
+    expired_orders,
+    flush_partition,
+    process_record,
+    sweep_due,
+    watermark,
+)
+from streams.orders.logic import Rules, enrich
+from streams.orders.pipeline import DLQ, ENRICHED, OrdersPipeline
+
+#: Expired order ids deleted between two yields to the event loop.
+SWEEP_YIELD_EVERY = 10_000
+
+
+@dataclass
+class Tally:
+    """What a batch counted, applied to the metrics once the batch is done."""
+
+    kinds: Counter[str] = field(default_factory=Counter)
+    accepted: Counter[tuple[str, str]] = field(default_factory=Counter)
+    revenue: Counter[str] = field(default_factory=Counter)
+    issues: Counter[str] = field(default_factory=Counter)
+    letters: Counter[str] = field(default_factory=Counter)
+    stream_ms: int | None = None
+
+    def publish(self, pipeline: OrdersPipeline, events: list[Any]) -> None:
+        metrics = pipeline.metrics
+        metrics.received.inc(len(events))
+        metrics.batch_size.observe(len(events))
+        for (channel, status), count in self.accepted.items():
+            metrics.accepted.labels(channel, status).inc(count)
+        for channel, cents in self.revenue.items():
+            metrics.revenue.labels(channel).inc(cents / 100)
+        for issue, count in self.issues.items():
+            metrics.quality_issues.labels(issue).inc(count)
+        for reason, count in self.letters.items():
+            metrics.dead_letters.labels(reason).inc(count)
+        metrics.duplicates.inc(self.kinds["duplicate"])
+        metrics.replayed.inc(self.kinds["replayed"])
+        metrics.late_accepted.inc(self.kinds["revision"])
+        if self.stream_ms:
+            metrics.stream_time.set(self.stream_ms / 1000)
+        now = time.time()
+        for event in events:
+            metrics.latency.observe(max(now - event.message.timestamp, 0.0))
+
+
+async def handle_batch(pipeline: OrdersPipeline, table: Any, events: list[Any]) -> None:
+    """Process one batch: per partition, read and write each table key once."""
+    producer = pipeline.app.producer
+    sends = Confirmed(producer)
+    tally = Tally()
+    wall_ms = int(time.time() * 1000)
+    written = []
+    rows: dict[int, list[tuple[int, bytes]]] = {}
+    # Enriched orders are sent after the Parquet copy is written: a row the copy
+    # refuses (a poison record, dead-lettered in the end) never reaches the topic.
+    outputs: list[tuple[str, bytes, bytes]] = []
+    for partition, batch in by_partition(events).items():
+        io = RocksPartition(table, partition)
+        state = PartitionState(io)
+        outcomes = [
+            process_record(
+                event.message.value,
+                partition,
+                event.message.offset,
+                wall_ms,
+                state,
+                state,
+                pipeline.catalog,
+                pipeline.rules,
+                key=event.message.key,
+                record_ms=int(event.message.timestamp * 1000),
+            )
+            for event in batch
+        ]
+        rows[partition] = await emit(pipeline, sends, batch, outcomes, tally, outputs)
+        high = watermark(state, partition)
+        if high is not None:
+            tally.stream_ms = max(tally.stream_ms or 0, high)
+        sweep = sweep_due(state, partition)
+        flush_partition(state, partition)
+        if sweep is not None and high is not None:
+            await forget_expired(io, high, pipeline.rules)
+        written.append(io)
+    if pipeline.lake is not None:
+        # One thread per partition: pyarrow releases the GIL while it encodes and writes.
+        lake = pipeline.lake
+        await asyncio.gather(*(lake.write(p, r) for p, r in rows.items()))
+    for topic, key, value in outputs:
+        await sends.send(topic, key, value)
+    await sends.confirm()
+    await write_all(written, producer)
+    tally.publish(pipeline, events)
+
+
+async def forget_expired(io: RocksPartition, high_mark: int, rules: Rules) -> int:
+    """Delete what the partition keeps past its horizons: order ids past retention, and
+    figures past ``history_ms`` (aggregates.py says why both are safe). Yields to the
+    event loop as it goes: a week's sweep can be long."""
+    expired = chain(
+        expired_orders(io.scan("order|"), high_mark, rules),
+        *(expired_figures((k for k, _v in io.scan(p)), high_mark, rules) for p in FIGURES),
+    )
+    forgotten = 0
+    for key in expired:
+        del io[key]
+        forgotten += 1
+        if forgotten % SWEEP_YIELD_EVERY == 0:
+            await asyncio.sleep(0)
+    return forgotten
+
+
+async def emit(
+    pipeline: OrdersPipeline,
+    sends: Confirmed,
+    events: list[Any],
+    outcomes: list[Applied],
+    tally: Tally,
+    outputs: list[tuple[str, bytes, bytes]],
+) -> list[tuple[int, bytes]]:
+    """Dead-letter what a partition's records rejected and add the enriched orders to
+    ``outputs``; returns the Parquet rows.
+
+    Records go straight to the transport producer (Faust's topic layer costs more per
+    record than the rest of the work).
+    """
+    rules = pipeline.rules
+    rows = []
+    inventory = pipeline.inventory()
+    for event, outcome in zip(events, outcomes, strict=True):
+        tally.kinds[outcome.kind] += 1
+        if outcome.kind == "rejected" and outcome.rejected is not None:
+            rejected = outcome.rejected
+            await dead_letter(sends, DLQ, event.message, rejected.reason, rejected.detail)
+            tally.letters[rejected.reason] += 1
+        elif outcome.kind == "applied" and outcome.order is not None:
+            order = outcome.order
+            enriched = orjson.dumps(
+                enrich(order, pipeline.catalog, inventory, rules, revision=outcome.revision)
+            )
+            outputs.append((ENRICHED, order.order_id.encode(), enriched))
+            rows.append((event.message.offset, enriched))
+            channel = allowed(order.channel, pipeline.channels)
+            tally.accepted[(channel, order.status.value)] += 1
+            if order.status.value in rules.revenue_statuses:
+                tally.revenue[channel] += order.items_cents
+            tally.issues.update(outcome.issues)
+            tally.kinds["revision"] += outcome.revision
+    return rows
+
+
+async def reject(pipeline: OrdersPipeline, table: Any, event: Any, error: Exception) -> None:
+    """Settle a record that fails alone, for good (streams/common/batches.py): dead-letter
+    it as processing_error and move its partition's clock past it, counted under that
+    reason, so a restart does not try it again."""
+    message = event.message
+    producer = pipeline.app.producer
+    sends = Confirmed(producer)
+    detail = f"{type(error).__name__}: {error}"
+    await dead_letter(sends, DLQ, message, PROCESSING_ERROR, detail)
+    await sends.confirm()
+    io = RocksPartition(table, message.partition)
+    state = PartitionState(io)
+    outcome = f"rejected:{PROCESSING_ERROR}"
+    advance_clock(state, message.partition, message.offset, None, int(time.time() * 1000), outcome)
+    flush_partition(state, message.partition)
+    await write_all([io], producer)
+    pipeline.metrics.dead_letters.labels(PROCESSING_ERROR).inc()

@@ -1,0 +1,281 @@
+"""Component: the orders batch on real RocksDB with a producer whose sends fail.
+
+The batch handler and the batch runner are the production ones; the producer is a
+fake that delivers, refuses at once or fails later as each scenario says, and records
+what was delivered. Nothing may be acknowledged (the runner done) that was not
+delivered, RocksDB may not move before its changelog is delivered, and once the fault
+clears the figures must equal a clean run's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from decimal import Decimal
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import orjson
+import pytest
+from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError, MessageSizeTooLargeError
+from faust.exceptions import ProducerSendError
+from prometheus_client import CollectorRegistry
+from rocksdict import Options, Rdict
+
+from streams.common.batches import BatchRunner, Retry
+from streams.common.partitioning import partition_for
+from streams.orders.batch import handle_batch, reject
+from streams.orders.metrics import OrdersMetrics
+from streams.orders.pipeline import DLQ, ENRICHED, OrdersPipeline
+from streams.orders.settings import OrdersSettings
+from tests.unit.factories import bundled_catalog, item, raw, v1
+
+PARTITIONS = 4
+CHANGELOG = "orders-aggregates-changelog"
+NOW_S = 1_754_049_600.0  # 2025-08-01T12:00:00Z
+
+
+class Store:
+    """Faust's RocksDB store as RocksPartition uses it: one real RocksDB per partition."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.dbs: dict[int, Rdict] = {}
+        self.persisted: dict[int, int] = {}
+
+    def _db_for_partition(self, partition: int) -> Rdict:
+        if partition not in self.dbs:
+            self.dbs[partition] = Rdict(str(self.root / f"p{partition}"), Options(raw_mode=True))
+        return self.dbs[partition]
+
+    def set_persisted_offset(self, tp: Any, offset: int) -> None:
+        self.persisted[tp.partition] = offset
+
+    def keys(self) -> int:
+        return sum(len(list(db.keys())) for db in self.dbs.values())
+
+
+Rule = Callable[[str, bytes | None, bytes | None, int], BaseException | str | None]
+
+
+class Producer:
+    """Each send asks ``rule(topic, key, value, n)``: None delivers, an exception raised
+    at once, or "later" fails the future. Delivered records are kept per topic."""
+
+    def __init__(self, rule: Rule) -> None:
+        self.rule = rule
+        self.n = 0
+        self.delivered: dict[str, list[tuple[bytes | None, bytes | None, Any]]] = {}
+
+    async def send(
+        self, topic: str, key: Any, value: Any, partition: Any, _ts: Any, headers: Any
+    ) -> asyncio.Future[Any]:
+        self.n += 1
+        verdict = self.rule(topic, key, value, self.n)
+        if isinstance(verdict, BaseException):
+            raise ProducerSendError("Error while sending") from verdict
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        if verdict == "later":
+            future.set_exception(KafkaTimeoutError())
+        else:
+            sent = self.delivered.setdefault(topic, [])
+            sent.append((key, value, headers))
+            future.set_result(SimpleNamespace(offset=len(sent) - 1))
+        return future
+
+
+def message(partition: int, offset: int, value: bytes, key: bytes) -> Any:
+    return SimpleNamespace(
+        topic="orders.raw", partition=partition, offset=offset, key=key, value=value,
+        timestamp=NOW_S,
+    )  # fmt: skip
+
+
+def orders() -> list[Any]:
+    """Events of four customers' orders, two a duplicate, one unknown product."""
+    events: list[Any] = []
+    offsets = dict.fromkeys(range(PARTITIONS), 0)
+    for n in range(24):
+        customer = f"CUST-{n % 4}"
+        order_id = f"ORD-{n - 4 if n in (8, 13) else n}"  # the customer's order sent again
+        items = [item("PROD-404" if n == 10 else "PROD-002", 1 + n % 3, "243.82")]
+        value = raw(v1(order_id=order_id, customer_id=customer, items=items))
+        key = customer.encode()
+        partition = partition_for(key, PARTITIONS)
+        events.append(SimpleNamespace(message=message(partition, offsets[partition], value, key)))
+        offsets[partition] += 1
+    return events
+
+
+def expected_revenue(events: list[Any]) -> Decimal:
+    """Revenue of the first occurrence of each valid order id, computed from the bytes."""
+    seen: set[str] = set()
+    total = Decimal(0)
+    for event in events:
+        order = orjson.loads(event.message.value)
+        if order["order_id"] in seen or order["items"][0]["product_id"] == "PROD-404":
+            continue
+        seen.add(order["order_id"])
+        total += sum(Decimal(str(i["unit_price"])) * i["quantity"] for i in order["items"])
+    return total
+
+
+def run(tmp_path: Path, rule: Rule, events: list[Any]) -> tuple[bool, Producer, Any, Store]:
+    producer = Producer(rule)
+    store = Store(tmp_path)
+    table = SimpleNamespace(
+        name="aggregates",
+        data=store,
+        changelog_topic=SimpleNamespace(get_topic_name=lambda: CHANGELOG),
+    )
+    app = SimpleNamespace(producer=producer, rebalancing_count=0)
+    settings = OrdersSettings(partitions=PARTITIONS, parquet_uri="")
+    metrics = OrdersMetrics.create(CollectorRegistry())
+    pipeline = OrdersPipeline(
+        app, settings, settings.rules(), metrics, mirror=None,  # type: ignore[arg-type]
+        catalog=bundled_catalog(), channels=settings.known_channels(),
+    )  # fmt: skip
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        # The handler reads the wall clock: keep every attempt on the same "now".
+
+    runner = BatchRunner(
+        app,
+        "test",
+        lambda batch: handle_batch(pipeline, table, batch),
+        lambda event, error: reject(pipeline, table, event, error),
+        metrics.batch_failures,
+        retry=Retry(attempts=2),
+        sleep=sleep,
+    )
+    done = asyncio.run(runner.run(events))
+    return done, producer, metrics, store
+
+
+def stored_revenue(store: Store) -> Decimal:
+    cents = 0
+    for db in store.dbs.values():
+        for key, value in db.items():
+            parsed = orjson.loads(key)
+            if parsed.startswith("daily|"):
+                cents += orjson.loads(value)["s"].get("confirmed", [0, 0])[1]
+    return Decimal(cents) / 100
+
+
+def distinct(producer: Producer, topic: str) -> set[bytes | None]:
+    return {key for key, _value, _headers in producer.delivered.get(topic, [])}
+
+
+@pytest.fixture(autouse=True)
+def _wall_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Orders of 2025 are not in the future: the batch's clock is the records' time."""
+    import time
+
+    monkeypatch.setattr(time, "time", lambda: NOW_S)
+
+
+def test_a_clean_run_delivers_and_counts_every_order_once(tmp_path: Path) -> None:
+    """No fault: the reference figures, each valid order enriched once, one dead letter."""
+    events = orders()
+    done, producer, metrics, store = run(tmp_path, lambda *_: None, events)
+
+    assert done
+    assert stored_revenue(store) == expected_revenue(events)
+    assert len(distinct(producer, ENRICHED)) == 21
+    assert len(producer.delivered[DLQ]) == 1
+    assert metrics.batch_failures._value.get() == 0
+
+
+@pytest.mark.parametrize("fault", ["refused at once", "failed later"])
+@pytest.mark.parametrize(
+    "window", [(1, 1), (10, 15), (30, 40)], ids=["dead-letter", "enriched", "changelog"]
+)
+def test_sends_failing_for_a_while_are_retried_and_nothing_counts_twice(
+    tmp_path: Path, fault: str, window: tuple[int, int]
+) -> None:
+    """Kafka refusing some sends (a dead letter, enriched orders, table changelog): the
+    batch is retried until they pass; the figures are then exact and every order and
+    dead letter is delivered."""
+
+    def rule(_topic: str, _key: Any, _value: Any, n: int) -> BaseException | str | None:
+        if window[0] <= n <= window[1]:
+            return KafkaConnectionError() if fault == "refused at once" else "later"
+        return None
+
+    events = orders()
+    done, producer, metrics, store = run(tmp_path, rule, events)
+
+    assert done
+    assert metrics.batch_failures._value.get() >= 1
+    assert stored_revenue(store) == expected_revenue(events)
+    assert len(distinct(producer, ENRICHED)) == 21
+    assert len(distinct(producer, DLQ)) == 1
+    assert metrics.dead_letters.labels("unknown_product")._value.get() == 1
+
+
+def test_rocksdb_is_not_written_before_its_changelog_is_delivered(tmp_path: Path) -> None:
+    """Every changelog send failing: the batch never completes, and RocksDB stays empty."""
+
+    def rule(topic: str, _key: Any, _value: Any, _n: int) -> BaseException | str | None:
+        return "later" if topic == CHANGELOG else None
+
+    events = orders()
+    producer = Producer(rule)
+
+    async def give_up_after_three(runner: BatchRunner) -> bool:
+        return await runner.run(events)
+
+    store = Store(tmp_path)
+    table = SimpleNamespace(
+        name="aggregates", data=store,
+        changelog_topic=SimpleNamespace(get_topic_name=lambda: CHANGELOG),
+    )  # fmt: skip
+    app = SimpleNamespace(producer=producer, rebalancing_count=0)
+    settings = OrdersSettings(partitions=PARTITIONS, parquet_uri="")
+    metrics = OrdersMetrics.create(CollectorRegistry())
+    pipeline = OrdersPipeline(
+        app, settings, settings.rules(), metrics, mirror=None,  # type: ignore[arg-type]
+        catalog=bundled_catalog(),
+    )  # fmt: skip
+    attempts = 0
+
+    async def sleep(_seconds: float) -> None:
+        nonlocal attempts
+        attempts += 1
+        if attempts == 3:
+            app.rebalancing_count += 1  # the partitions move on: the batch is given up
+
+    runner = BatchRunner(
+        app, "test", lambda batch: handle_batch(pipeline, table, batch),
+        lambda event, error: reject(pipeline, table, event, error), metrics.batch_failures,
+        sleep=sleep,
+    )  # fmt: skip
+
+    assert not asyncio.run(give_up_after_three(runner))
+    assert store.keys() == 0
+    assert store.persisted == {}
+
+
+def test_a_changelog_value_over_the_size_limit_dead_letters_its_record_alone(
+    tmp_path: Path,
+) -> None:
+    """One order whose table write Kafka refuses as too large: it alone is a dead letter
+    (processing_error), every other order is counted exactly."""
+    poison = b'"customer|CUST-3"'
+
+    def rule(topic: str, key: Any, _value: Any, _n: int) -> BaseException | str | None:
+        too_large: BaseException = MessageSizeTooLargeError()
+        return too_large if topic == CHANGELOG and key == poison else None
+
+    events = orders()
+    done, producer, _metrics, store = run(tmp_path, rule, events)
+
+    assert done
+    letters = producer.delivered[DLQ]
+    reasons = [dict(headers)["dlq.reason"] for _k, _v, headers in letters]
+    assert reasons.count(b"processing_error") == 6  # CUST-3's six orders
+    survivors = [e for e in events if e.message.key != b"CUST-3"]
+    assert stored_revenue(store) == expected_revenue(survivors)
