@@ -32,6 +32,10 @@ class KeyValues(Protocol):
     def __setitem__(self, key: Any, value: Any, /) -> None: ...
 
 
+def _no_barrier() -> None:
+    """A store written in one step (a dict in tests) has no phases to separate."""
+
+
 class PartitionState:
     """One source partition's view of a table during one batch: read once, write once."""
 
@@ -83,17 +87,21 @@ class PartitionState:
         """Write every touched key once, ``first`` before and ``last`` after all others;
         returns the count.
 
-        Changelog records of one partition keep their order, so a marker written last
-        (the partition's clock) proves that everything before it was written too, and a
-        key written first is never behind any other key after a crash.
+        A table with phases (streams/common/table_io.py) has ``first`` acknowledged before
+        the others are sent, and the others before ``last``: a marker written last (the
+        partition's clock) proves that everything before it was written too, and a key
+        written first is never behind any other key after a crash.
         """
         marker = self._cache.pop(last, None)
         leader = self._cache.pop(first, None) if first is not None else None
+        barrier = getattr(self.table, "barrier", _no_barrier)
         if leader is not None:
             self.table[first] = leader
+            barrier()
         for key, value in self._cache.items():
             self.table[key] = value
         if marker is not None:
+            barrier()
             self.table[last] = marker
         written = len(self._cache) + (marker is not None) + (leader is not None)
         self._cache.clear()

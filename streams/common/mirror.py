@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import orjson
@@ -44,6 +44,7 @@ class TopicMirror(Service):
         keep: Callable[[str, Any], bool] | None = None,
         unstored: Iterable[str] = (),
         failures: Any = None,
+        newest: Mapping[str, int] | None = None,
         **kwargs: Any,
     ) -> None:
         self.bootstrap = bootstrap
@@ -53,6 +54,9 @@ class TopicMirror(Service):
         self.keep = keep
         # Topics only passed to listeners (an ever-growing stream, such as alerts).
         self.unstored = set(unstored)
+        # Topics of which only the newest N keys are kept: a stream of distinct ids
+        # (alerts) would otherwise grow every worker's memory for ever.
+        self.newest = dict(newest or {})
         self.data: dict[str, dict[Any, Any]] = {
             topic: {} for topic in self.topics if topic not in self.unstored
         }
@@ -122,7 +126,11 @@ class TopicMirror(Service):
             if table is not None and value is None:
                 table.pop(key, None)
             elif table is not None:
+                table.pop(key, None)  # a key written again counts as new
                 table[key] = value
+                limit = self.newest.get(topic)
+                if limit is not None and len(table) > limit:
+                    del table[next(iter(table))]
             for listener in self.listeners:
                 try:
                     listener(topic, key, value)

@@ -27,11 +27,17 @@ class SendFailed(RuntimeError):
 
 
 class Confirmed:
-    """The sends of one unit of work, acknowledged together by ``confirm()``."""
+    """The sends of one unit of work, handed to the producer and acknowledged together
+    by ``confirm()``.
+
+    Records wait in ``pending`` until then: a unit that fails while it is still being
+    computed (a poison record, a bug) has sent nothing, so trying it again does not send
+    its dead letters or results twice.
+    """
 
     def __init__(self, producer: Any) -> None:
         self.producer = producer
-        self.pending: list[Awaitable[Any]] = []
+        self.pending: list[tuple[str, bytes | None, bytes | None, int | None, Any]] = []
 
     async def send(
         self,
@@ -42,19 +48,28 @@ class Confirmed:
         partition: int | None = None,
         headers: Headers | None = None,
     ) -> None:
-        """Hand a record to the producer (a Faust transport producer); an error the
-        producer raises at once (a record over the size limit) raises here."""
-        future = await self.producer.send(topic, key, value, partition, None, headers)
-        self.pending.append(future)
+        """Add a record to the unit's sends."""
+        self.pending.append((topic, key, value, partition, headers))
 
     async def confirm(self) -> list[Any]:
-        """Await every acknowledgement (the records' metadata, in send order); raise
-        SendFailed if any send failed. The sends are forgotten either way: a retry
-        sends again."""
-        pending, self.pending = self.pending, []
-        if not pending:
+        """Hand every record to the producer (a Faust transport producer), in order, and
+        await each acknowledgement (the records' metadata, in send order); raise
+        SendFailed if any send failed, or the error the producer raised at once (a
+        record over the size limit). The sends are forgotten either way: a retry sends
+        again."""
+        records, self.pending = self.pending, []
+        if not records:
             return []
-        results = await asyncio.gather(*pending, return_exceptions=True)
+        send = self.producer.send
+        futures: list[Awaitable[Any]] = []
+        try:
+            for topic, key, value, partition, headers in records:
+                futures.append(await send(topic, key, value, partition, None, headers))
+        except BaseException:
+            # What was handed over before a refusal is still awaited: never left behind.
+            await asyncio.gather(*futures, return_exceptions=True)
+            raise
+        results = await asyncio.gather(*futures, return_exceptions=True)
         failed = [r for r in results if isinstance(r, BaseException)]
         if failed:
             raise SendFailed(f"{len(failed)} of {len(results)} sends failed: {failed[0]!r}") from (

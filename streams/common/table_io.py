@@ -14,12 +14,21 @@ acknowledgement but before the local write restores the missing records from the
 changelog (Faust reads it from the persisted offset on). Faust's own recovery works
 unchanged. Keys and values are JSON, exactly as Faust's table serializers write them.
 
+A failed produce request can leave any subset of a batch's changelog records delivered
+(Kafka orders a partition's records, but a later request may succeed where an earlier
+one failed), and a worker that takes the partition over restores that subset. So a
+writer that needs some keys in the changelog before others (a partition's clock after
+the figures it guards, a window's meta after its chunks) calls ``barrier()`` between
+them: everything pending before a barrier is acknowledged before anything after it is
+sent. Within a phase each value carries its own offset guard, so any subset is exact.
+
 Faust's ``memory://`` store is not supported: its changelog sends are not confirmed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from itertools import pairwise
 from typing import Any
 
 import orjson
@@ -43,6 +52,17 @@ class RocksPartition:
         self.store = table.data
         self.db = self.store._db_for_partition(partition)
         self.pending: list[tuple[bytes, bytes | None]] = []
+        #: Indices of ``pending`` where a new phase starts (``barrier``).
+        self.phases: list[int] = []
+
+    def barrier(self) -> None:
+        """What is pending so far is acknowledged before anything pending after it is sent."""
+        if self.pending and (not self.phases or self.phases[-1] != len(self.pending)):
+            self.phases.append(len(self.pending))
+
+    def phase_slices(self) -> list[slice]:
+        bounds = [0, *self.phases, len(self.pending)]
+        return [slice(a, b) for a, b in pairwise(bounds) if b > a]
 
     def get(self, key: str) -> Any:
         raw = self.db.get(orjson.dumps(key))
@@ -63,10 +83,11 @@ class RocksPartition:
                 break
             yield orjson.loads(raw_key), orjson.loads(raw_value)
 
-    async def send_changelog(self, sends: Confirmed) -> None:
-        """Hand the pending keys to the producer, in order (not yet acknowledged)."""
+    async def send_changelog(self, sends: Confirmed, phase: slice) -> None:
+        """Hand one phase of the pending keys to the producer, in order (not yet
+        acknowledged)."""
         topic = self.table.changelog_topic.get_topic_name()
-        for key, value in self.pending:
+        for key, value in self.pending[phase]:
             await sends.send(topic, key, value, partition=self.partition)
 
     def write_local(self, last_offset: int | None) -> int:
@@ -85,7 +106,7 @@ class RocksPartition:
             topic = self.table.changelog_topic.get_topic_name()
             self.store.set_persisted_offset(TP(topic, self.partition), last_offset)
         written = len(self.pending)
-        self.pending = []
+        self.discard()
         return written
 
     async def write(self, producer: Any) -> int:
@@ -95,11 +116,13 @@ class RocksPartition:
     def discard(self) -> None:
         """Forget the pending keys (a failed batch is retried from the stored state)."""
         self.pending = []
+        self.phases = []
 
 
 async def write_all(partitions: Iterable[RocksPartition], producer: Any) -> int:
-    """Write several partitions' pending keys: every changelog record sent and
-    acknowledged together (one wait for the whole batch), then each RocksDB batch.
+    """Write several partitions' pending keys: their changelog records sent phase by
+    phase (the partitions' first phases together, acknowledged, then their second...),
+    then each RocksDB batch.
 
     If any send fails, nothing is written locally and SendFailed is raised; the pending
     keys are dropped, since a retry recomputes them from the stored state.
@@ -107,18 +130,23 @@ async def write_all(partitions: Iterable[RocksPartition], producer: Any) -> int:
     parts = [part for part in partitions if part.pending]
     if not parts:
         return 0
-    sends = Confirmed(producer)
-    ends: list[int] = []
+    phases = {id(part): part.phase_slices() for part in parts}
+    last_offset: dict[int, int] = {}
     try:
-        for part in parts:
-            await part.send_changelog(sends)
-            ends.append(len(sends.pending))
-        acknowledged = await sends.confirm()
+        for step in range(max(len(p) for p in phases.values())):
+            sends = Confirmed(producer)
+            spans: list[tuple[RocksPartition, int, int]] = []
+            for part in parts:
+                if step < len(phases[id(part)]):
+                    start = len(sends.pending)
+                    await part.send_changelog(sends, phases[id(part)][step])
+                    spans.append((part, start, len(sends.pending)))
+            acknowledged = await sends.confirm()
+            for part, start, end in spans:
+                if end > start:
+                    last_offset[id(part)] = acknowledged[end - 1].offset
     except BaseException:
         for part in parts:
             part.discard()
         raise
-    written = 0
-    for part, end in zip(parts, ends, strict=True):
-        written += part.write_local(acknowledged[end - 1].offset)
-    return written
+    return sum(part.write_local(last_offset.get(id(part))) for part in parts)

@@ -14,11 +14,12 @@ up. Keys (all days and hours are UTC, from the order's own timestamp):
 Per customer (orders.raw is keyed by customer, so a customer lives in one partition):
 
 - ``customer|<id>``: counted orders ``n`` and their cents ``c`` (a fixed size);
-- ``order|<order id>``: one small value per order id seen (offset, UTC day, counted),
-  for deduplication. Keys older than the retention horizon are deleted each week of
-  event time (``expired_orders``): such an order can only come back late, and is then
-  rejected before deduplication. So no value grows with a customer's history, and
-  the table holds the horizon's order ids, not every id ever seen.
+- ``order|<customer id>|<order id>``: one small value per order id seen (offset, UTC
+  day, counted), for deduplication within the customer's orders. Keys older than the
+  retention horizon are deleted each week of event time (``expired_orders``): such an
+  order can only come back late, and is then rejected before deduplication. So no
+  value grows with a customer's history, and the table holds the horizon's order ids,
+  not every id ever seen.
 
 Everything counted per customer excludes cancelled orders; none of these keys is
 mirrored (no view needs them).
@@ -60,8 +61,8 @@ def customer_key(customer_id: str) -> str:
     return f"customer|{customer_id}"
 
 
-def order_key(order_id: str) -> str:
-    return f"order|{order_id}"
+def order_key(customer_id: str, order_id: str) -> str:
+    return f"order|{customer_id}|{order_id}"
 
 
 def sweep_key(partition: int) -> str:
@@ -163,7 +164,7 @@ def apply_order(
     back late (and is then rejected before deduplication).
     """
     customer = customers.get(customer_key(order.customer_id))
-    seen = customers.get(order_key(order.order_id))
+    seen = customers.get(order_key(order.customer_id, order.order_id))
     first = seen["o"] if seen is not None else _legacy_offset(customer, order.order_id)
     if first is not None and first != offset:
         return "duplicate"
@@ -181,7 +182,10 @@ def apply_order(
         _new_customer,
     )
     changed |= customers.update(
-        order_key(order.order_id), offset, _seen(order, offset, counted), _empty
+        order_key(order.customer_id, order.order_id),
+        offset,
+        _seen(order, offset, counted),
+        _empty,
     )
 
     status = order.status.value
@@ -202,9 +206,16 @@ def _counted_keys(order: Order, p: int) -> list[tuple[str, int, int]]:
         (f"daily|{day}|{order.channel}|{order.region}|{p}", cents, order.units),
         (f"hourly|{hour_of(ms)}|{order.channel}|{p}", cents, order.units),
     ]
+    # One key per product: an order listing a product on two lines adds both to it in
+    # one update (two updates under one offset would count the second line as applied).
+    products: dict[str, list[int]] = {}
+    for item in order.items:
+        figures = products.setdefault(item.product_id, [0, 0])
+        figures[0] += item.amount_cents
+        figures[1] += item.quantity
     keys.extend(
-        (f"product|{day}|{item.product_id}|{p}", item.amount_cents, item.quantity)
-        for item in order.items
+        (f"product|{day}|{product}|{p}", cents, units)
+        for product, (cents, units) in products.items()
     )
     return keys
 
@@ -214,7 +225,7 @@ def touch_order(
 ) -> None:
     """Read (and so rewrite at flush) every key a replayed record had written."""
     customers.get(customer_key(order.customer_id))
-    customers.get(order_key(order.order_id))
+    customers.get(order_key(order.customer_id, order.order_id))
     aggregates.get(customers_key(partition))
     for key, _cents, _units in _counted_keys(order, partition):
         aggregates.get(key)

@@ -197,4 +197,5 @@ async def reject(pipeline: OrdersPipeline, table: Any, event: Any, error: Except
     advance_clock(state, message.partition, message.offset, None, int(time.time() * 1000), outcome)
     flush_partition(state, message.partition)
     await write_all([io], producer)
+    pipeline.metrics.received.inc()
     pipeline.metrics.dead_letters.labels(PROCESSING_ERROR).inc()

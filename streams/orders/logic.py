@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import orjson
 from pydantic import ValidationError
 
+from streams.common.mirror import text_or_json_key
 from streams.common.partitioning import partition_for
 from streams.orders.models import (
     CatalogEntry,
@@ -115,14 +116,19 @@ def check_key(order: Order, key: bytes | None, partition: int, rules: Rules) -> 
 def parse_order(raw: bytes | None) -> Order:
     """Decode any known version of an order and upgrade it to the current model."""
     data = raw or b""
-    if b'"schema_version"' not in data and b'"order_id"' in data:
-        # The common case, parsed straight from bytes by pydantic's JSON parser; any
-        # rejection is classified precisely by the general path below.
-        try:
-            return upgrade_v1(OrderV1.model_validate_json(data))
-        except ValidationError:
-            pass
-    return _parse_any(data)
+    try:
+        if b'"schema_version"' not in data and b'"order_id"' in data:
+            # The common case, parsed straight from bytes by pydantic's JSON parser; any
+            # rejection is classified precisely by the general path below.
+            try:
+                return upgrade_v1(OrderV1.model_validate_json(data))
+            except ValidationError:
+                pass
+        return _parse_any(data)
+    except OverflowError:
+        # A valid offset on a date at the edge of datetime's range (year 1 at +01:00,
+        # year 9999 at -01:00) leaves it when it is converted to UTC.
+        raise Rejected("invalid", "timestamp: out of range once converted to UTC") from None
 
 
 def _parse_any(raw: bytes) -> Order:
@@ -171,7 +177,8 @@ def reference_record(model: type[Reference], key: bytes | str | None, raw: Any) 
             row = model.model_validate(raw)
     except ValidationError as exc:
         raise Rejected("invalid", describe(exc)) from None
-    shown = key.decode(errors="replace") if isinstance(key, bytes) else key
+    # Keys are read as every worker's mirror reads them: plain text, or JSON (Faust's).
+    shown = text_or_json_key(key) if isinstance(key, bytes) else key
     if shown != row.product_id:
         raise Rejected("wrong_key", f"key {shown!r}, product_id {row.product_id!r}")
     return row

@@ -32,6 +32,7 @@ class OrdersMetrics:
     reports: Counter
     alerts: Counter
     low_stock: Gauge
+    view_records: Gauge
     zscore: Gauge
 
     @classmethod
@@ -101,6 +102,11 @@ class OrdersMetrics:
             alerts=Counter(name("alerts"), "Alerts emitted", ["kind"], registry=registry),
             low_stock=Gauge(
                 name("low_stock_products"), "Products below the stock threshold", registry=registry
+            ),
+            view_records=Gauge(
+                name("view_records"),
+                "Records the worker holds for its views (tables mirrored, reports, alerts)",
+                registry=registry,
             ),
             zscore=Gauge(
                 name("anomaly_zscore"),

@@ -78,6 +78,12 @@ class OrdersPipeline:
     def inventory(self) -> dict[str, dict[str, Any]]:
         return self.stock
 
+    def view_records(self) -> int:
+        """Records held for the views: what bounds a worker's memory as history grows."""
+        mirrored = sum(len(records) for records in self.mirror.data.values())
+        indexed = sum(len(records) for records in self.index.by_kind.values())
+        return mirrored + indexed + len(self.catalog) + len(self.stock)
+
     def on_mirrored(self, topic: str, key: Any, value: Any) -> None:
         if topic == self.aggregates_changelog:
             self.index.on_record(topic, key, value)

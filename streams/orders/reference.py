@@ -29,6 +29,8 @@ async def handle_inventory(pipeline: OrdersPipeline, events: list[Any]) -> None:
     threshold = pipeline.settings.low_stock_threshold
     for event in events:
         message = event.message
+        if message.value is None:
+            continue  # a tombstone deletes the product's row: no row to check
         try:
             row = reference_record(InventoryRow, message.key, message.value)
         except Rejected as rejected:
@@ -64,6 +66,8 @@ async def handle_catalog(pipeline: OrdersPipeline, events: list[Any]) -> None:
     letters: Counter[str] = Counter()
     for event in events:
         message = event.message
+        if message.value is None:
+            continue  # a tombstone deletes the product (the mirror forgets it too)
         try:
             reference_record(CatalogEntry, message.key, message.value)
         except Rejected as rejected:

@@ -62,7 +62,7 @@ def register_reporter(pipeline: OrdersPipeline) -> None:
         if pipeline.ready.is_set():
             await _tick(pipeline, closing, detector, sent, pending, rescoring, started_ms)
 
-    @guarded_timer(app, 5.0, failures)
+    @guarded_timer(app, 1.0, failures)
     async def refresh_gauges() -> None:
         threshold = settings.low_stock_threshold
         low = sum(
@@ -71,6 +71,7 @@ def register_reporter(pipeline: OrdersPipeline) -> None:
             if int(row.get("available_quantity", threshold)) < threshold
         )
         pipeline.metrics.low_stock.set(low)
+        pipeline.metrics.view_records.set(pipeline.view_records())
 
 
 async def _tick(

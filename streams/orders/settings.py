@@ -44,6 +44,7 @@ class OrdersSettings(BaseSettings):
         "var/lake/orders",
         description="enriched Parquet copy: a directory or s3://bucket/prefix; empty: none",
     )
+    alerts_kept: int = Field(10_000, ge=1, description="newest alerts each worker serves")
     report_interval_seconds: float = Field(2.0, gt=0, description="how often days are closed")
     anomaly_z: float = Field(3.0, gt=0, description="|z| that makes an hourly spike or drop")
     anomaly_alpha: float = Field(0.3, gt=0, le=1, description="EWMA weight of the newest hour")

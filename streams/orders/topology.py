@@ -51,6 +51,7 @@ def register(
         keep=lambda _topic, key: not (isinstance(key, str) and key.startswith(UNMIRRORED)),
         # Reference data is kept checked, by the pipeline (on_mirrored), not raw.
         unstored=[CATALOG, INVENTORY],
+        newest={ALERTS: settings.alerts_kept},
         failures=metrics.task_failures,
     )
     pipeline = OrdersPipeline(

@@ -8,6 +8,8 @@ query parameter is a 400 that names it (streams/common/web.py has the error shap
 
 from __future__ import annotations
 
+from itertools import islice
+
 from prometheus_client import CollectorRegistry
 
 from streams.common.query import Query, choice, integer, iso_date, text
@@ -72,9 +74,12 @@ def register_views(pipeline: OrdersPipeline, registry: CollectorRegistry | None 
     views.page("/orders/quality", lambda q: analytics.data_quality(index.by_kind["clock"].values()))
     views.page(
         "/orders/alerts",
-        lambda q: sorted(
-            pipeline.mirror.data[ALERTS].values(), key=lambda a: a["id"], reverse=True
-        )[: integer(q, "limit", 100, 1, 10_000)],
+        # The mirror keeps alerts in the order they were sent: newest first is reversed.
+        lambda q: list(
+            islice(
+                reversed(pipeline.mirror.data[ALERTS].values()), integer(q, "limit", 100, 1, 10_000)
+            )
+        ),
     )
 
     def reports(q: Query) -> list[dict[str, object]]:

@@ -37,7 +37,6 @@ import aiokafka.errors as kafka_errors
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from pydantic import ValidationError
 
-from streams.common.faust_fixes import end_offset_correction
 from streams.common.mirror import text_or_json_key
 from streams.common.topics import TopicMismatch, TopicSpec, declare_topics
 from streams.telemetry.config import (
@@ -135,10 +134,9 @@ async def read_newest(bootstrap: str) -> Newest:
         tp = CONFIG_PARTITION
         consumer.assign([tp])
         await consumer.seek_to_beginning(tp)
-        # The embedded broker under-reports the end of a partition (broker defect 1);
-        # a no-op in workers, where make_app installed the correction already.
-        with end_offset_correction():
-            end = (await consumer.end_offsets([tp]))[tp]
+        # On the embedded broker this end is right only with the correction installed
+        # (broker defect 1): main.py installs it when KAFKA_CORRECT_END_OFFSETS is set.
+        end = (await consumer.end_offsets([tp]))[tp]
         newest: TelemetryConfig | None = None
         while await consumer.position(tp) < end:
             batch = await consumer.getmany(tp, timeout_ms=1000)

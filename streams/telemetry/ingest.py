@@ -21,7 +21,9 @@ from typing import Any
 
 import faust
 import orjson
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web import Request, Response
+from aiohttp.web_protocol import RequestPayloadError
 from prometheus_client import CollectorRegistry
 
 from streams.common.app import make_app
@@ -146,7 +148,12 @@ class Ingest:
         refusal = self.check_load()
         if refusal is not None:
             return refusal
-        body = await self.read_body(request)
+        try:
+            body = await self.read_body(request)
+        except (RequestPayloadError, HttpProcessingError) as exc:
+            # A body its Content-Encoding cannot decode (or a broken transfer).
+            reason = " ".join(str(exc).split())
+            return error(400, f"body could not be read: {reason}")
         if body is None:
             return self.too_large()
         parsed = parse_request(

@@ -147,19 +147,22 @@ def group_by_device(
     readings: list[Reading], places: Places, *, latest_ms: int
 ) -> dict[str, list[ReadingRow]] | Refusal:
     """Each device's readings as rows (devices in order of first appearance, readings in
-    request order); 422 if any reading is stamped after latest_ms."""
+    request order); 422 if any reading is stamped after latest_ms or before 1970 (the
+    workers' rule for a record's readings, models.py)."""
     groups: dict[str, list[ReadingRow]] = {}
     future: list[dict[str, Any]] = []
     for index, reading in enumerate(readings):
         ts_ms = (reading.ts - _EPOCH) // _MS
-        if ts_ms > latest_ms:
+        if ts_ms > latest_ms or ts_ms < 0:
             if len(future) < MAX_DETAIL:
                 place = index if places is None else places[index]
                 future.append(
                     {
                         "loc": [place, "ts"],
-                        "msg": "timestamp is too far in the future",
-                        "type": "ts_in_future",
+                        "msg": "timestamp is too far in the future"
+                        if ts_ms > 0
+                        else "timestamp is before 1970",
+                        "type": "ts_in_future" if ts_ms > 0 else "ts_before_epoch",
                     }
                 )
             continue

@@ -69,9 +69,12 @@ def main() -> None:
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     command = sys.argv[1] if len(sys.argv) > 1 else ""
     if command == "config":
+        from streams.common.faust_fixes import install_end_offset_correction
         from streams.telemetry.config_cli import run_config_command
 
         kafka = KafkaSettings()
+        if kafka.correct_end_offsets:
+            install_end_offset_correction()
         sys.exit(
             run_config_command(
                 kafka.bootstrap,

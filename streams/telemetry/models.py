@@ -43,11 +43,17 @@ MAX_TS_MS = 253_402_300_799_999
 
 # One rule set for a reading, whichever way it comes in (the ingest's JSON, or a
 # record any producer wrote to telemetry.readings): names without the table keys'
-# separator ``|``, finite values (a NaN would silence its series' detector for good),
-# times a clock can hold, sequence numbers that fit a signed 64-bit integer.
+# separator ``|``, finite values within MAX_MAGNITUDE (a NaN would silence its series'
+# detector for good), numbers as numbers (not strings or booleans), times from 1970 to
+# the end of year 9999, sequence numbers that fit a signed 64-bit integer.
 DeviceId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=NAME)]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=NAME)]
-FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+#: Values beyond this magnitude are refused: a window's sum or variance of values
+#: near float's limit overflows, and one such reading would block its device's window.
+MAX_MAGNITUDE = 1e100
+FiniteFloat = Annotated[
+    float, Field(strict=True, allow_inf_nan=False, ge=-MAX_MAGNITUDE, le=MAX_MAGNITUDE)
+]
 EpochMs = Annotated[int, Field(ge=0, le=MAX_TS_MS)]
 Seq = Annotated[int, Field(ge=0, lt=2**63)]
 

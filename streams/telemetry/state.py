@@ -17,10 +17,10 @@ Keys of the ``device-windows`` table (all JSON, all in the partition of their de
 
 A batch appends one chunk per window it touched instead of rewriting the window, so a
 window costs its readings once in the changelog, whatever its size. Chunks are written
-before the meta that counts them and the changelog keeps their order, so a meta on disk
-proves its chunks are too; a chunk written without its meta is overwritten by the
-replay, under the same number. Records at or below ``_o`` are skipped: redelivery
-after a crash changes nothing.
+before the meta that counts them, acknowledged before it is sent (a barrier), so a
+meta in the changelog proves its chunks are there too; a chunk written without its
+meta is overwritten by the replay, under the same number. Records at or below ``_o``
+are skipped: redelivery after a crash changes nothing.
 
 Closing a window reads its chunks, emits one record with the figures of each of its
 series (interface and metric; and an alert per series that broke a rule), and only then
@@ -61,6 +61,14 @@ class Store(Protocol):
     def __setitem__(self, key: str, value: Any, /) -> None: ...
 
     def __delitem__(self, key: str, /) -> None: ...
+
+
+def barrier(store: Store) -> None:
+    """Have what ``store`` holds pending acknowledged before what follows is sent, where
+    the store has phases (streams/common/table_io.py); a dict in tests has none."""
+    separate = getattr(store, "barrier", None)
+    if separate is not None:
+        separate()
 
 
 def meta_key(device: str) -> str:
@@ -238,6 +246,7 @@ class PartitionWindows:
             entry = self.metas[device]["open"][str(start)]
             self.store[chunk_key(device, start, entry[1])] = groups
             entry[1] += 1
+        barrier(self.store)  # a meta in the changelog proves its chunks are there
         for device in self._touched:
             self.store[meta_key(device)] = self.metas[device]
         self._groups.clear()
@@ -276,6 +285,7 @@ class PartitionWindows:
             return
         history = SeriesHistory.load(self.store.get(history_key(device)))
         recent = meta.setdefault("recent", [])
+        spent: list[str] = []
         for start, end, chunks in ready:
             keys = [chunk_key(device, start, n) for n in range(chunks)]
             values = series_values(self.store.get(key) or [] for key in keys)
@@ -292,8 +302,7 @@ class PartitionWindows:
                     into.alerts.append(alert)
             history.update(positions, figures.mean, config.detector)
             into.aggregates.append(window)
-            for key in keys:
-                del self.store[key]
+            spent.extend(keys)
             # The closed window itself is kept for the device's view, written once.
             self.store[recent_key(device, start)] = window
             recent.append(start)
@@ -304,6 +313,11 @@ class PartitionWindows:
             into.windows.append((device, end, trigger))
         self.store[history_key(device)] = history.dump()
         self.store[meta_key(device)] = meta
+        # Chunks go once the meta that no longer counts them is acknowledged: a restore
+        # never finds an open window whose chunks are gone.
+        barrier(self.store)
+        for key in spent:
+            del self.store[key]
 
     def silence(self, device: str, clock: float, config: TelemetryConfig, into: Closed) -> None:
         """Report a device that has sent nothing for ``silent_after_seconds``, once."""
@@ -352,8 +366,8 @@ class PartitionWindows:
         offset commit), and without ``_o`` they would open windows again. Every record
         of the partition up to the highest ``_o`` forgotten was applied already, so the
         floor skips any of them for a device with no meta, at the cost of one key per
-        partition. It is written before the tombstones, and the changelog keeps their
-        order: a restore never has a device forgotten without its floor.
+        partition. It is acknowledged before the tombstones are sent (``barrier``): a
+        restore never has a device forgotten without its floor.
         """
         gone = [device for device in dict.fromkeys(devices) if device in self.metas]
         if not gone:
@@ -362,6 +376,7 @@ class PartitionWindows:
         if floor > self.floor:
             self.floor = floor
             self.store[FLOOR_KEY] = floor
+            barrier(self.store)
         for device in gone:
             meta = self.metas.pop(device)
             for start in meta.get("recent", []):

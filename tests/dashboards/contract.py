@@ -50,6 +50,7 @@ ORDERS_COUNTERS = [
 ORDERS_GAUGES = [
     "streams_orders_stream_time_seconds",
     "streams_orders_low_stock_products",
+    "streams_orders_view_records",
     "streams_orders_anomaly_zscore",
 ]
 ORDERS_HISTOGRAMS = [

@@ -62,6 +62,7 @@ def orders_registry(stream_time: float) -> CollectorRegistry:
     for task in orders_tasks:
         failures.labels(task=task).inc(0)
     Gauge("streams_orders_low_stock_products", "low", registry=registry).set(2)
+    Gauge("streams_orders_view_records", "held", registry=registry).set(2000)
     Gauge("streams_orders_stream_time_seconds", "wm", registry=registry).set(stream_time)
     Histogram("streams_orders_processing_latency_seconds", "latency", registry=registry).observe(
         0.2

@@ -9,6 +9,7 @@ import pytest
 
 from producers.orders import catalog_records, inventory_records, load_catalog
 from streams.common.broker import EmbeddedBroker
+from streams.common.faust_fixes import end_offset_correction
 from streams.common.topics import declare
 from streams.orders.pipeline import topic_specs
 from tests.support.telemetry import TelemetryProcesses
@@ -20,10 +21,14 @@ def broker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Embedded
     """A fresh broker per test (it starts in milliseconds): no test sees another's data.
 
     Every process the test starts against it (workers, ``dlq-replay``, the config CLI)
-    inherits the setting that corrects the embedded broker's end offsets.
+    inherits the setting that corrects the embedded broker's end offsets, and the
+    test's own process has the correction installed while it runs.
     """
     monkeypatch.setenv("KAFKA_CORRECT_END_OFFSETS", "true")
-    with EmbeddedBroker(log_path=tmp_path / "broker.log") as running:
+    with (
+        end_offset_correction(),  # and so does the test's own process
+        EmbeddedBroker(log_path=tmp_path / "broker.log") as running,
+    ):
         yield running
 
 

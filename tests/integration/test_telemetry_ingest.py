@@ -144,8 +144,10 @@ def test_accepted_readings_are_published_grouped_by_device_in_its_partition(
 def test_refused_requests_publish_nothing(
     broker: EmbeddedBroker, start_ingest: Callable[..., Worker]
 ) -> None:
-    """401, 415, 413 (declared or chunked), 400 and 422 each come with a JSON error and
-    leave telemetry.readings empty; the right key then gets a 202."""
+    """401, 415, 413 (declared or chunked), 400 (also a body its Content-Encoding cannot
+    decode) and 422 (also a time before 1970, a value whose sums would overflow) each
+    come with a JSON error and leave telemetry.readings empty; the right key then gets
+    a 202."""
     ingest = start_ingest(TELEMETRY_INGEST_API_KEY=API_KEY, TELEMETRY_INGEST_MAX_BODY_BYTES="2048")
     key = {"X-API-Key": API_KEY}
     good = [reading("r1", 1)]
@@ -160,6 +162,9 @@ def test_refused_requests_publish_nothing(
         "declared too large": post(ingest, big, headers=key),
         "not json": post(ingest, b"{nope", headers=key),
         "invalid": post(ingest, bad, headers=key),
+        "not gzip": post(ingest, b"notgzip", headers={**key, "Content-Encoding": "gzip"}),
+        "before 1970": post(ingest, [{**reading("r1", 1), "ts": -1}], headers=key),
+        "overflowing": post(ingest, [{**reading("r1", 1), "value": 1.7e308}], headers=key),
     }
     statuses = {name: status for name, (status, _, _) in answers.items()}
     assert statuses == {
@@ -169,6 +174,9 @@ def test_refused_requests_publish_nothing(
         "declared too large": 413,
         "not json": 400,
         "invalid": 422,
+        "not gzip": 400,
+        "before 1970": 422,
+        "overflowing": 422,
     }
     assert all(isinstance(body["error"], str) for _, body, _ in answers.values())
     assert answers["invalid"][1]["detail"] == [
@@ -183,7 +191,7 @@ def test_refused_requests_publish_nothing(
 
     assert post(ingest, good, headers=key)[:2] == (202, {"accepted": 1})
     assert [group.device_id for _, group in published(broker)] == ["r1"]
-    assert ingest.metric("streams_telemetry_ingest_requests_total") == 8
+    assert ingest.metric("streams_telemetry_ingest_requests_total") == 11
 
 
 def test_lagging_workers_get_429_and_ingest_memory_stays_bounded(

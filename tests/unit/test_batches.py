@@ -186,3 +186,17 @@ def test_confirm_returns_every_acknowledgement_in_send_order() -> None:
         return [meta.offset for meta in await sends.confirm()]
 
     assert asyncio.run(scenario()) == [1, 2, 3]
+
+
+def test_nothing_is_sent_before_confirm() -> None:
+    """A unit that fails while it is computed has sent nothing: a retry sends no twin."""
+
+    async def scenario() -> int:
+        producer = Producer()
+        sends = Confirmed(producer)
+        await sends.send("orders.dlq", b"k", b"v")
+        sent_before = producer.sent
+        await sends.confirm()
+        return sent_before * 10 + producer.sent
+
+    assert asyncio.run(scenario()) == 1

@@ -67,6 +67,7 @@ class Producer:
         self.rule = rule
         self.n = 0
         self.delivered: dict[str, list[tuple[bytes | None, bytes | None, Any]]] = {}
+        self.partitions: dict[str, list[int | None]] = {}
 
     async def send(
         self, topic: str, key: Any, value: Any, partition: Any, _ts: Any, headers: Any
@@ -81,6 +82,7 @@ class Producer:
         else:
             sent = self.delivered.setdefault(topic, [])
             sent.append((key, value, headers))
+            self.partitions.setdefault(topic, []).append(partition)
             future.set_result(SimpleNamespace(offset=len(sent) - 1))
         return future
 
@@ -121,9 +123,11 @@ def expected_revenue(events: list[Any]) -> Decimal:
     return total
 
 
-def run(tmp_path: Path, rule: Rule, events: list[Any]) -> tuple[bool, Producer, Any, Store]:
+def run(
+    tmp_path: Path, rule: Rule, events: list[Any], store: Store | None = None
+) -> tuple[bool, Producer, Any, Store]:
     producer = Producer(rule)
-    store = Store(tmp_path)
+    store = store or Store(tmp_path)
     table = SimpleNamespace(
         name="aggregates",
         data=store,
@@ -279,3 +283,68 @@ def test_a_changelog_value_over_the_size_limit_dead_letters_its_record_alone(
     assert reasons.count(b"processing_error") == 6  # CUST-3's six orders
     survivors = [e for e in events if e.message.key != b"CUST-3"]
     assert stored_revenue(store) == expected_revenue(survivors)
+
+
+def test_a_new_owner_restoring_a_partly_delivered_changelog_counts_exactly(
+    tmp_path: Path,
+) -> None:
+    """Some of a batch's changelog records delivered, others failed, then the partitions
+    move: the clock (sent only once all else is acknowledged) never arrives, and a new
+    owner restoring what did arrive and reading the batch again counts every order once."""
+
+    def rule(topic: str, key: Any, _value: Any, _n: int) -> BaseException | str | None:
+        return "later" if topic == CHANGELOG and key.startswith(b'"daily|') else None
+
+    events = orders()
+    producer = Producer(rule)
+    store = Store(tmp_path / "old")
+    table = SimpleNamespace(
+        name="aggregates", data=store,
+        changelog_topic=SimpleNamespace(get_topic_name=lambda: CHANGELOG),
+    )  # fmt: skip
+    app = SimpleNamespace(producer=producer, rebalancing_count=0)
+    settings = OrdersSettings(partitions=PARTITIONS, parquet_uri="")
+    metrics = OrdersMetrics.create(CollectorRegistry())
+    pipeline = OrdersPipeline(
+        app, settings, settings.rules(), metrics, mirror=None,  # type: ignore[arg-type]
+        catalog=bundled_catalog(),
+    )  # fmt: skip
+
+    async def rebalance(_seconds: float) -> None:
+        app.rebalancing_count += 1
+
+    runner = BatchRunner(
+        app, "test", lambda batch: handle_batch(pipeline, table, batch),
+        lambda event, error: reject(pipeline, table, event, error), metrics.batch_failures,
+        sleep=rebalance,
+    )  # fmt: skip
+    assert not asyncio.run(runner.run(events))
+    delivered = list(
+        zip(producer.delivered[CHANGELOG], producer.partitions[CHANGELOG], strict=True)
+    )
+    keys = [key or b"" for (key, _v, _h), _p in delivered]
+    assert any(key.startswith(b'"customer|') for key in keys)
+    assert not any(key.startswith(b'"clock|') for key in keys)
+    assert store.keys() == 0
+
+    # The new owner restores what the changelog holds, then reads the batch again.
+    restored = Store(tmp_path / "new")
+    for (key, value, _headers), partition in delivered:
+        assert key is not None and partition is not None
+        db = restored._db_for_partition(partition)
+        if value is None:
+            del db[key]
+        else:
+            db[key] = value
+    done, _producer, _metrics, store = run(tmp_path, lambda *_: None, events, restored)
+
+    assert done
+    assert stored_revenue(store) == expected_revenue(events)
+    summaries = [
+        orjson.loads(value)
+        for db in store.dbs.values()
+        for key, value in db.items()
+        if key.startswith(b'"customers|')
+    ]
+    assert sum(s["customers"] for s in summaries) == 4
+    assert sum(s["orders"] for s in summaries) == 21

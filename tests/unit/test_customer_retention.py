@@ -52,7 +52,7 @@ def test_old_order_ids_are_forgotten_but_recent_duplicates_still_caught() -> Non
 
     again = [("ORD-25", START + timedelta(days=25)), ("ORD-2", START)]
     assert run(table, again, first=30) == ["duplicate", "rejected"]
-    remembered = {k.split("|", 1)[1] for k in table if k.startswith("order|")}
+    remembered = {k.rsplit("|", 1)[1] for k in table if k.startswith("order|")}
     assert len(remembered) <= 12
     assert "ORD-29" in remembered and "ORD-2" not in remembered
     assert table[customer_key("CUST-1")]["n"] == 30  # type: ignore[index]

@@ -159,11 +159,12 @@ def group(device: str = "sw-1", **row: Any) -> bytes:
         group(device="x" * 129),
         group(value="1.5"),
         group(value=True),
+        group().replace(b"1.5", b"1.7e308"),
     ],
     ids=[
         "nan", "infinity", "overflow", "-infinity", "year-10000", "before-1970",
         "seq-64-bit", "separator-in-device", "separator-in-interface", "empty-metric",
-        "long-device", "value-as-string", "value-as-bool",
+        "long-device", "value-as-string", "value-as-bool", "sum-would-overflow",
     ],
 )  # fmt: skip
 def test_a_kafka_record_gets_the_ingests_rules(value: bytes) -> None:
@@ -214,3 +215,20 @@ def test_a_guarded_task_failure_is_counted_and_swallowed() -> None:
     assert failures.labels("tick")._value.get() == 2
     with pytest.raises(asyncio.CancelledError):
         asyncio.run(stopping())
+
+
+@pytest.mark.parametrize("stamp", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"])
+def test_an_order_whose_time_leaves_the_calendar_in_utc_is_invalid(stamp: str) -> None:
+    """Year 1 at +01:00 or year 9999 at -01:00: one `invalid` dead letter, not a crash."""
+    key, partition = keyed()
+    outcomes, _ = run([(raw(v1(timestamp=stamp)), key, NOW_MS)], partition=partition)
+
+    assert outcomes[0].rejected.reason == "invalid"
+
+
+def test_reference_keys_are_read_as_the_mirror_reads_them() -> None:
+    """A JSON-quoted key (Faust's form) names the same product as a plain one."""
+    row = {"product_id": "PROD-049", "category": "Home", "brand": "Acme", "price": "1.00"}
+    assert reference_record(CatalogEntry, b'"PROD-049"', orjson.dumps(row)).product_id == "PROD-049"
+    with pytest.raises(Rejected):
+        reference_record(CatalogEntry, b'"PROD-048"', orjson.dumps(row))

@@ -210,7 +210,7 @@ def test_bodies_that_are_not_readings_json_are_400(body: bytes, fmt: str, messag
         ([reading(device="bad id")], [0, "device_id"], "string_pattern_mismatch"),
         ([{k: v for k, v in reading().items() if k != "metric"}], [0, "metric"], "missing"),
         ([reading(color="red")], [0, "color"], "extra_forbidden"),
-        ([reading(value="high")], [0, "value"], "float_parsing"),
+        ([reading(value="high")], [0, "value"], "float_type"),
         ([reading(ts="2025-12-31T23:59:00")], [0, "ts"], "timezone_aware"),
         ([reading(seq=-1)], [0, "seq"], "greater_than_equal"),
         ([reading(), 5], [1], "model_type"),

@@ -210,7 +210,8 @@ def test_late_readings_are_returned_for_dead_lettering() -> None:
 
 
 def test_closing_deletes_the_chunks_and_advances_closed() -> None:
-    """A closed window's chunks are deleted and the stored meta marks its end as closed."""
+    """A closed window's chunks are deleted after the stored meta marks its end as closed
+    (a restore never finds an open window whose chunks are gone)."""
     store = Store()
     windows = PartitionWindows(store, {})
     handle(windows, [("d", 0, [util(1.0, 1, 1)])])
@@ -218,7 +219,7 @@ def test_closing_deletes_the_chunks_and_advances_closed() -> None:
     store.writes.clear()
     handle(windows, [("d", 2, [util(3.0, 65, 3)])])
     assert [k for k in store if k.startswith(f"c|d|{T0}|")] == []
-    assert store.writes[-5:] == [f"-c|d|{T0}|0", f"-c|d|{T0}|1", f"w|d|{T0}", "h|d", "m|d"]
+    assert store.writes[-5:] == [f"w|d|{T0}", "h|d", "m|d", f"-c|d|{T0}|0", f"-c|d|{T0}|1"]
     assert store["m|d"]["closed"] == at(60)
     assert list(store["m|d"]["open"]) == [str(at(60))]
 
