@@ -22,7 +22,7 @@ import orjson
 from pydantic import ValidationError
 
 from streams.common.batches import PROCESSING_ERROR, by_partition
-from streams.common.deadletter import dead_letter
+from streams.common.deadletter import DeadLetter, Source, dead_letter, send_dead_letter
 from streams.common.partitioning import partition_for
 from streams.common.sends import Confirmed
 from streams.common.table_io import write_all
@@ -207,7 +207,17 @@ async def emit(pipeline: TelemetryPipeline, closed: Closed) -> None:
         await sends.send(AGGREGATES, record["id"].encode(), orjson.dumps(record))
     for alert in closed.alerts:
         await sends.send(ALERTS, alert["id"].encode(), orjson.dumps(alert))
+    for failed in closed.failed:
+        # Not one Kafka record's fault: the window is the source, its readings the value.
+        source = Source(object=f"telemetry.window/{failed['device']}/{failed['start']}")
+        device = str(failed["device"]).encode()
+        letter = DeadLetter(
+            PROCESSING_ERROR, failed["error"], source, device, orjson.dumps(failed["chunks"])
+        )
+        await send_dead_letter(sends, DLQ, letter)
+        log.error("telemetry: window %s not computed (%s)", source.object, failed["error"])
     await sends.confirm()
+    metrics.dead_letters.labels(PROCESSING_ERROR).inc(len(closed.failed))
     now = time.time()
     triggers: Counter[str] = Counter()
     for _device, end, trigger in closed.windows:

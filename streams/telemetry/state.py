@@ -44,10 +44,10 @@ import orjson
 
 from streams.telemetry.columns import SeriesFigures
 from streams.telemetry.config import TelemetryConfig
-from streams.telemetry.detect import flatline_reason, statistical_reason, threshold_reasons
 from streams.telemetry.history import SeriesHistory, flagged
-from streams.telemetry.models import ReadingRow, iso_ms
-from streams.telemetry.windows import Figures, series_values, window_for
+from streams.telemetry.models import ReadingRow
+from streams.telemetry.results import series_alert, silent_alert, window_record
+from streams.telemetry.windows import series_values, window_for
 
 Meta = dict[str, Any]
 Record = dict[str, Any]
@@ -145,6 +145,10 @@ class Closed:
     alerts: list[Record] = field(default_factory=list)
     duplicates: int = 0
     windows: list[tuple[str, int, str]] = field(default_factory=list)  # device, end, trigger
+    #: Windows that raised as they were computed (an input no rule foresaw): each is
+    #: closed all the same and its readings go to the dead-letter topic, so one window
+    #: never holds its device's, and the worker's, closing for ever.
+    failed: list[Record] = field(default_factory=list)
 
 
 class PartitionWindows:
@@ -288,26 +292,36 @@ class PartitionWindows:
         spent: list[str] = []
         for start, end, chunks in ready:
             keys = [chunk_key(device, start, n) for n in range(chunks)]
-            values = series_values(self.store.get(key) or [] for key in keys)
-            into.duplicates += values.duplicates
-            window = _window_record(device, start, end, trigger, config, values.duplicates)
-            figures = SeriesFigures.of(values)
-            window["series"] = figures.as_series()
-            positions = history.positions(figures.names())
-            for i in flagged(figures, history, positions, config):
-                past = history.past(int(positions[i]))
-                interface, metric = figures.interfaces[i], figures.metrics[i]
-                alert = _alert(window, interface, metric, figures.at(i), past, config)
-                if alert is not None:
-                    into.alerts.append(alert)
-            history.update(positions, figures.mean, config.detector)
-            into.aggregates.append(window)
+            stored = [self.store.get(key) or [] for key in keys]
+            try:
+                values = series_values(stored)
+                window = window_record(device, start, end, trigger, config, values.duplicates)
+                figures = SeriesFigures.of(values)
+                window["series"] = figures.as_series()
+                positions = history.positions(figures.names())
+                alerts = [
+                    series_alert(
+                        window, figures.interfaces[i], figures.metrics[i], figures.at(i),
+                        history.past(int(positions[i])), config,
+                    )
+                    for i in flagged(figures, history, positions, config)
+                ]  # fmt: skip
+            except Exception as exc:
+                error = f"{type(exc).__name__}: {exc}"
+                into.failed.append(
+                    {"device": device, "start": start, "error": error, "chunks": stored}
+                )
+            else:
+                into.duplicates += values.duplicates
+                into.alerts.extend(alert for alert in alerts if alert is not None)
+                history.update(positions, figures.mean, config.detector)
+                into.aggregates.append(window)
+                # The closed window itself is kept for the device's view, written once.
+                self.store[recent_key(device, start)] = window
+                recent.append(start)
+                while len(recent) > self.recent:
+                    del self.store[recent_key(device, recent.pop(0))]
             spent.extend(keys)
-            # The closed window itself is kept for the device's view, written once.
-            self.store[recent_key(device, start)] = window
-            recent.append(start)
-            while len(recent) > self.recent:
-                del self.store[recent_key(device, recent.pop(0))]
             del meta["open"][str(start)]
             meta["closed"] = max(meta["closed"], end)
             into.windows.append((device, end, trigger))
@@ -327,18 +341,7 @@ class PartitionWindows:
         if clock - meta["max"] < config.silent_after_seconds * 1000:
             return
         last = meta["max"]
-        into.alerts.append(
-            {
-                "id": f"{device}|silent|{iso_ms(last)}",
-                "device_id": device,
-                "interface": None,
-                "metric": None,
-                "kinds": ["silent"],
-                "reasons": [{"kind": "silent", "last_reading": iso_ms(last)}],
-                "at": iso_ms(int(clock)),
-                "config_version": config.version,
-            }
-        )
+        into.alerts.append(silent_alert(device, last, clock, config))
         meta["silent"] = last
         self.store[meta_key(device)] = meta
 
@@ -384,53 +387,3 @@ class PartitionWindows:
             del self.store[history_key(device)]
             del self.store[meta_key(device)]
         return gone
-
-
-def _window_record(
-    device: str, start: int, end: int, trigger: str, config: TelemetryConfig, duplicates: int
-) -> Record:
-    """A closed window of one device: one record holding every series' figures."""
-    return {
-        "id": f"{device}|{iso_ms(start)}",
-        "device_id": device,
-        "window_start": iso_ms(start),
-        "window_end": iso_ms(end),
-        "closed_by": trigger,
-        "config_version": config.version,
-        "duplicates": duplicates,
-        "series": [],
-    }
-
-
-def _alert(
-    window: Record,
-    interface: str,
-    metric: str,
-    figures: Figures,
-    past: dict[str, Any],
-    config: TelemetryConfig,
-) -> Record | None:
-    """One alert for a series' window, listing every rule it broke, or None."""
-    reasons = threshold_reasons(figures, config.thresholds.get(metric))
-    flat = flatline_reason(metric, figures, config.flatline)
-    if flat is not None:
-        reasons.append(flat)
-    unusual = statistical_reason(past, figures.mean, config.detector)
-    if unusual is not None:
-        reasons.append(unusual)
-    if not reasons:
-        return None
-    device = window["device_id"]
-    return {
-        "id": f"{device}|{interface}|{metric}|{window['window_start']}",
-        "device_id": device,
-        "interface": interface,
-        "metric": metric,
-        "window_start": window["window_start"],
-        "window_end": window["window_end"],
-        "kinds": sorted({reason["kind"] for reason in reasons}),
-        "reasons": reasons,
-        "figures": figures.as_dict(),
-        "at": window["window_end"],
-        "config_version": config.version,
-    }

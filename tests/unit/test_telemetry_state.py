@@ -372,3 +372,39 @@ def test_a_record_in_one_window_is_kept_as_received() -> None:
     windows.close("d", at(65), CONFIG, "idle", closed)
     assert closed.aggregates[0]["series"][0]["count"] == 2
     assert closed.aggregates[0]["series"][0]["mean"] == 2.0
+
+
+def test_a_window_that_cannot_be_computed_is_closed_as_a_dead_letter(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A window whose figures raise (an input no rule foresaw) is closed all the same and
+    handed over as a failed window, readings included; its neighbours close as usual,
+    and the device's next window opens and closes normally."""
+    import streams.telemetry.state as state
+    from streams.telemetry.windows import series_values as real
+
+    def fragile(chunks: Any) -> Any:
+        chunks = list(chunks)
+        if b"666.0" in orjson.dumps(chunks):
+            raise OverflowError("intermediate overflow in fsum")
+        return real(chunks)
+
+    store = Store()
+    windows = PartitionWindows(store, {})
+    apply_batch(windows, [("bad", 0, [util(666.0, 1, 1)]), ("good", 1, [util(1.0, 1, 1)])])
+    monkeypatch.setattr(state, "series_values", fragile)
+    closed = Closed()
+    for device in ("bad", "good"):
+        windows.close(device, at(65), CONFIG, "idle", closed)
+
+    assert [(f["device"], f["start"], f["error"]) for f in closed.failed] == [
+        ("bad", T0, "OverflowError: intermediate overflow in fsum")
+    ]
+    assert [c for chunk in closed.failed[0]["chunks"] for c in chunk]
+    assert [w["device_id"] for w in closed.aggregates] == ["good"]
+    assert store["m|bad"]["closed"] == at(60) and store["m|bad"]["open"] == {}
+    assert not [key for key in store if key.startswith("c|bad|")]
+    apply_batch(windows, [("bad", 2, [util(2.0, 70, 2)])])
+    later = Closed()
+    windows.close("bad", at(130), CONFIG, "idle", later)
+    assert [w["series"][0]["count"] for w in later.aggregates] == [1]
