@@ -111,44 +111,38 @@ def _pipeline(args: argparse.Namespace, records: list[Record], partitions: int) 
     return out
 
 
-def _memory(args: argparse.Namespace) -> int:
-    """An orders worker's memory over 90 days of event time (bench/memory.py)."""
-    from bench import memory
-
-    figures = memory.measure()
+def _write_part(args: argparse.Namespace, part: str, figures: Any, table: str) -> int:
+    """Results of one part in their own file (``results-<part>.json``, so the orders
+    figures stay), and its table on standard output."""
     results = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": machine.describe(),
         "source": machine.source(),
-        "memory": figures,
+        part: figures,
     }
     output = args.output
     if output == report.RESULTS:
-        output = report.RESULTS.with_name("results-memory.json")
+        output = report.RESULTS.with_name(f"results-{part}.json")
     report.write(results, output)
-    sys.stdout.write(memory.markdown(figures) + "\n")
+    sys.stdout.write(table + "\n")
     log.info("results in %s", output)
     return 0
+
+
+def _memory(args: argparse.Namespace) -> int:
+    """An orders worker's memory over months of event time (bench/memory.py)."""
+    from bench import memory
+
+    figures = memory.measure()
+    return _write_part(args, "memory", figures, memory.markdown(figures))
 
 
 def _ingest(args: argparse.Namespace) -> int:
-    """The telemetry ingest service alone (bench/ingest.py); its own results file."""
+    """The telemetry ingest service alone (bench/ingest.py)."""
     from bench import ingest
 
     figures = ingest.run()
-    results = {
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": machine.describe(),
-        "source": machine.source(),
-        "ingest": figures,
-    }
-    output = args.output
-    if output == report.RESULTS:  # keep the orders figures
-        output = report.RESULTS.with_name("results-ingest.json")
-    report.write(results, output)
-    sys.stdout.write(ingest.markdown(figures) + "\n")
-    log.info("results in %s", output)
-    return 0
+    return _write_part(args, "ingest", figures, ingest.markdown(figures))
 
 
 def _telemetry_throughput(args: argparse.Namespace) -> dict[str, Any]:

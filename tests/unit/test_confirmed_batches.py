@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from types import SimpleNamespace
@@ -123,40 +124,58 @@ def expected_revenue(events: list[Any]) -> Decimal:
     return total
 
 
+@dataclass
+class Rig:
+    """The production batch handler and runner over a real RocksDB and a fake producer;
+    ``on_wait`` runs at each of the runner's waits (give ``rebalance`` to end a batch)."""
+
+    store: Store
+    producer: Producer
+    on_wait: Callable[[Rig], None] = lambda _rig: None
+    app: Any = None
+    metrics: Any = None
+
+    def run(self, events: list[Any]) -> bool:
+        table = SimpleNamespace(
+            name="aggregates",
+            data=self.store,
+            changelog_topic=SimpleNamespace(get_topic_name=lambda: CHANGELOG),
+        )
+        self.app = SimpleNamespace(producer=self.producer, rebalancing_count=0)
+        settings = OrdersSettings(partitions=PARTITIONS, parquet_uri="")
+        self.metrics = OrdersMetrics.create(CollectorRegistry())
+        pipeline = OrdersPipeline(
+            self.app, settings, settings.rules(), self.metrics,
+            mirror=None,  # type: ignore[arg-type]
+            catalog=bundled_catalog(), channels=settings.known_channels(),
+        )  # fmt: skip
+
+        async def sleep(_seconds: float) -> None:
+            self.on_wait(self)
+
+        runner = BatchRunner(
+            self.app,
+            "test",
+            lambda batch: handle_batch(pipeline, table, batch),
+            lambda event, error: reject(pipeline, table, event, error),
+            self.metrics.batch_failures,
+            retry=Retry(attempts=2),
+            sleep=sleep,
+        )
+        return asyncio.run(runner.run(events))
+
+
+def rebalance(rig: Rig) -> None:
+    """The partitions move on: the batch is given up."""
+    rig.app.rebalancing_count += 1
+
+
 def run(
     tmp_path: Path, rule: Rule, events: list[Any], store: Store | None = None
 ) -> tuple[bool, Producer, Any, Store]:
-    producer = Producer(rule)
-    store = store or Store(tmp_path)
-    table = SimpleNamespace(
-        name="aggregates",
-        data=store,
-        changelog_topic=SimpleNamespace(get_topic_name=lambda: CHANGELOG),
-    )
-    app = SimpleNamespace(producer=producer, rebalancing_count=0)
-    settings = OrdersSettings(partitions=PARTITIONS, parquet_uri="")
-    metrics = OrdersMetrics.create(CollectorRegistry())
-    pipeline = OrdersPipeline(
-        app, settings, settings.rules(), metrics, mirror=None,  # type: ignore[arg-type]
-        catalog=bundled_catalog(), channels=settings.known_channels(),
-    )  # fmt: skip
-    waits: list[float] = []
-
-    async def sleep(seconds: float) -> None:
-        waits.append(seconds)
-        # The handler reads the wall clock: keep every attempt on the same "now".
-
-    runner = BatchRunner(
-        app,
-        "test",
-        lambda batch: handle_batch(pipeline, table, batch),
-        lambda event, error: reject(pipeline, table, event, error),
-        metrics.batch_failures,
-        retry=Retry(attempts=2),
-        sleep=sleep,
-    )
-    done = asyncio.run(runner.run(events))
-    return done, producer, metrics, store
+    rig = Rig(store or Store(tmp_path), Producer(rule))
+    done = rig.run(events)
+    return done, rig.producer, rig.metrics, rig.store
 
 
 def stored_revenue(store: Store) -> Decimal:
@@ -226,39 +245,16 @@ def test_rocksdb_is_not_written_before_its_changelog_is_delivered(tmp_path: Path
     def rule(topic: str, _key: Any, _value: Any, _n: int) -> BaseException | str | None:
         return "later" if topic == CHANGELOG else None
 
-    events = orders()
-    producer = Producer(rule)
+    waits = 0
 
-    async def give_up_after_three(runner: BatchRunner) -> bool:
-        return await runner.run(events)
+    def third_wait_rebalances(rig: Rig) -> None:
+        nonlocal waits
+        waits += 1
+        if waits == 3:
+            rebalance(rig)
 
     store = Store(tmp_path)
-    table = SimpleNamespace(
-        name="aggregates", data=store,
-        changelog_topic=SimpleNamespace(get_topic_name=lambda: CHANGELOG),
-    )  # fmt: skip
-    app = SimpleNamespace(producer=producer, rebalancing_count=0)
-    settings = OrdersSettings(partitions=PARTITIONS, parquet_uri="")
-    metrics = OrdersMetrics.create(CollectorRegistry())
-    pipeline = OrdersPipeline(
-        app, settings, settings.rules(), metrics, mirror=None,  # type: ignore[arg-type]
-        catalog=bundled_catalog(),
-    )  # fmt: skip
-    attempts = 0
-
-    async def sleep(_seconds: float) -> None:
-        nonlocal attempts
-        attempts += 1
-        if attempts == 3:
-            app.rebalancing_count += 1  # the partitions move on: the batch is given up
-
-    runner = BatchRunner(
-        app, "test", lambda batch: handle_batch(pipeline, table, batch),
-        lambda event, error: reject(pipeline, table, event, error), metrics.batch_failures,
-        sleep=sleep,
-    )  # fmt: skip
-
-    assert not asyncio.run(give_up_after_three(runner))
+    assert not Rig(store, Producer(rule), third_wait_rebalances).run(orders())
     assert store.keys() == 0
     assert store.persisted == {}
 
@@ -298,27 +294,7 @@ def test_a_new_owner_restoring_a_partly_delivered_changelog_counts_exactly(
     events = orders()
     producer = Producer(rule)
     store = Store(tmp_path / "old")
-    table = SimpleNamespace(
-        name="aggregates", data=store,
-        changelog_topic=SimpleNamespace(get_topic_name=lambda: CHANGELOG),
-    )  # fmt: skip
-    app = SimpleNamespace(producer=producer, rebalancing_count=0)
-    settings = OrdersSettings(partitions=PARTITIONS, parquet_uri="")
-    metrics = OrdersMetrics.create(CollectorRegistry())
-    pipeline = OrdersPipeline(
-        app, settings, settings.rules(), metrics, mirror=None,  # type: ignore[arg-type]
-        catalog=bundled_catalog(),
-    )  # fmt: skip
-
-    async def rebalance(_seconds: float) -> None:
-        app.rebalancing_count += 1
-
-    runner = BatchRunner(
-        app, "test", lambda batch: handle_batch(pipeline, table, batch),
-        lambda event, error: reject(pipeline, table, event, error), metrics.batch_failures,
-        sleep=rebalance,
-    )  # fmt: skip
-    assert not asyncio.run(runner.run(events))
+    assert not Rig(store, producer, rebalance).run(events)
     delivered = list(
         zip(producer.delivered[CHANGELOG], producer.partitions[CHANGELOG], strict=True)
     )
