@@ -54,11 +54,26 @@ class RocksPartition:
         self.pending: list[tuple[bytes, bytes | None]] = []
         #: Indices of ``pending`` where a new phase starts (``barrier``).
         self.phases: list[int] = []
+        #: Keys to delete once everything else pending is acknowledged (``delete_last``).
+        self.last: list[bytes] = []
 
     def barrier(self) -> None:
         """What is pending so far is acknowledged before anything pending after it is sent."""
         if self.pending and (not self.phases or self.phases[-1] != len(self.pending)):
             self.phases.append(len(self.pending))
+
+    def delete_last(self, key: str) -> None:
+        """Delete ``key`` in a phase of its own after all else pending: many writers'
+        "delete only once my new state is safe" share one wait this way, where a
+        barrier each would cost a wait each."""
+        self.last.append(orjson.dumps(key))
+
+    def seal(self) -> None:
+        """Move the deletions asked for with ``delete_last`` into a final phase."""
+        if self.last:
+            self.barrier()
+            self.pending.extend((key, None) for key in self.last)
+            self.last = []
 
     def phase_slices(self) -> list[slice]:
         bounds = [0, *self.phases, len(self.pending)]
@@ -117,6 +132,7 @@ class RocksPartition:
         """Forget the pending keys (a failed batch is retried from the stored state)."""
         self.pending = []
         self.phases = []
+        self.last = []
 
 
 async def write_all(partitions: Iterable[RocksPartition], producer: Any) -> int:
@@ -127,7 +143,10 @@ async def write_all(partitions: Iterable[RocksPartition], producer: Any) -> int:
     If any send fails, nothing is written locally and SendFailed is raised; the pending
     keys are dropped, since a retry recomputes them from the stored state.
     """
-    parts = [part for part in partitions if part.pending]
+    parts = list(partitions)
+    for part in parts:
+        part.seal()
+    parts = [part for part in parts if part.pending]
     if not parts:
         return 0
     phases = {id(part): part.phase_slices() for part in parts}

@@ -21,13 +21,34 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    StringConstraints,
+)
 
 Token = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")]
 Channel = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,31}$")]
 Country = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
 Region = Annotated[str, StringConstraints(pattern=r"^[A-Z0-9]{1,3}$")]
 Money = Annotated[Decimal, Field(gt=0, decimal_places=2, max_digits=14)]
+
+
+def _a_number(value: object) -> object:
+    """An order's amounts and counts are JSON numbers: a string or a boolean in their
+    place is a channel's bug, refused rather than read as a number."""
+    if isinstance(value, str | bool):
+        raise ValueError("must be a JSON number")
+    return value
+
+
+#: Amounts of an order (the catalog, a reference file, may write its prices as strings).
+OrderMoney = Annotated[Money, BeforeValidator(_a_number)]
+Count = Annotated[int, Strict()]
 
 
 class Status(StrEnum):
@@ -50,8 +71,8 @@ class AddressV1(_Edge):
 
 class ItemV1(_Edge):
     product_id: Token
-    quantity: int = Field(gt=0, le=10_000)
-    unit_price: Money
+    quantity: Count = Field(gt=0, le=10_000)
+    unit_price: OrderMoney
 
 
 class OrderV1(_Edge):
@@ -62,7 +83,7 @@ class OrderV1(_Edge):
     items: list[ItemV1] = Field(min_length=1, max_length=500)
     shipping_address: AddressV1
     status: Status
-    total_amount: Money | None = None
+    total_amount: OrderMoney | None = None
     currency: Literal["USD"] = "USD"
 
 
@@ -73,8 +94,8 @@ class CustomerV2(_Edge):
 
 class LineV2(_Edge):
     sku: Token
-    qty: int = Field(gt=0, le=10_000)
-    unit_price_cents: int = Field(gt=0)
+    qty: Count = Field(gt=0, le=10_000)
+    unit_price_cents: Count = Field(gt=0)
 
 
 class ShippingV2(_Edge):
@@ -92,7 +113,7 @@ class OrderV2(_Edge):
     lines: list[LineV2] = Field(min_length=1, max_length=500)
     shipping: ShippingV2
     status: Status
-    total_cents: int | None = Field(None, gt=0)
+    total_cents: Count | None = Field(None, gt=0)
     currency: Literal["USD"] = "USD"
 
 
@@ -181,6 +202,6 @@ class CatalogEntry(_Edge):
 class InventoryRow(_Edge):
     product_id: Token
     # Bounded by the Parquet copy's int32 column.
-    available_quantity: int = Field(ge=0, le=2**31 - 1)
+    available_quantity: Count = Field(ge=0, le=2**31 - 1)
     warehouse_location: str = Field(max_length=128)
     last_updated: AwareDatetime

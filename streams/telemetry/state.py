@@ -71,6 +71,16 @@ def barrier(store: Store) -> None:
         separate()
 
 
+def delete_last(store: Store, key: str) -> None:
+    """Delete ``key`` once all else pending is acknowledged, where the store has phases
+    (streams/common/table_io.py); at once in a dict in tests."""
+    later = getattr(store, "delete_last", None)
+    if later is not None:
+        later(key)
+    else:
+        del store[key]
+
+
 def meta_key(device: str) -> str:
     return f"m|{device}"
 
@@ -329,9 +339,8 @@ class PartitionWindows:
         self.store[meta_key(device)] = meta
         # Chunks go once the meta that no longer counts them is acknowledged: a restore
         # never finds an open window whose chunks are gone.
-        barrier(self.store)
         for key in spent:
-            del self.store[key]
+            delete_last(self.store, key)
 
     def silence(self, device: str, clock: float, config: TelemetryConfig, into: Closed) -> None:
         """Report a device that has sent nothing for ``silent_after_seconds``, once."""

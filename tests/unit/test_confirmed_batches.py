@@ -26,6 +26,7 @@ from rocksdict import Options, Rdict
 
 from streams.common.batches import BatchRunner, Retry
 from streams.common.partitioning import partition_for
+from streams.common.sends import Confirmed
 from streams.orders.batch import handle_batch, reject
 from streams.orders.metrics import OrdersMetrics
 from streams.orders.pipeline import DLQ, ENRICHED, OrdersPipeline
@@ -324,3 +325,39 @@ def test_a_new_owner_restoring_a_partly_delivered_changelog_counts_exactly(
     ]
     assert sum(s["customers"] for s in summaries) == 4
     assert sum(s["orders"] for s in summaries) == 21
+
+
+def test_changelog_phases_are_sent_in_order_with_late_deletions_last(tmp_path: Path) -> None:
+    """Writes before a barrier are acknowledged before those after it are sent, and the
+    deletions asked for with delete_last go in one final phase, whoever asked."""
+    from streams.common.table_io import RocksPartition, write_all
+
+    producer = Producer(lambda *_: None)
+    table = SimpleNamespace(
+        name="t", data=Store(tmp_path), changelog_topic=SimpleNamespace(get_topic_name=lambda: "c")
+    )
+    io = RocksPartition(table, 0)
+    io["a"] = 1
+    io.barrier()
+    io["b"] = 2
+    io.delete_last("old-1")
+    io["c"] = 3
+    io.delete_last("old-2")
+    phases = []
+
+    async def scenario() -> None:
+        real = Confirmed.confirm
+
+        async def confirm(self: Confirmed) -> list[Any]:
+            phases.append([key for _topic, key, _v, _p, _h in self.pending])
+            return await real(self)
+
+        Confirmed.confirm = confirm  # type: ignore[method-assign]
+        try:
+            await write_all([io], producer)
+        finally:
+            Confirmed.confirm = real  # type: ignore[method-assign]
+
+    asyncio.run(scenario())
+    assert phases == [[b'"a"'], [b'"b"', b'"c"'], [b'"old-1"', b'"old-2"']]
+    assert table.data.persisted == {0: 4}
