@@ -272,6 +272,9 @@ def run_latency() -> dict[str, Any]:
             }
             worker = Worker(broker.bootstrap, workdir, env, module="streams.telemetry")
             started.append(worker.start())
+            # The views answer 503 until the worker has read its configuration (wait_for
+            # takes an HTTP error as "not yet").
+            wait(lambda: bool(worker.get("/telemetry/config")), worker, 60, "the config view")
             config = worker.get("/telemetry/config")
             # One record read proves the worker has its partitions before the clock starts.
             probe = orjson.dumps({"device_id": "probe", "readings": [["x", "y", 0.0, _now(), 0]]})
