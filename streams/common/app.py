@@ -1,15 +1,11 @@
-"""The one factory for Faust apps, and the few Faust internals the pipelines rely on."""
+"""The one factory for Faust apps."""
 
 from __future__ import annotations
 
 import gc
-import weakref
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import faust
-from faust.streams import _current_event
 from prometheus_client import CollectorRegistry
 
 from streams.common.faust_fixes import (
@@ -83,18 +79,3 @@ def make_app(
         return web.json({"app": name, "status": "ok"})
 
     return app
-
-
-@contextmanager
-def event_context(event: Any) -> Iterator[None]:
-    """Make ``event`` Faust's current event while a batch writes its tables.
-
-    Tables written after ``stream.take_events()`` have no current event, and both the
-    changelog partition and the RocksDB store are chosen from it. Every key a batch
-    writes belongs to the partition its events came from, so any of them will do.
-    """
-    token = _current_event.set(weakref.ref(event))
-    try:
-        yield
-    finally:
-        _current_event.reset(token)
