@@ -180,5 +180,6 @@ def batch_agent(
                     break  # a rebalance took the batch away: its records are read again
                 app.monitor.record_batch(name, events, started)
 
-    agent.__name__ = name.replace(".", "_")
+    # Faust names the agent's service in its logs after the function's qualified name.
+    agent.__name__ = agent.__qualname__ = name.replace(".", "_")
     return app.agent(topic, name=name)(agent)

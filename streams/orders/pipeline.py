@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,8 +16,6 @@ from streams.orders.logic import Rejected, Rules, reference_record
 from streams.orders.metrics import OrdersMetrics
 from streams.orders.models import CatalogEntry, InventoryRow
 from streams.orders.settings import OrdersSettings
-
-log = logging.getLogger(__name__)
 
 RAW = "orders.raw"
 CATALOG = "orders.catalog"
