@@ -39,7 +39,14 @@ from pathlib import Path
 from types import FrameType
 
 from streams.common.broker import EmbeddedBroker, free_port, wait_for_port
-from streams.processes import Process, choose_ports, demo_producers, guide, servers
+from streams.processes import (
+    Process,
+    choose_ports,
+    demo_flowlogs,
+    demo_producers,
+    guide,
+    servers,
+)
 from streams.state_dir import StateDirRefused, prepare
 from streams.supervisor import Supervisor, describe_exit
 
@@ -64,6 +71,7 @@ class Launcher:
     ingest_port: int
     telemetry_port: int
     telemetry_workers: int
+    flowlogs_port: int = 6080
     env: dict[str, str] = field(default_factory=dict)  # what every child gets on top of ours
     broker: WatchedBroker | None = None
     supervisor: Supervisor[subprocess.Popen[bytes]] = field(init=False)
@@ -129,9 +137,16 @@ class Launcher:
         # Ports are chosen just before the servers bind them, which keeps the window in
         # which another program can take one small. All servers start at once (they are
         # independent); producers only once every one answers.
+        source = os.environ.get("FLOWLOGS_SOURCE")
+        if self.demo:
+            command, source = demo_flowlogs(self.state_dir)
+            log.info("generating a demo day of VPC flow logs into %s", source)
+            subprocess.run([sys.executable, "-m", "producers", *command], check=True,
+                           env={**os.environ, **self.env})  # fmt: skip
         ports = choose_ports(self.web_port, self.workers, self.telemetry_port,
-                             self.telemetry_workers, self.ingest_port)  # fmt: skip
-        for process in servers(self.state_dir, ports):
+                             self.telemetry_workers, self.ingest_port,
+                             self.flowlogs_port)  # fmt: skip
+        for process in servers(self.state_dir, ports, source):
             self.supervisor.add(process, self.spawn(process))
         for child in self.supervisor.children:
             if child.process.port is not None and child.handle is not None:
@@ -227,11 +242,13 @@ def main(argv: list[str] | None = None) -> int:
                      default=int(os.environ.get("TELEMETRY_WORKERS", "2")))  # fmt: skip
     run.add_argument("--ingest-port", type=int, default=6070, help="telemetry HTTP ingest")
     run.add_argument("--telemetry-port", type=int, default=6071, help="first telemetry worker")
+    run.add_argument("--flowlogs-port", type=int, default=6080,
+                     help="flow-logs worker (its reader: the next port)")  # fmt: skip
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     launcher = Launcher(args.state_dir, bool(args.demo), args.broker_port, args.web_port,
                         args.workers, args.ingest_port, args.telemetry_port,
-                        args.telemetry_workers)  # fmt: skip
+                        args.telemetry_workers, args.flowlogs_port)  # fmt: skip
     try:
         return launcher.run()
     except StateDirRefused as exc:

@@ -30,7 +30,12 @@ DEMO_TELEMETRY = (
     "--spikes", "0.002", "--flatlines", "0.002", "--silent", "0.05",
     "--duplicates", "0.005", "--malformed", "0.001",
 )  # fmt: skip
-EXAMPLE_DEVICE = "sw-0001"  # the simulator's first device
+EXAMPLE_DEVICE = "sw-0001"
+# A day of two accounts' VPC flow logs, with one of each anomaly the detectors look for.
+DEMO_FLOWLOGS = (
+    "flowlogs", "--hours", "24", "--seed", "7", "--port-scans", "1", "--exfiltration", "1",
+    "--long-lived", "1", "--new-country", "1",
+)  # fmt: skip  # the simulator's first device
 
 
 @dataclass(frozen=True)
@@ -48,6 +53,8 @@ class Ports:
     orders: list[int]
     telemetry: list[int]
     ingest: int
+    flowlogs: int
+    flowlogs_reader: int
 
     @property
     def ingest_url(self) -> str:
@@ -60,7 +67,12 @@ def _listening(port: int) -> bool:
 
 
 def choose_ports(
-    web_port: int, orders: int, telemetry_port: int, telemetry: int, ingest_port: int
+    web_port: int,
+    orders: int,
+    telemetry_port: int,
+    telemetry: int,
+    ingest_port: int,
+    flowlogs_port: int = 6080,
 ) -> Ports:
     """Orders on fixed ports; the telemetry processes on their preferred ports when free."""
     orders_ports = [web_port + i for i in range(orders)]
@@ -77,11 +89,14 @@ def choose_ports(
 
     ingest = pick(ingest_port, "telemetry ingest")
     workers = [pick(telemetry_port + i, f"telemetry worker {i}") for i in range(telemetry)]
-    return Ports(orders_ports, workers, ingest)
+    flowlogs = pick(flowlogs_port, "flow-logs worker")
+    reader = pick(flowlogs_port + 1, "flow-logs reader")
+    return Ports(orders_ports, workers, ingest, flowlogs, reader)
 
 
-def servers(state_dir: Path, ports: Ports) -> list[Process]:
-    """The orders and telemetry workers and the telemetry ingest, each with its web port."""
+def servers(state_dir: Path, ports: Ports, source: str | None = None) -> list[Process]:
+    """Every pipeline's servers, each with its web port; ``source``: the flow-logs
+    reader's (none: no reader)."""
     procs = [
         Process(
             f"orders-worker{i}",
@@ -107,7 +122,39 @@ def servers(state_dir: Path, ports: Ports) -> list[Process]:
     ingest_env = {"WEB_PORT": str(ports.ingest), "STREAMS_DATA_DIR": str(state_dir / "ingest")}
     ingest = ("-m", "streams.telemetry", "ingest", "-l", "info")
     procs.append(Process("telemetry-ingest", ingest, ingest_env, ports.ingest))
+    return procs + flowlogs_servers(state_dir, ports, source)
+
+
+def flowlogs_servers(state_dir: Path, ports: Ports, source: str | None) -> list[Process]:
+    """The flow-logs worker, and the reader when there is a source to read."""
+    lake = {"FLOWLOGS_LAKE": str(state_dir / "lake" / "flowlogs")}
+    worker_env = {"WEB_PORT": str(ports.flowlogs), "STREAMS_DATA_DIR": str(state_dir / "flowlogs")}
+    procs = [
+        Process(
+            "flowlogs-worker",
+            ("-m", "streams.flowlogs", "worker", "-l", "info"),
+            {**worker_env, **lake},
+            ports.flowlogs,
+        )
+    ]
+    if source is None:
+        log.warning("FLOWLOGS_SOURCE is not set: the flow-logs reader is not started")
+        return procs
+    reader_env = {
+        "WEB_PORT": str(ports.flowlogs_reader),
+        "STREAMS_DATA_DIR": str(state_dir / "flowlogs-reader"),
+        "FLOWLOGS_SOURCE": source,
+    }
+    reader = ("-m", "streams.flowlogs", "reader", "-l", "info")
+    procs.append(Process("flowlogs-reader", reader, reader_env, ports.flowlogs_reader))
     return procs
+
+
+def demo_flowlogs(state_dir: Path) -> tuple[list[str], str]:
+    """The generator's command for the demo day (run once, before the reader starts), and
+    the directory it writes."""
+    out = str(state_dir / "flowlogs-demo")
+    return [*DEMO_FLOWLOGS, "--out", out], out
 
 
 def demo_producers(ports: Ports) -> list[Process]:
@@ -130,6 +177,7 @@ def guide(bootstrap: str, ports: Ports, state_dir: Path, demo: bool) -> str:
         return "  ".join(f"http://127.0.0.1:{p}/metrics" for p in port_list)
 
     producers = "demo orders at 20/s, 20 devices every 5 s" if demo else "none (make produce)"
+    flows = f"http://127.0.0.1:{ports.flowlogs}"
     return "\n".join(
         [
             "",
@@ -141,9 +189,13 @@ def guide(bootstrap: str, ports: Ports, state_dir: Path, demo: bool) -> str:
             f"Telemetry ingest    POST {ports.ingest_url}",
             f"Telemetry views     {tele}/telemetry/devices/{EXAMPLE_DEVICE}/windows",
             f"                    {tele}/telemetry/alerts   {tele}/telemetry/config",
+            f"Flow-logs views     {flows}/flowlogs/summary   {flows}/flowlogs/hourly",
+            f"                    {flows}/flowlogs/top?field=srcaddr&by=bytes",
+            f"                    {flows}/flowlogs/alerts",
             f"Orders metrics      {metrics(ports.orders)}",
             f"Telemetry metrics   {metrics(ports.telemetry)}",
             f"Ingest metrics      {metrics([ports.ingest])}",
+            f"Flow-logs metrics   {metrics([ports.flowlogs, ports.flowlogs_reader])}",
             f"Logs and state      {state_dir}",
             f"Process ids         {state_dir / 'pids'}/<name>.pid",
             f"Producers           {producers}",

@@ -31,6 +31,8 @@ class KeyValues(Protocol):
 
     def __setitem__(self, key: Any, value: Any, /) -> None: ...
 
+    def __delitem__(self, key: Any, /) -> None: ...
+
 
 def _no_barrier() -> None:
     """A store written in one step (a dict in tests) has no phases to separate."""
@@ -43,6 +45,7 @@ class PartitionState:
         self.table = table
         self._cache: dict[Any, Value] = {}
         self._absent: set[Any] = set()
+        self._deleted: set[Any] = set()
 
     def get(self, key: Any) -> Value | None:
         if key in self._cache:
@@ -78,6 +81,24 @@ class PartitionState:
         """Replace the value at ``key`` (written at flush, with the rest)."""
         self._cache[key] = value
         self._absent.discard(key)
+        self._deleted.discard(key)
+
+    def keys_between(self, begin: str, end: str) -> list[str]:
+        """The string keys in ``[begin, end)``, stored or written in this batch, not deleted."""
+        found = {k for k in self._cache if isinstance(k, str) and begin <= k < end}
+        between = getattr(self.table, "keys_between", None)
+        if between is not None:
+            stored = between(begin, end)
+        else:  # a dict in tests
+            stored = [k for k in list(self.table) if isinstance(k, str) and begin <= k < end]  # type: ignore[call-overload]
+        found.update(stored)
+        return sorted(found - self._deleted)
+
+    def delete(self, key: Any) -> None:
+        """Delete ``key`` at flush, with the rest (a tombstone in the changelog)."""
+        self._cache.pop(key, None)
+        self._absent.add(key)
+        self._deleted.add(key)
 
     def applied(self, key: Any, offset: int) -> bool:
         value = self.get(key)
@@ -100,10 +121,14 @@ class PartitionState:
             barrier()
         for key, value in self._cache.items():
             self.table[key] = value
+        for key in self._deleted:
+            del self.table[key]
         if marker is not None:
             barrier()
             self.table[last] = marker
-        written = len(self._cache) + (marker is not None) + (leader is not None)
+        written = len(self._cache) + len(self._deleted)
+        written += (marker is not None) + (leader is not None)
         self._cache.clear()
         self._absent.clear()
+        self._deleted.clear()
         return written

@@ -57,6 +57,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
@@ -127,33 +128,50 @@ class PartitionedParquetWriter:
         committed. Writing the same arguments again produces identical files. No rows,
         no files: the range then does not count as committed.
         """
-        if not 0 <= first <= last:
-            raise ValueError(f"bad offset range {first}..{last}")
         groups: dict[str, list[Mapping[str, Any]]] = {}
         for row in rows:
             groups.setdefault(_checked_dir(self.partition_of(row)), []).append(row)
-        dirs = sorted(groups)
+        # Tables are all built before the first file is written: a row that does not
+        # fit the schema fails the batch before anything lands.
+        tables = {d: pa.Table.from_pylist(group, self.schema) for d, group in groups.items()}
+        return self.write_tables(source_partition, first, last, tables)
+
+    def write_table(
+        self, source_partition: int, first: int, last: int, table: pa.Table, dirs: pa.Array
+    ) -> list[str]:
+        """:meth:`write` for rows already in a table (``self.schema``'s columns), with
+        ``dirs`` naming each row's directory: no Python object per row."""
+        tables = {}
+        for directory in pc.unique(dirs).to_pylist():
+            tables[_checked_dir(str(directory))] = table.filter(pc.equal(dirs, directory))
+        return self.write_tables(source_partition, first, last, tables)
+
+    def write_tables(
+        self, source_partition: int, first: int, last: int, tables: Mapping[str, pa.Table]
+    ) -> list[str]:
+        """Write one file per directory of ``tables`` (see :meth:`write`)."""
+        if not 0 <= first <= last:
+            raise ValueError(f"bad offset range {first}..{last}")
+        dirs = sorted(tables)
         meta = json.dumps(
             {"source_partition": source_partition, "first": first, "last": last, "dirs": dirs},
             sort_keys=True,
         ).encode()
         schema = self.schema.with_metadata({**(self.schema.metadata or {}), BATCH_KEY: meta})
         name = file_name(source_partition, first, last)
-        paths = []
-        # Tables are all built before the first file is written: a row that does not
-        # fit the schema fails the batch before anything lands.
         payloads = [
-            (f"{self.root}/{d}/{name}", self._serialize(pa.Table.from_pylist(groups[d], schema)))
+            (f"{self.root}/{d}/{name}", self._serialize(tables[d].select(schema.names), schema))
             for d in dirs
         ]
+        paths = []
         for path, data in payloads:
             storage.put_bytes(self.fs, path, data)
             paths.append(path)
         return paths
 
-    def _serialize(self, table: pa.Table) -> bytes:
+    def _serialize(self, table: pa.Table, schema: pa.Schema) -> bytes:
         sink = pa.BufferOutputStream()
-        pq.write_table(table, sink, compression=self.compression)
+        pq.write_table(table.cast(schema), sink, compression=self.compression)
         return bytes(sink.getvalue().to_pybytes())
 
     # ---- reading back what was written -------------------------------------------------
@@ -161,7 +179,7 @@ class PartitionedParquetWriter:
     def batches(self, source_partition: int) -> list[Batch]:
         """Every batch of ``source_partition`` on the store, newest (highest offset) first."""
         found: dict[tuple[int, int], set[str]] = {}
-        for info in self._files():
+        for info in self.files():
             directory, _, base = self._relative(info.path).rpartition("/")
             match = _NAME.match(base)
             if not directory or "/" in directory or not match:
@@ -215,7 +233,7 @@ class PartitionedParquetWriter:
         expected = set(json.loads(metadata[BATCH_KEY])["dirs"])
         return expected <= batch.dirs
 
-    def _files(self) -> Iterable[pafs.FileInfo]:
+    def files(self) -> Iterable[pafs.FileInfo]:
         selector = pafs.FileSelector(self.root, recursive=True, allow_not_found=True)
         return (i for i in self.fs.get_file_info(selector) if i.type == pafs.FileType.File)
 

@@ -98,6 +98,16 @@ class RocksPartition:
                 break
             yield orjson.loads(raw_key), orjson.loads(raw_value)
 
+    def keys_between(self, begin: str, end: str) -> list[str]:
+        """Every stored string key in ``[begin, end)``, in order; only those are read."""
+        start, stop = orjson.dumps(begin)[:-1], orjson.dumps(end)[:-1]
+        found = []
+        for raw_key in self.db.keys(from_key=start):
+            if raw_key >= stop or not raw_key.startswith(b'"'):
+                break
+            found.append(orjson.loads(raw_key))
+        return found
+
     async def send_changelog(self, sends: Confirmed, phase: slice) -> None:
         """Hand one phase of the pending keys to the producer, in order (not yet
         acknowledged)."""

@@ -1,0 +1,1 @@
+"""AWS VPC flow logs: parse, window and detect anomalies."""

@@ -1,0 +1,3 @@
+from streams.flowlogs.main import main
+
+main()

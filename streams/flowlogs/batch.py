@@ -1,0 +1,147 @@
+"""One batch of flowlogs.records, per partition, in the order that makes it exact:
+
+1. chunks decoded; the first copy of each (object, seq) counts (dedupe.py), records
+   that are not chunks dead-lettered;
+2. the counted rows written to the lake (offset-named files: a replay skips them);
+3. rollups updated (per-key offset guards), the rows staged in their VPC's open
+   windows, and the windows the VPC's clock made due closed through the detectors;
+4. dead letters and alerts acknowledged, then the table (changelog acknowledged
+   before RocksDB, streams/common/table_io.py), the VPC clocks last.
+
+Metrics move once the batch is done, so a batch that is retried is counted once.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter, defaultdict
+from typing import Any
+
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from streams.common.batches import PROCESSING_ERROR, by_partition
+from streams.common.deadletter import dead_letter
+from streams.common.exactly_once import PartitionState
+from streams.common.sends import Confirmed
+from streams.common.table_io import write_all
+from streams.flowlogs import dedupe, rollups
+from streams.flowlogs.chunks import Chunk, ChunkError, decode
+from streams.flowlogs.detect import Alert
+from streams.flowlogs.detection import close_window
+from streams.flowlogs.rollups import OFFSET_COLUMN
+from streams.flowlogs.runtime import ALERTS, DLQ, FlowPipeline, PartitionRuntime
+from streams.flowlogs.windows import WINDOW, advance, clock_key, due
+
+
+async def handle_batch(pipeline: FlowPipeline, events: list[Any]) -> None:
+    for partition, group in by_partition(events).items():
+        runtime = await pipeline.runtime(partition)
+        try:
+            await _handle_partition(pipeline, runtime, partition, group)
+        except BaseException:
+            runtime.windows.discard()
+            raise
+
+
+async def _handle_partition(
+    pipeline: FlowPipeline, runtime: PartitionRuntime, partition: int, events: list[Any]
+) -> None:
+    metrics, producer = pipeline.metrics, pipeline.app.producer
+    sends = Confirmed(producer)
+    state = PartitionState(runtime.io)
+    now = time.time()
+    counted: list[tuple[int, Chunk]] = []
+    tally: Counter[str] = Counter()
+    for event in events:
+        message = event.message
+        try:
+            chunk = decode(message.value)
+        except ChunkError as exc:
+            await dead_letter(sends, DLQ, message, "invalid_chunk", str(exc))
+            tally["invalid_chunk"] += 1
+            continue
+        if dedupe.counts(state, chunk.object, chunk.seq, message.offset, now):
+            counted.append((message.offset, chunk))
+        elif message.offset <= runtime.horizon:
+            tally["replayed"] += 1
+        else:
+            tally["duplicate"] += 1
+    flows = _with_offsets(counted)
+    first, last = events[0].message.offset, events[-1].message.offset
+    await pipeline.lake.write(partition, first, last, flows)
+    rollups.apply(state, flows)
+    alerts, clocks, late = await _windows(pipeline, runtime, state, counted)
+    for alert in alerts:
+        body = alert.to_json()
+        await sends.send(ALERTS, alert.id.encode(), orjson.dumps(body))
+    await sends.confirm()  # dead letters and alerts acknowledged before the state moves
+    state.flush()
+    runtime.io.barrier()
+    for vpc_key, clock in clocks.items():
+        runtime.io[clock_key(vpc_key)] = clock
+    await write_all([runtime.io], producer)
+    runtime.windows.keep({key: clock["closed"] for key, clock in clocks.items()})
+    runtime.horizon = max(runtime.horizon, last)
+    metrics.chunks.inc(len(counted))
+    metrics.flows.inc(flows.num_rows)
+    metrics.duplicate_chunks.inc(tally["duplicate"])
+    metrics.replayed.inc(tally["replayed"])
+    metrics.late_for_detection.inc(late)
+    if tally["invalid_chunk"]:
+        metrics.dead_letters.labels("invalid_chunk").inc(tally["invalid_chunk"])
+    for alert in alerts:
+        metrics.alerts.labels(alert.kind).inc()
+
+
+def _with_offsets(counted: list[tuple[int, Chunk]]) -> pa.Table:
+    from streams.flowlogs.fields import SCHEMA
+
+    if not counted:
+        return SCHEMA.empty_table().append_column(OFFSET_COLUMN, pa.array([], pa.int64()))
+    tables = [
+        chunk.flows.append_column(
+            OFFSET_COLUMN, pa.array([offset] * chunk.flows.num_rows, pa.int64())
+        )
+        for offset, chunk in counted
+    ]
+    return pa.concat_tables(tables)
+
+
+async def _windows(
+    pipeline: FlowPipeline,
+    runtime: PartitionRuntime,
+    state: PartitionState,
+    counted: list[tuple[int, Chunk]],
+) -> tuple[list[Alert], dict[str, dict[str, int]], int]:
+    """Stage new rows in their VPC's open windows, close what is due; the alerts, the
+    clocks changed and the count of rows late for detection."""
+    clocks: dict[str, dict[str, int]] = {}
+    late = 0
+    by_vpc: dict[str, list[pa.Table]] = defaultdict(list)
+    for offset, chunk in counted:
+        if offset > runtime.horizon and chunk.flows.num_rows:
+            by_vpc[chunk.key].append(chunk.flows)
+    for vpc_key, tables in by_vpc.items():
+        flows = pa.concat_tables(tables)
+        starts = flows.column("start")
+        clock = clocks.get(vpc_key) or runtime.io.get(clock_key(vpc_key))
+        earliest, latest = pc.min(starts).as_py(), pc.max(starts).as_py()
+        clock = advance(dict(clock) if clock else None, earliest, latest)
+        on_time = pc.greater(starts, clock["closed"] + WINDOW - 1)
+        kept = flows.filter(on_time)
+        late += flows.num_rows - kept.num_rows
+        if kept.num_rows:
+            runtime.windows.stage(vpc_key, kept)
+        clocks[vpc_key] = clock
+    alerts: list[Alert] = []
+    for vpc_key, clock in clocks.items():
+        for window in due(clock, pipeline.settings.lateness_seconds):
+            flows = runtime.windows.take(vpc_key, window)
+            alerts += close_window(state, flows, window, pipeline.detectors)
+            pipeline.metrics.windows_closed.inc()
+    return alerts, clocks, late
+
+
+__all__ = ["PROCESSING_ERROR", "handle_batch"]

@@ -1,0 +1,96 @@
+"""Anomaly detectors over one closed 5-minute window of flow rows (pure).
+
+The wiring calls each detector once per closed event-time window (a flow belongs to the
+window of its ``start``) with a ``pyarrow.Table`` of the window's rows. Only rows with
+``log_status`` OK and both addresses are flows; a null ``vpc_id`` (version-2 logs) or
+other text is "-", null or NaN ports and bytes are 0, a null protocol -1. Everything is
+per account and VPC. Findings are ``Alert`` values whose id hashes kind, account, VPC,
+subject and window, so a window processed again yields the same ids. Every detector
+is safe to apply to a window twice: exfiltration skips a window its baseline already
+holds, long-lived recomputes the same streaks, a known country is known.
+
+Port scans (``port_scans``, stateless). Per (account, vpc, srcaddr): the distinct
+destination hosts, and the distinct destination (port, protocol) pairs over TCP, UDP and
+SCTP, that the source tried. A server's answers are not tries: a TCP row with a SYN-ACK
+is an answer, a bare SYN never is, and any other row is one when it comes from the lower
+port and its reverse 5-tuple is in the window. A connection (5-tuple) failed when any
+of its rows was REJECT or SYN-only (tcp_flags == 2). A port or host weighs
+``scan_failed_weight`` (2) when every connection to it failed, else 1. Alert when the
+port score reaches ``scan_port_score`` (100) or the host score ``scan_host_score`` (50).
+Both ENIs logging one connection: the same 5-tuple is one connection, so ports and hosts
+count once; and one side's REJECT fails it even if the other side's row says ACCEPT.
+
+Exfiltration (``exfiltration``). Per internal source (RFC 1918, 100.64/10, fc00::/7):
+bytes of accepted flows to public destinations (globally routable unicast) in the
+window, against the source's EWMA of the same figure (streams/common/detector.py, weight
+``exfil_alpha`` 0.1). Alert when the baseline has ``exfil_min_history`` (12) windows,
+the bytes reach ``exfil_min_bytes`` (10 MB, decimal) and z = (bytes - mean) / spread
+exceeds ``exfil_z`` (4), spread floored at ``exfil_spread_floor_bytes`` (1 MB) and at
+``exfil_spread_floor_share`` (0.1) of the mean. The same 5-tuple logged by two interfaces
+(instance and NAT gateway) counts once: summed per interface, the largest taken. Windows
+in which a source sent nothing are not observations: the baseline is "bytes of a window
+in which it talks", so a nightly backup is compared with its other nights, and no idle
+key is touched (the wiring reads only the window's keys). A baseline not updated for
+``exfil_forget_after_windows`` (2016 = 7 days) starts over. An alerting window is
+folded in clipped to the alert line (mean + z * spread): one burst cannot teach the
+baseline that bursts are normal, a lasting new level is learned over some windows. A
+window at or before the last one folded is a replay and changes nothing. Public and
+IPv6 global sources are not internal by address and are never scored.
+
+Long-lived connections (``long_lived``). A connection is the 5-tuple of an accepted
+flow read client to server (client = the higher port; the lower address on a tie), so
+both directions and both ENIs' rows are one connection. Its streak is the number of
+consecutive windows it appears in; the alert comes once, in the window where the streak
+reaches ``long_lived_windows`` (12 = one hour); a gap restarts the streak, and a
+restarted streak may alert again. A connection idle for a whole window (no row starting
+in it) breaks its streak.
+
+New countries (``new_countries``). The registered country (iptocc, each distinct
+address looked up once per call) of every public address at either end of an accepted
+flow, per (account, vpc). A VPC learns silently during ``country_learning_windows`` (12)
+windows from the first window it had any flow in (by the clock, with or without
+traffic); after that a country not in its set alerts once and joins the set. Private,
+shared and other non-public addresses never count; unknown countries are ignored.
+Rejected flows are left out: the internet probes public addresses from everywhere.
+
+State (JSON values under deterministic keys without line breaks; parts are
+percent-escaped for "%", "|" and line breaks). Before the call the wiring reads the
+keys the detector names (``baseline_keys``, ``streak_keys``, ``country_keys``), passes
+what it found (missing keys absent), then writes the returned entries (None: delete).
+
+- ``exf|<account>|<vpc>|<srcaddr>`` -> ``[n, mean, variance, last window]``
+- ``ll|<window:012d>|<account>|<vpc>|<client>|<cport>|<server>|<sport>|<proto>`` ->
+  ``[streak, window]``, namespaced by the window it was last seen in. A window reads the
+  namespace of the window before and writes its own; after the call (with or without
+  flows) the wiring deletes the key range ``stale_streaks(window_start)``, every older
+  namespace: the streaks that did not continue go without scanning the state, and the
+  window before stays, so applying a window twice writes the same entries again.
+- ``cc|<account>|<vpc>`` -> ``{"first": window, "countries": [codes]}``
+
+Each key belongs to one account and VPC, so the state must be partitioned by (account,
+vpc) or coarser, as the windows are.
+"""
+
+from __future__ import annotations
+
+from streams.flowlogs.detect_base import WINDOW_SECONDS, Alert, DetectorSettings, address_kind
+from streams.flowlogs.detect_baseline import baseline_keys, exfiltration
+from streams.flowlogs.detect_countries import country_keys, new_countries, registered_countries
+from streams.flowlogs.detect_scan import port_scans
+from streams.flowlogs.detect_streaks import long_lived, stale_streaks, streak_keys
+
+__all__ = [
+    "WINDOW_SECONDS",
+    "Alert",
+    "DetectorSettings",
+    "address_kind",
+    "baseline_keys",
+    "country_keys",
+    "exfiltration",
+    "long_lived",
+    "new_countries",
+    "port_scans",
+    "registered_countries",
+    "stale_streaks",
+    "streak_keys",
+]

@@ -1,0 +1,129 @@
+"""The set of ingested objects, kept in Kafka, and which reader ingests which object.
+
+``flowlogs.objects`` holds one record per object read (key: the object's URI; value:
+what came of it), written after the object's chunks and dead letters were
+acknowledged. Readers share the topic's partitions through a consumer group: an
+object belongs to the partition Kafka's default partitioner gives its URI, and only
+the reader assigned that partition ingests it. A reader handed a partition reads it
+from the beginning before it ingests anything of it, so an object is not read again
+after a restart, nor by a second reader.
+
+What is left: a reader that dies between sending an object's chunks and its ledger
+record, or that still finishes an object after losing its partition, sends chunks a
+second time; the workers keep the first copy of each chunk (dedupe.py), so nothing is
+counted twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.partitioner import DefaultPartitioner
+
+log = logging.getLogger(__name__)
+
+LEDGER = "flowlogs.objects"
+GROUP = "flowlogs-readers"
+
+
+def ledger_partition(uri: str, partitions: int) -> int:
+    """The partition of ``uri``'s ledger record: Kafka's default for its key."""
+    return int(DefaultPartitioner()(uri.encode(), list(range(partitions)), []))
+
+
+class Ledger(ConsumerRebalanceListener):  # type: ignore[misc]
+    """This reader's share of the ledger: what it owns and what of it is done."""
+
+    def __init__(self, bootstrap: str, partitions: int) -> None:
+        self.bootstrap = bootstrap
+        self.partitions = partitions
+        self._consumer: AIOKafkaConsumer | None = None
+        self.done: dict[str, Any] = {}
+        self.owned: set[int] = set()
+        self._loading: dict[int, int] = {}  # partition -> end offset still to reach
+        self.generation = 0
+
+    @property
+    def consumer(self) -> AIOKafkaConsumer:
+        if self._consumer is None:
+            raise RuntimeError("the ledger is not started")
+        return self._consumer
+
+    async def start(self) -> None:
+        # Created here: aiokafka binds a consumer to the running event loop.
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap,
+            group_id=GROUP,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            fetch_max_wait_ms=200,
+        )
+        await self._consumer.start()
+        self._consumer.subscribe([LEDGER], listener=self)
+
+    async def stop(self) -> None:
+        if self._consumer is not None:
+            await self._consumer.stop()
+
+    # ---- ConsumerRebalanceListener ---------------------------------------------------
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        self.owned.clear()
+        self._loading.clear()
+        self.generation += 1
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        parts = [tp for tp in assigned if tp.topic == LEDGER]
+        self.done = {}
+        self.generation += 1
+        if not parts:
+            return
+        await self.consumer.seek_to_beginning(*parts)
+        ends = await self.consumer.end_offsets(parts)
+        self._loading = {tp.partition: ends[tp] for tp in parts}
+        self.owned = {tp.partition for tp in parts}
+        log.info("flowlogs reader: owns ledger partitions %s", sorted(self.owned))
+
+    # ---- reading ---------------------------------------------------------------------
+
+    async def poll(self, timeout_ms: int = 200) -> None:
+        """Read what is new in the owned partitions (and take part in rebalances)."""
+        batches = await self.consumer.getmany(timeout_ms=timeout_ms, max_records=10_000)
+        for records in batches.values():
+            for record in records:
+                if record.key is None:
+                    continue
+                uri = record.key.decode(errors="replace")
+                try:
+                    self.done[uri] = orjson.loads(record.value) if record.value else {}
+                except orjson.JSONDecodeError:
+                    self.done[uri] = {"status": "unreadable ledger record"}
+        for partition, end in list(self._loading.items()):
+            tp = TopicPartition(LEDGER, partition)
+            try:
+                position = await self.consumer.position(tp)
+            except Exception:  # no longer assigned: a rebalance is under way
+                return
+            if position >= end:
+                del self._loading[partition]
+
+    @property
+    def ready(self) -> bool:
+        """Whether every owned partition was read to where it ended when assigned."""
+        return bool(self.owned) and not self._loading
+
+    def owns(self, uri: str) -> bool:
+        return ledger_partition(uri, self.partitions) in self.owned
+
+    def is_done(self, uri: str) -> bool:
+        return uri in self.done
+
+    async def settle(self, seconds: float) -> None:
+        """Poll until ready or ``seconds`` pass (a rebalance can take seconds)."""
+        deadline = asyncio.get_running_loop().time() + seconds
+        while not self.ready and asyncio.get_running_loop().time() < deadline:
+            await self.poll()

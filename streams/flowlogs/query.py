@@ -1,0 +1,146 @@
+"""The views' answers, computed by DuckDB over the lake's Parquet files (exact).
+
+Why the lake and not the rollup tables: the views take any combination of six filters
+and any time range, over every partition. The rollups (rollups.py) hold exact figures
+per 5-minute window and filter combination, but each worker holds only its own
+partitions' keys, and top talkers need addresses, which no key can hold. Every worker
+reads the same lake (a shared directory or bucket), so any worker answers for all
+of them, whatever the number of workers; DuckDB scans the columns a question needs
+and skips the hours outside its range (``hour=`` directories).
+
+Answers, as the issue fixes them: counts are integers; ``value``, ``hour`` are strings.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import duckdb
+import pyarrow.dataset as ds
+import pyarrow.fs as pafs
+
+from streams.common.storage import open_filesystem
+from streams.flowlogs.fields import SCHEMA
+from streams.flowlogs.filters import Filters
+from streams.flowlogs.lake import FLOWS
+
+TOP_FIELDS = (
+    "srcaddr", "dstaddr", "srcport", "dstport", "protocol", "account_id", "vpc_id",
+    "subnet_id", "interface_id",
+)  # fmt: skip
+TOP_BY = ("bytes", "packets", "flows")
+_FLOW = "log_status = 'OK'"
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where the flows are: a SQL table expression over the lake's files."""
+
+    sql: str
+    dataset: ds.Dataset | None = None
+
+
+class LakeQueries:
+    """Runs the views' questions; one DuckDB connection, used by one thread at a time."""
+
+    def __init__(self, uri: str, *, threads: int = 2) -> None:
+        self.fs, root = open_filesystem(uri)
+        self.root = f"{root}/{FLOWS}"
+        self.local = isinstance(self.fs, pafs.LocalFileSystem)
+        self.connection = duckdb.connect(config={"threads": threads})
+        self.lock = threading.Lock()
+
+    def summary(self, filters: Filters) -> dict[str, int]:
+        sql = f"""
+            SELECT count(*) FILTER (WHERE {_FLOW}),
+                   coalesce(sum(bytes) FILTER (WHERE {_FLOW}), 0),
+                   coalesce(sum(packets) FILTER (WHERE {_FLOW}), 0),
+                   count(*) FILTER (WHERE {_FLOW} AND action = 'ACCEPT'),
+                   count(*) FILTER (WHERE {_FLOW} AND action = 'REJECT'),
+                   count(*) FILTER (WHERE log_status = 'NODATA'),
+                   count(*) FILTER (WHERE log_status = 'SKIPDATA')
+            FROM {{flows}} WHERE {{where}}"""
+        rows = self._run(sql, filters)
+        names = ("flows", "bytes", "packets", "accepted", "rejected", "nodata", "skipdata")
+        first = rows[0] if rows else (0,) * len(names)
+        return {name: int(value or 0) for name, value in zip(names, first, strict=True)}
+
+    def top(self, filters: Filters, field: str, by: str, limit: int) -> list[dict[str, Any]]:
+        if field not in TOP_FIELDS or by not in TOP_BY:
+            raise ValueError(f"top {field!r} by {by!r}")
+        sql = f"""
+            SELECT CAST({field} AS VARCHAR) AS value, sum(bytes) AS bytes,
+                   sum(packets) AS packets, count(*) AS flows
+            FROM {{flows}} WHERE {{where}} AND {_FLOW} AND {field} IS NOT NULL
+            GROUP BY {field} ORDER BY {by} DESC, value LIMIT {int(limit)}"""
+        return [
+            {"value": value, "bytes": int(b or 0), "packets": int(p or 0), "flows": int(f)}
+            for value, b, p, f in self._run(sql, filters)
+        ]
+
+    def hourly(self, filters: Filters) -> list[dict[str, Any]]:
+        sql = f"""
+            SELECT "start" // 3600 * 3600 AS hour_start, count(*) AS flows,
+                   count(*) FILTER (WHERE action = 'REJECT') AS rejected,
+                   coalesce(sum(bytes), 0) AS bytes
+            FROM {{flows}} WHERE {{where}} AND {_FLOW}
+            GROUP BY hour_start ORDER BY hour_start"""
+        return [
+            {"hour": _iso(hour), "flows": int(f), "rejected": int(r), "bytes": int(b)}
+            for hour, f, r, b in self._run(sql, filters)
+        ]
+
+    # ---- running ---------------------------------------------------------------------
+
+    def _run(self, template: str, filters: Filters) -> Sequence[tuple[Any, ...]]:
+        where, params = filters.where()
+        with self.lock:
+            source = self._source(filters)
+            if source is None:
+                return []
+            sql = template.format(flows=source.sql, where=where)
+            if source.dataset is not None:
+                self.connection.register("lake_flows", source.dataset)
+            try:
+                return self.connection.execute(sql, params).fetchall()
+            finally:
+                if source.dataset is not None:
+                    self.connection.unregister("lake_flows")
+
+    def _source(self, filters: Filters) -> Source | None:
+        """The files of the hours the range covers (all of them without a range)."""
+        paths = self._paths(filters)
+        if not paths:
+            return None
+        if self.local:
+            quoted = ", ".join("'" + path.replace("'", "''") + "'" for path in paths)
+            return Source(f"read_parquet([{quoted}])")
+        dataset = ds.dataset(paths, schema=SCHEMA, format="parquet", filesystem=self.fs)
+        return Source("lake_flows", dataset)
+
+    def _paths(self, filters: Filters) -> list[str]:
+        low = _hour_dir(filters.start) if filters.start is not None else ""
+        high = _hour_dir(filters.end - 1) if filters.end is not None else "~"
+        selector = pafs.FileSelector(self.root, recursive=True, allow_not_found=True)
+        paths = []
+        for info in self.fs.get_file_info(selector):
+            if info.type != pafs.FileType.File or not info.base_name.endswith(".parquet"):
+                continue
+            if info.base_name.startswith((".", "_")):
+                continue
+            directory = info.path.rsplit("/", 2)[-2]
+            if low <= directory <= high:
+                paths.append(info.path)
+        return sorted(paths)
+
+
+def _hour_dir(epoch: int) -> str:
+    return "hour=" + datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H")
+
+
+def _iso(epoch: int) -> str:
+    return datetime.fromtimestamp(int(epoch), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,0 +1,264 @@
+"""The reader: objects of the source to chunks on ``flowlogs.records``, each object once.
+
+Every ``poll_seconds`` the reader lists the source and ingests, oldest delivery first,
+each object it owns (ledger.py) that the ledger does not hold yet:
+
+1. A gzip object is first decompressed once without parsing: a truncated or corrupt
+   object is found before anything of it is sent. Decompression errors are retried
+   ``object_attempts`` times (an object still being written locally), then the object
+   is dead-lettered whole (``corrupt_object``) and recorded in the ledger as such.
+2. It is parsed block by block (parse.py): each block's rows become chunks (chunks.py)
+   and its malformed lines dead letters (object URI and line number); the block's
+   sends are acknowledged before the next block is read, so memory stays bounded by a
+   block, whatever the object's size.
+3. Its ledger record is sent and acknowledged; only then do the metrics count it.
+
+Failures of the surroundings (listing or reading the source, Kafka) are retried with
+waits doubling to ``max_delay`` (jittered), for as long as they last; an object that
+fails half-way is read again from its start, and the chunks it sends again are the
+same chunks, which the workers count once (dedupe.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import zlib
+from collections.abc import Generator
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import pyarrow as pa
+
+from streams.common.batches import Retry
+from streams.common.deadletter import DeadLetter, Source, send_dead_letter
+from streams.common.sends import Confirmed
+from streams.flowlogs.chunks import MAX_VALUE_BYTES, encode_chunks
+from streams.flowlogs.ledger import LEDGER, Ledger
+from streams.flowlogs.metrics import ReaderMetrics, reason_label
+from streams.flowlogs.parse import Block, ObjectError, field_names, parse_parquet, parse_text
+from streams.flowlogs.source import GZIP_MAGIC, ObjectSource, StoredObject
+
+log = logging.getLogger(__name__)
+
+RECORDS = "flowlogs.records"
+DLQ = "flowlogs.dlq"
+READ_BYTES = 1 << 20
+
+
+class CorruptObject(Exception):
+    """The object's bytes cannot be decompressed or decoded: retried, then dead-lettered."""
+
+    def __init__(self, detail: str, reason: str = "corrupt_object") -> None:
+        super().__init__(detail)
+        self.reason = reason
+
+
+@dataclass
+class Outcome:
+    records: int = 0
+    chunks: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+
+    def letter(self, reason: str) -> None:
+        self.reasons[reason] = self.reasons.get(reason, 0) + 1
+
+
+@dataclass
+class Reader:
+    source: ObjectSource
+    ledger: Ledger
+    producer: Any
+    metrics: ReaderMetrics
+    poll_seconds: float
+    object_attempts: int
+    max_future_seconds: int
+    chunk_rows: int
+    format: str | None = None
+    retry: Retry = field(default_factory=Retry)
+    newest_ingested: float = 0.0
+
+    async def run(self) -> None:
+        """List and ingest for ever (the app's task); each failure waits and tries again."""
+        failures = 0
+        while True:
+            try:
+                await self.once()
+                failures = 0
+                await self._idle(self.poll_seconds)
+            except Exception:
+                failures += 1
+                self.metrics.source_errors.inc()
+                log.exception("flowlogs reader: attempt %d failed; retrying", failures)
+                await self._idle(self.retry.delay(failures))
+
+    async def once(self) -> int:
+        """One listing and the objects it shows this reader owns; the count ingested."""
+        await self.ledger.settle(60.0)
+        if not self.ledger.ready:
+            return 0
+        objects = await asyncio.to_thread(self.source.list)
+        if objects:
+            self.metrics.newest_seen.set(max(o.delivered or time.time() for o in objects))
+        todo = [o for o in objects if self.ledger.owns(o.uri) and not self.ledger.is_done(o.uri)]
+        self.metrics.pending.set(len(todo))
+        ingested = 0
+        for obj in todo:
+            await self.ledger.poll(timeout_ms=0)
+            if not self.ledger.ready or not self.ledger.owns(obj.uri):
+                break  # a rebalance: list again with the new share
+            if self.ledger.is_done(obj.uri):
+                continue
+            await self.ingest(obj)
+            ingested += 1
+            self.metrics.pending.dec()
+        return ingested
+
+    async def ingest(self, obj: StoredObject) -> None:
+        started = time.perf_counter()
+        latest_start = int(min(obj.delivered or time.time(), time.time())) + (
+            self.max_future_seconds
+        )
+        outcome: Outcome | None = None
+        problem = ("", "")
+        for attempt in range(1, self.object_attempts + 1):
+            try:
+                await asyncio.to_thread(self._check, obj)
+                outcome = await self._publish(obj, latest_start)
+                break
+            except ObjectError as exc:
+                problem = (exc.reason, exc.detail)
+                break  # the header decides it: reading again cannot help
+            except CorruptObject as exc:
+                problem = (exc.reason, str(exc))
+                log.warning("flowlogs reader: %s unreadable (%s), try %d", obj.uri, exc, attempt)
+                if attempt < self.object_attempts:
+                    await asyncio.sleep(self.retry.delay(attempt))
+        if outcome is None:
+            await self._dead_letter_object(obj, *problem)
+            self.metrics.objects.labels("dead_lettered").inc()
+        else:
+            await self._record(
+                obj,
+                {
+                    "status": "ingested",
+                    "records": outcome.records,
+                    "chunks": outcome.chunks,
+                    "dead_letters": outcome.reasons,
+                },
+            )
+            self.metrics.objects.labels("ingested").inc()
+            self.metrics.records.inc(outcome.records)
+            for reason, count in outcome.reasons.items():
+                self.metrics.dead_letters.labels(reason_label(reason)).inc(count)
+        self.metrics.bytes.inc(obj.size)
+        self.newest_ingested = max(self.newest_ingested, obj.delivered or time.time())
+        self.metrics.newest_ingested.set(self.newest_ingested)
+        self.metrics.object_seconds.observe(time.perf_counter() - started)
+
+    def _check(self, obj: StoredObject) -> None:
+        """Decompress a gzip object once, discarding the text (blocking I/O)."""
+        if obj.is_parquet:
+            return  # parse_parquet reads the footer first: a broken file fails there
+        with self.source.fs.open_input_stream(obj.path) as raw:
+            head = raw.read(2)
+            if head != GZIP_MAGIC:
+                return
+            inflate = zlib.decompressobj(wbits=31)
+            data = head
+            while True:
+                try:
+                    self._inflate(inflate, data)
+                except zlib.error as exc:
+                    raise CorruptObject(f"gzip: {exc}") from exc
+                data = raw.read(READ_BYTES)
+                if not data:
+                    break
+        if not inflate.eof:
+            raise CorruptObject("gzip: truncated (the stream ends before its trailer)")
+
+    @staticmethod
+    def _inflate(inflate: Any, data: bytes) -> None:
+        inflate.decompress(data, READ_BYTES)
+        while inflate.unconsumed_tail:
+            inflate.decompress(inflate.unconsumed_tail, READ_BYTES)
+
+    async def _publish(self, obj: StoredObject, latest_start: int) -> Outcome:
+        outcome = Outcome()
+        blocks = self._blocks(obj, latest_start)
+        try:
+            while True:
+                block = await asyncio.to_thread(next, blocks, None)
+                if block is None:
+                    return outcome
+                await self._send_block(obj, block, outcome)
+        except ObjectError:
+            raise
+        except OSError as exc:
+            # The object passed _check: a decompression error now means it changed.
+            if "compressed" in str(exc).lower() or "gzip" in str(exc).lower():
+                raise CorruptObject(str(exc)) from exc
+            raise  # the source failed to answer: retried by run()
+        except (pa.ArrowInvalid, pa.ArrowTypeError, ValueError, UnicodeError) as exc:
+            # Bytes no rule of the parser foresaw: never a reader stuck on one object.
+            raise CorruptObject(f"{type(exc).__name__}: {exc}", "unreadable_object") from exc
+        finally:
+            blocks.close()
+
+    def _blocks(self, obj: StoredObject, latest_start: int) -> Generator[Block, None, None]:
+        default = field_names(self.format) if self.format else None
+        if obj.is_parquet:
+            with self.source.open_file(obj) as file:
+                yield from parse_parquet(file, latest_start=latest_start)
+            return
+        with self.source.open_text(obj) as text:
+            yield from parse_text(text, latest_start=latest_start, default_format=default)
+
+    async def _send_block(self, obj: StoredObject, block: Block, outcome: Outcome) -> None:
+        sends = Confirmed(self.producer)
+        chunks = encode_chunks(block.flows, obj.uri, outcome.chunks, max_rows=self.chunk_rows)
+        for key, value in chunks:
+            outcome.chunks += 1
+            if len(value) > MAX_VALUE_BYTES:  # one row over Kafka's record limit
+                letter = DeadLetter(
+                    "too_large", f"a row of {len(value)} bytes", Source(object=obj.uri),
+                    obj.uri.encode(), None,
+                )  # fmt: skip
+                await send_dead_letter(sends, DLQ, letter)
+                outcome.letter("too_large")
+                outcome.records -= 1
+                continue
+            await sends.send(RECORDS, key, value)
+        for bad in block.bad:
+            letter = DeadLetter(
+                bad.reason, bad.detail, Source(object=obj.uri, line=bad.line),
+                obj.uri.encode(), bad.text.encode(errors="replace"),
+            )  # fmt: skip
+            await send_dead_letter(sends, DLQ, letter)
+            outcome.letter(bad.reason)
+        await sends.confirm()
+        outcome.records += block.flows.num_rows
+
+    async def _dead_letter_object(self, obj: StoredObject, reason: str, detail: str) -> None:
+        sends = Confirmed(self.producer)
+        letter = DeadLetter(reason, detail, Source(object=obj.uri), obj.uri.encode(), None)
+        await send_dead_letter(sends, DLQ, letter)
+        await sends.confirm()
+        self.metrics.dead_letters.labels(reason_label(reason)).inc()
+        log.error("flowlogs reader: %s dead-lettered: %s (%s)", obj.uri, reason, detail)
+        await self._record(obj, {"status": "dead_lettered", "reason": reason, "detail": detail})
+
+    async def _record(self, obj: StoredObject, outcome: dict[str, Any]) -> None:
+        sends = Confirmed(self.producer)
+        value = {"size": obj.size, "delivered": obj.delivered, "read_at": time.time(), **outcome}
+        await sends.send(LEDGER, obj.uri.encode(), orjson.dumps(value))
+        await sends.confirm()
+        self.ledger.done[obj.uri] = value
+
+    async def _idle(self, seconds: float) -> None:
+        """Wait, staying in the readers' group (its rebalances need the consumer polled)."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            await self.ledger.poll(timeout_ms=int(min(1.0, deadline - time.monotonic()) * 1000))

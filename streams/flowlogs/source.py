@@ -1,0 +1,80 @@
+"""The objects of a flow-log source: an S3 bucket and prefix, or a local directory.
+
+Listing and reading go through pyarrow's filesystems (streams/common/storage.py), so the
+endpoint, region and credentials are the AWS SDK's usual ones. Reads stream: an
+object is never held whole in memory, whatever its size.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import pyarrow as pa
+import pyarrow.fs as pafs
+
+from streams.common.storage import open_filesystem
+
+GZIP_MAGIC = b"\x1f\x8b"
+PARQUET_SUFFIXES = (".parquet",)
+# ..._{flow-log-id}_{YYYYMMDDTHHmmZ}_{hash}.log.gz: the time AWS delivered the object.
+_DELIVERED = re.compile(r"_(\d{8}T\d{4}Z)_[0-9A-Za-z]+\.log(?:\.gz|\.parquet)?$")
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    path: str  # the filesystem's path
+    uri: str  # s3://bucket/key, or the local path: the object's identity everywhere
+    size: int
+    delivered: float | None  # epoch seconds from AWS's key layout, else None
+
+    @property
+    def is_parquet(self) -> bool:
+        return self.path.endswith(PARQUET_SUFFIXES)
+
+
+def delivered_at(name: str) -> float | None:
+    match = _DELIVERED.search(name)
+    if match is None:
+        return None
+    return datetime.strptime(match[1], "%Y%m%dT%H%MZ").replace(tzinfo=UTC).timestamp()
+
+
+class ObjectSource:
+    def __init__(self, uri: str, endpoint_url: str | None = None) -> None:
+        self.uri = uri
+        self.s3 = uri.startswith("s3://")
+        self.fs, self.root = open_filesystem(uri, endpoint_url)
+
+    def list(self) -> list[StoredObject]:
+        """Every object under the source, oldest delivery first (then by key)."""
+        selector = pafs.FileSelector(self.root, recursive=True, allow_not_found=True)
+        found = []
+        for info in self.fs.get_file_info(selector):
+            if info.type != pafs.FileType.File or info.base_name.startswith((".", "_")):
+                continue  # hidden files: temporary uploads, markers
+            uri = f"s3://{info.path}" if self.s3 else info.path
+            found.append(StoredObject(info.path, uri, info.size or 0, delivered_at(info.path)))
+        found.sort(key=lambda o: (o.delivered or 0.0, o.path))
+        return found
+
+    @contextmanager
+    def open_text(self, obj: StoredObject) -> Iterator[pa.NativeFile]:
+        """The object's bytes, gunzipped when they are gzip (by content, not by name)."""
+        with self.fs.open_input_stream(obj.path) as raw:
+            head = raw.read(2)
+        with self.fs.open_input_stream(obj.path) as raw:
+            if head == GZIP_MAGIC:
+                with pa.CompressedInputStream(raw, "gzip") as text:
+                    yield text
+            else:
+                yield raw
+
+    @contextmanager
+    def open_file(self, obj: StoredObject) -> Iterator[pa.NativeFile]:
+        """Random access to the object (Parquet reads its footer first)."""
+        with self.fs.open_input_file(obj.path) as file:
+            yield file
