@@ -12,6 +12,8 @@ from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from producers.flowlogs_cli import add_parser as add_flowlogs_parser
+from producers.flowlogs_cli import run as run_flowlogs
 from producers.orders import (
     Faults,
     OrderGenerator,
@@ -56,6 +58,7 @@ def _parser() -> argparse.ArgumentParser:
     inventory.add_argument("--file", type=Path)
 
     add_telemetry_parser(sub)
+    add_flowlogs_parser(sub)
     return parser
 
 
@@ -109,6 +112,8 @@ def _generated(args: argparse.Namespace) -> tuple[Iterator[Record], float | None
 async def _run(args: argparse.Namespace) -> int:
     if args.command == "telemetry":
         return await run_telemetry(args)
+    if args.command == "flowlogs":
+        return run_flowlogs(args)
     await _declare_orders_topics(args.bootstrap)
     if args.command == "catalog":
         entries = load_catalog(args.file)

@@ -57,7 +57,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
@@ -134,16 +133,6 @@ class PartitionedParquetWriter:
         # Tables are all built before the first file is written: a row that does not
         # fit the schema fails the batch before anything lands.
         tables = {d: pa.Table.from_pylist(group, self.schema) for d, group in groups.items()}
-        return self.write_tables(source_partition, first, last, tables)
-
-    def write_table(
-        self, source_partition: int, first: int, last: int, table: pa.Table, dirs: pa.Array
-    ) -> list[str]:
-        """:meth:`write` for rows already in a table (``self.schema``'s columns), with
-        ``dirs`` naming each row's directory: no Python object per row."""
-        tables = {}
-        for directory in pc.unique(dirs).to_pylist():
-            tables[_checked_dir(str(directory))] = table.filter(pc.equal(dirs, directory))
         return self.write_tables(source_partition, first, last, tables)
 
     def write_tables(

@@ -106,7 +106,8 @@ def put_bytes(filesystem: pafs.FileSystem, path: str, data: bytes | memoryview) 
     if is_local(filesystem):
         put(filesystem, path, lambda out: out.write(data))
         return
-    with filesystem.open_output_stream(path) as out:
+    # compression=None: pyarrow would otherwise gzip a path ending in ".gz" once more.
+    with filesystem.open_output_stream(path, compression=None) as out:
         out.write(data)
 
 

@@ -139,7 +139,8 @@ async def _windows(
     for vpc_key, clock in clocks.items():
         for window in due(clock, pipeline.settings.lateness_seconds):
             flows = runtime.windows.take(vpc_key, window)
-            alerts += close_window(state, flows, window, pipeline.detectors)
+            previous = runtime.windows.take(vpc_key, window - WINDOW)
+            alerts += close_window(state, vpc_key, flows, previous, window, pipeline.detectors)
             pipeline.metrics.windows_closed.inc()
     return alerts, clocks, late
 

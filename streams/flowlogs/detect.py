@@ -24,7 +24,7 @@ Exfiltration (``exfiltration``). Per internal source (RFC 1918, 100.64/10, fc00:
 bytes of accepted flows to public destinations (globally routable unicast) in the
 window, against the source's EWMA of the same figure (streams/common/detector.py, weight
 ``exfil_alpha`` 0.1). Alert when the baseline has ``exfil_min_history`` (12) windows,
-the bytes reach ``exfil_min_bytes`` (10 MB, decimal) and z = (bytes - mean) / spread
+the bytes reach ``exfil_min_bytes`` (1 MB, decimal) and z = (bytes - mean) / spread
 exceeds ``exfil_z`` (4), spread floored at ``exfil_spread_floor_bytes`` (1 MB) and at
 ``exfil_spread_floor_share`` (0.1) of the mean. The same 5-tuple logged by two interfaces
 (instance and NAT gateway) counts once: summed per interface, the largest taken. Windows
@@ -77,7 +77,12 @@ from streams.flowlogs.detect_base import WINDOW_SECONDS, Alert, DetectorSettings
 from streams.flowlogs.detect_baseline import baseline_keys, exfiltration
 from streams.flowlogs.detect_countries import country_keys, new_countries, registered_countries
 from streams.flowlogs.detect_scan import port_scans
-from streams.flowlogs.detect_streaks import long_lived, stale_streaks, streak_keys
+from streams.flowlogs.detect_streaks import (
+    continued_connections,
+    long_lived,
+    stale_streaks,
+    streak_keys,
+)
 
 __all__ = [
     "WINDOW_SECONDS",
@@ -85,6 +90,7 @@ __all__ = [
     "DetectorSettings",
     "address_kind",
     "baseline_keys",
+    "continued_connections",
     "country_keys",
     "exfiltration",
     "long_lived",

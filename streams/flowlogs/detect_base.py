@@ -57,7 +57,7 @@ class DetectorSettings:
     scan_port_score: float = 100.0
     scan_host_score: float = 50.0
     scan_failed_weight: float = 2.0
-    exfil_min_bytes: float = 10_000_000.0
+    exfil_min_bytes: float = 1_000_000.0
     exfil_min_history: int = 12
     exfil_alpha: float = 0.1
     exfil_z: float = 4.0
@@ -70,8 +70,10 @@ class DetectorSettings:
     def __post_init__(self) -> None:
         if not 0 < self.exfil_alpha <= 1:
             raise ValueError("exfil_alpha must be in (0, 1]")
-        if self.long_lived_windows < 1 or self.exfil_forget_after_windows < 1:
-            raise ValueError("window counts must be at least 1")
+        if self.exfil_forget_after_windows < 1:
+            raise ValueError("exfil_forget_after_windows must be at least 1")
+        if self.long_lived_windows < 2:
+            raise ValueError("long_lived_windows must be at least 2: one window is no streak")
 
 
 @dataclass(frozen=True)
@@ -113,6 +115,9 @@ def _plain(value: object) -> object:
     return str(value)
 
 
+_NORMALISED = b"flowlogs.detect.flows"
+
+
 def iso_time(epoch_seconds: int) -> str:
     return datetime.fromtimestamp(epoch_seconds, UTC).isoformat().replace("+00:00", "Z")
 
@@ -124,6 +129,8 @@ def flows(window: pa.Table) -> pa.Table:
     ports, protocol and bytes are int64 with null and NaN as 0 (-1 for protocol);
     ``tcp_flags`` stays nullable, because "unknown" differs from "no flags".
     """
+    if (window.schema.metadata or {}).get(_NORMALISED) == b"1":
+        return window  # already done once for this window: every detector reads it
     rows = window.num_rows
     columns = {name: _text(window, name, rows) for name in TEXT_COLUMNS}
     for name in NUMBER_COLUMNS:
@@ -135,7 +142,7 @@ def flows(window: pa.Table) -> pa.Table:
     keep = pc.and_(_known(table["srcaddr"]), _known(table["dstaddr"]))
     if status is not None:
         keep = pc.and_(keep, pc.equal(status, "OK"))
-    return table.filter(keep)
+    return table.filter(keep).replace_schema_metadata({_NORMALISED: b"1"})
 
 
 def _known(addresses: pa.ChunkedArray) -> pa.ChunkedArray:

@@ -1,12 +1,17 @@
 """Long-lived connections: one connection in ``long_lived_windows`` consecutive windows.
 
-The rule and its reasons are in ``detect.py``. Streak entries are namespaced by the
-window they were last seen in, ``ll|<window:012d>|<account>|<vpc>|<client>|<client
-port>|<server>|<server port>|<protocol>`` -> ``[streak, window]``. A window reads the
-namespace of the window before and writes its own; the wiring then drops every
-namespace older than the window before with one range delete (``stale_streaks``), never
-scanning the state. Keeping the window before means a window applied again reads what
-it read the first time and writes the same entries: replays are harmless.
+The rule and its reasons are in ``detect.py``. A connection seen in a window and in the
+one before it (``continued_connections``: the wiring keeps the window before's rows) has
+a streak of two or more; only those connections get an entry, so the state holds the
+few connections that last, never the many seen once. Entries are namespaced by their
+VPC and the window they were last seen in, ``ll|<account>|<vpc>|<window:012d>|<client>|
+<client port>|<server>|<server port>|<protocol>`` -> ``[streak, window]``. A window reads
+the namespace of the window before and writes its own; the wiring then drops the VPC's
+namespace two windows back with one range delete (``stale_streaks``), never scanning
+the state. The VPC comes first because VPCs sharing a partition close their windows
+each on its own clock: one VPC's window must never drop another's streaks. Keeping the
+window before means a window applied again reads what it read the first time and
+writes the same entries: replays are harmless.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from streams.flowlogs.detect_base import (
     flows,
     host_port,
     iso_time,
+    key_of,
     keys_of,
 )
 
@@ -32,48 +38,72 @@ PREFIX = "ll"
 ENDPOINTS = ["client", "client_port", "server", "server_port", "protocol"]
 
 
-def streak_keys(window: pa.Table, window_start: int) -> list[str]:
-    """The entries ``long_lived`` reads: the window's connections as of the window before."""
-    return _keys(_connections(window), window_start - WINDOW_SECONDS)
+def streak_keys(continued: pa.Table, window_start: int) -> list[str]:
+    """The entries ``long_lived`` reads: the streaks, as of the window before, of the
+    ``continued`` connections (``continued_connections``)."""
+    return _keys(continued, window_start - WINDOW_SECONDS)
 
 
-def stale_streaks(window_start: int) -> tuple[str, str]:
-    """The key range ``[begin, end)`` to delete once ``window_start`` has been applied:
-    streaks last seen before the window before it, which therefore did not continue."""
-    return f"{PREFIX}|", f"{PREFIX}|{_namespace(window_start - WINDOW_SECONDS)}|"
+def stale_streaks(window_start: int, account_id: str, vpc_id: str) -> tuple[str, str]:
+    """The key range ``[begin, end)`` to delete once ``window_start`` of the VPC has been
+    applied: the VPC's streaks last seen two windows before, which did not continue.
+
+    The wiring closes every window of a VPC in order, empty ones too, so nothing older
+    is left. The range starts there rather than at the VPC's first key because RocksDB
+    walks over the tombstones of deleted keys: a range from the start would walk every
+    streak ever deleted.
+    """
+    vpc = key_of((PREFIX, account_id or "-", vpc_id or "-"))
+    older = _namespace(window_start - 2 * WINDOW_SECONDS)
+    return f"{vpc}|{older}|", f"{vpc}|{_namespace(window_start - WINDOW_SECONDS)}|"
 
 
 def long_lived(
-    window: pa.Table,
+    continued: pa.Table,
     window_start: int,
     streaks: Mapping[str, object],
     settings: DetectorSettings,
 ) -> tuple[list[Alert], dict[str, object | None]]:
-    """Alerts for connections whose streak reaches the limit in this window, and each
-    connection's streak to write under this window (never None: old entries go by range)."""
-    connections = _connections(window)
-    before = _keys(connections, window_start - WINDOW_SECONDS)
-    now = _keys(connections, window_start)
+    """Alerts for connections whose streak reaches the limit in this window, and the
+    streaks to write under this window (never None: old entries go by range).
+
+    ``continued``: the window's connections also seen in the window before
+    (``continued_connections``); each has a streak of at least two. Only those get an
+    entry, so the state holds the few connections that last, never the many that do not.
+    """
+    before = _keys(continued, window_start - WINDOW_SECONDS)
+    now = _keys(continued, window_start)
     alerts: list[Alert] = []
     updated: dict[str, object | None] = {}
     for row, (key_before, key_now) in enumerate(zip(before, now, strict=True)):
-        streak = _continued(streaks.get(key_before), window_start) + 1
+        streak = _carried(streaks.get(key_before), window_start) + 1
         updated[key_now] = [streak, window_start]
         # Exactly at the limit: one finding per streak, however long it then lasts.
         if streak == settings.long_lived_windows:
-            [connection] = connections.slice(row, 1).to_pylist()
+            [connection] = continued.slice(row, 1).to_pylist()
             alerts.append(_alert(connection, window_start, streak))
     return alerts, updated
 
 
-def _continued(previous: object, window_start: int) -> int:
-    """The streak ``previous`` carries into this window; 0 unless seen in the one before."""
+def _carried(previous: object, window_start: int) -> int:
+    """The streak a connection seen in the window before carries: 1 unless its entry
+    says it had been seen in the window before that too."""
     if not isinstance(previous, list | tuple) or len(previous) != 2:
-        return 0
+        return 1
     streak, last = previous
     if not isinstance(streak, int) or last != window_start - WINDOW_SECONDS:
-        return 0
-    return max(streak, 0)
+        return 1
+    return max(streak, 1)
+
+
+def continued_connections(window: pa.Table, previous: pa.Table | None) -> pa.Table:
+    """The connections of ``window`` also seen in ``previous`` (the window before's rows,
+    None if it had none)."""
+    connections = _connections(window)
+    if previous is None or previous.num_rows == 0 or connections.num_rows == 0:
+        return connections.slice(0, 0)
+    before = _connections(previous)
+    return connections.join(before, keys=[*VPC, *ENDPOINTS], join_type="left semi")
 
 
 def _connections(window: pa.Table) -> pa.Table:
@@ -107,9 +137,9 @@ def _namespace(window_start: int) -> str:
 
 
 def _keys(connections: pa.Table, window_start: int) -> list[str]:
-    return keys_of(
-        (PREFIX, _namespace(window_start)), [connections[name] for name in (*VPC, *ENDPOINTS)]
-    )
+    window = pa.array([_namespace(window_start)] * connections.num_rows, pa.string())
+    columns = [connections[VPC[0]], connections[VPC[1]], window]
+    return keys_of((PREFIX,), [*columns, *(connections[name] for name in ENDPOINTS)])
 
 
 def _alert(row: dict[str, Any], window_start: int, streak: int) -> Alert:

@@ -19,6 +19,7 @@ from streams.flowlogs.detect import (
     Alert,
     DetectorSettings,
     baseline_keys,
+    continued_connections,
     country_keys,
     exfiltration,
     long_lived,
@@ -27,26 +28,34 @@ from streams.flowlogs.detect import (
     stale_streaks,
     streak_keys,
 )
+from streams.flowlogs.detect_base import flows as normalised
 
 
 def close_window(
     state: PartitionState,
+    vpc_key: str,
     flows: pa.Table | None,
+    previous: pa.Table | None,
     window: int,
     settings: DetectorSettings,
 ) -> list[Alert]:
-    """The alerts of ``window`` (``flows``: its rows of one VPC; None when it had none)."""
+    """The alerts of ``window`` of the VPC ``vpc_key`` (``<account>|<vpc>``; ``flows``: its
+    rows, ``previous``: the window before's, None when it had none)."""
+    account, _, vpc = vpc_key.partition("|")
     if flows is None or flows.num_rows == 0:
-        _drop_stale_streaks(state, window)
+        _drop_stale_streaks(state, window, account, vpc)
         return []
+    flows = normalised(flows)  # once, not once per detector
     alerts = port_scans(flows, window, settings)
     found, updates = exfiltration(flows, window, _read(state, baseline_keys(flows)), settings)
     alerts += found
     _write(state, updates)
-    found, changes = long_lived(flows, window, _read(state, streak_keys(flows, window)), settings)
+    continued = continued_connections(flows, previous)
+    streaks = _read(state, streak_keys(continued, window))
+    found, changes = long_lived(continued, window, streaks, settings)
     alerts += found
     _write(state, changes)
-    _drop_stale_streaks(state, window)
+    _drop_stale_streaks(state, window, account, vpc)
     found, updates = new_countries(flows, window, _read(state, country_keys(flows)), settings)
     alerts += found
     _write(state, updates)
@@ -70,8 +79,8 @@ def _write(state: PartitionState, updates: Mapping[str, object | None]) -> None:
             state.put(key, value)  # type: ignore[arg-type]
 
 
-def _drop_stale_streaks(state: PartitionState, window: int) -> None:
-    # Every streak entry still under an older window did not continue into this one.
-    # The range holds nothing else, so the cost is the deletions themselves.
-    for key in state.keys_between(*stale_streaks(window)):
+def _drop_stale_streaks(state: PartitionState, window: int, account: str, vpc: str) -> None:
+    # Every streak entry of the VPC still under an older window did not continue into
+    # this one. The range holds nothing else, so the cost is the deletions themselves.
+    for key in state.keys_between(*stale_streaks(window, account, vpc)):
         state.delete(key)

@@ -15,6 +15,7 @@ import logging
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -31,10 +32,19 @@ log = logging.getLogger(__name__)
 FLOWS = "flows"
 
 
-def hour_dirs(start: pa.ChunkedArray | pa.Array) -> pa.Array:
-    """``hour=YYYY-MM-DDTHH`` (UTC) of each epoch-second ``start``."""
-    stamps = pc.cast(start, pa.timestamp("s", tz="UTC"))
-    return pc.binary_join_element_wise("hour=", pc.strftime(stamps, "%Y-%m-%dT%H"), "")
+def hour_dir(epoch: int) -> str:
+    """``hour=YYYY-MM-DDTHH``: the directory of flows starting in that UTC hour."""
+    return "hour=" + datetime.fromtimestamp(epoch - epoch % 3600, UTC).strftime("%Y-%m-%dT%H")
+
+
+def by_hour(flows: pa.Table) -> dict[str, pa.Table]:
+    """The rows of each hour (by ``start``), without the offset column."""
+    rows = flows.drop_columns([OFFSET_COLUMN])
+    hours = pc.divide(rows.column("start"), 3600)  # integer division of int64
+    return {
+        hour_dir(hour * 3600): rows.filter(pc.equal(hours, hour))
+        for hour in pc.unique(hours).to_pylist()
+    }
 
 
 @dataclass
@@ -69,10 +79,7 @@ class FlowLake:
         fresh = flows.filter(pc.greater(flows.column(OFFSET_COLUMN), committed))
         first = max(first, committed + 1)
         if fresh.num_rows:
-            rows = fresh.drop_columns([OFFSET_COLUMN])
-            paths = self.writer.write_table(
-                partition, first, last, rows, hour_dirs(rows.column("start"))
-            )
+            paths = self.writer.write_tables(partition, first, last, by_hour(fresh))
             if self.metrics is not None:
                 self.metrics.lake_files.inc(len(paths))
         if partition in self.committed:  # forgotten meanwhile: the next owner's files decide
@@ -86,7 +93,7 @@ class FlowLake:
     def read_partition(self, partition: int, since: int, columns: Iterable[str]) -> pa.Table:
         """The rows of ``partition`` starting at or after ``since`` (blocking I/O)."""
         prefix = f"part-p{partition:03d}-"
-        since_dir = hour_dirs(pa.array([since], pa.int64()))[0].as_py()
+        since_dir = hour_dir(since)
         paths = [
             info.path
             for info in self.writer.files()

@@ -46,6 +46,8 @@ class Ledger(ConsumerRebalanceListener):  # type: ignore[misc]
         self.owned: set[int] = set()
         self._loading: dict[int, int] = {}  # partition -> end offset still to reach
         self.generation = 0
+        #: Objects being read: a rebalance waits for them (see on_partitions_revoked).
+        self.in_flight: set[asyncio.Task[None]] = set()
 
     @property
     def consumer(self) -> AIOKafkaConsumer:
@@ -72,7 +74,12 @@ class Ledger(ConsumerRebalanceListener):  # type: ignore[misc]
     # ---- ConsumerRebalanceListener ---------------------------------------------------
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        # The rebalance waits for this: the objects being read finish and their ledger
+        # records are acknowledged before another reader is handed their partitions and
+        # reads them to their end, so it does not read those objects again.
         self.owned.clear()
+        if self.in_flight:
+            await asyncio.wait(self.in_flight)
         self._loading.clear()
         self.generation += 1
 

@@ -25,8 +25,10 @@ Object errors (:class:`ObjectError`, the whole object is dead-lettered), by reas
 
 Line errors (:class:`BadLine`; the line is reported once and never in the table):
 ``malformed_line`` (field count, invalid UTF-8, a carriage return inside the line, or a
-line over ``MAX_LINE_BYTES``) and parse_checks's ``invalid_field`` and
-``future_timestamp``. Blank and whitespace-only lines are skipped and not counted.
+line longer than ``max(block_bytes, MAX_LINE_BYTES)``) and parse_checks's
+``invalid_field`` and ``future_timestamp``. Blank and whitespace-only lines are skipped
+and not counted, but keep their numbers: ``BadLine.line`` is the line's number in the
+decompressed object, the header being line 1.
 """
 
 from __future__ import annotations
@@ -46,8 +48,15 @@ import pyarrow.parquet as pq
 from streams.flowlogs.fields import BY_NAME, DEFAULT_FORMAT, SCHEMA, Field
 from streams.flowlogs.parse_checks import REQUIRED_FIELDS, BadLine, normalize
 
-__all__ = ["BadLine", "Block", "ObjectError", "field_names", "parse_lines", "parse_parquet"]
-__all__ += ["parse_text"]
+__all__ = [
+    "BadLine",
+    "Block",
+    "ObjectError",
+    "field_names",
+    "parse_lines",
+    "parse_parquet",
+    "parse_text",
+]
 
 MALFORMED_LINE = "malformed_line"
 UNREADABLE_HEADER = "unreadable_header"
@@ -173,33 +182,42 @@ class _LongLine:
 
 
 def _pieces(stream: Any, block_bytes: int) -> Iterator[bytes | _LongLine]:
-    """Runs of complete lines, ``block_bytes`` at a time; a line over MAX_LINE_BYTES is
-    skipped as it streams past and stands as a _LongLine."""
-    carry = b""
-    long_line: bytes | None = None  # the head of the over-long line being skipped
+    """Runs of complete lines, ``block_bytes`` at a time. A line longer than the limit,
+    ``max(block_bytes, MAX_LINE_BYTES)``, cannot fit in one read, so it is always seen
+    whole: skipped as it streams past, never held, it stands as a _LongLine."""
+    limit = max(block_bytes, MAX_LINE_BYTES)
+    open_parts: list[bytes] = []  # the start of a line whose end is not read yet
+    open_bytes = 0
+    skipping = False  # through the rest of an over-long line
     while data := stream.read(block_bytes):
-        if long_line is not None:
+        if open_parts:
             end = data.find(b"\n")
             if end < 0:
+                if not skipping:
+                    open_parts.append(data)
+                    open_bytes += len(data)
+                    skipping = open_bytes > limit
                 continue
-            yield _long_line(long_line)
-            long_line, data = None, data[end + 1 :]
-        buffer = carry + data
-        cut = buffer.rfind(b"\n") + 1
+            if skipping or open_bytes + end > limit:
+                yield _long_line(open_parts, limit)
+                data = data[end + 1 :]
+            else:
+                data = b"".join([*open_parts, data])
+            open_parts, open_bytes, skipping = [], 0, False
+        cut = data.rfind(b"\n") + 1
         if cut:
-            yield buffer[:cut]
-        carry = buffer[cut:]
-        if len(carry) > MAX_LINE_BYTES:
-            long_line, carry = carry[:_SHOWN_CHARS], b""
-    if long_line is not None:
-        yield _long_line(long_line)
-    elif carry:
-        yield carry
+            yield data[:cut]
+        if cut < len(data):
+            open_parts, open_bytes = [data[cut:]], len(data) - cut
+    if skipping:
+        yield _long_line(open_parts, limit)
+    elif open_parts:
+        yield b"".join(open_parts)
 
 
-def _long_line(head: bytes) -> _LongLine:
-    shown = head.decode(errors="replace")[:_SHOWN_CHARS]
-    return _LongLine(f"line longer than {MAX_LINE_BYTES} bytes", shown)
+def _long_line(parts: list[bytes], limit: int) -> _LongLine:
+    shown = b"".join(parts)[:_SHOWN_CHARS].decode(errors="replace")[:_SHOWN_CHARS]
+    return _LongLine(f"line longer than {limit} bytes", shown)
 
 
 def _opening(piece: bytes, default_format: Sequence[str]) -> tuple[_Layout | None, int, bytes]:

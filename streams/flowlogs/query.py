@@ -26,7 +26,7 @@ import pyarrow.fs as pafs
 from streams.common.storage import open_filesystem
 from streams.flowlogs.fields import SCHEMA
 from streams.flowlogs.filters import Filters
-from streams.flowlogs.lake import FLOWS
+from streams.flowlogs.lake import FLOWS, hour_dir
 
 TOP_FIELDS = (
     "srcaddr", "dstaddr", "srcport", "dstport", "protocol", "account_id", "vpc_id",
@@ -123,8 +123,8 @@ class LakeQueries:
         return Source("lake_flows", dataset)
 
     def _paths(self, filters: Filters) -> list[str]:
-        low = _hour_dir(filters.start) if filters.start is not None else ""
-        high = _hour_dir(filters.end - 1) if filters.end is not None else "~"
+        low = hour_dir(filters.start) if filters.start is not None else ""
+        high = hour_dir(filters.end - 1) if filters.end is not None else "~"
         selector = pafs.FileSelector(self.root, recursive=True, allow_not_found=True)
         paths = []
         for info in self.fs.get_file_info(selector):
@@ -136,10 +136,6 @@ class LakeQueries:
             if low <= directory <= high:
                 paths.append(info.path)
         return sorted(paths)
-
-
-def _hour_dir(epoch: int) -> str:
-    return "hour=" + datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H")
 
 
 def _iso(epoch: int) -> str:

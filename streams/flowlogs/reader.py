@@ -77,6 +77,8 @@ class Reader:
     max_future_seconds: int
     chunk_rows: int
     format: str | None = None
+    #: Objects read at once: their sends' round trips to Kafka overlap.
+    concurrency: int = 8
     retry: Retry = field(default_factory=Retry)
     newest_ingested: float = 0.0
 
@@ -105,15 +107,31 @@ class Reader:
         todo = [o for o in objects if self.ledger.owns(o.uri) and not self.ledger.is_done(o.uri)]
         self.metrics.pending.set(len(todo))
         ingested = 0
-        for obj in todo:
-            await self.ledger.poll(timeout_ms=0)
-            if not self.ledger.ready or not self.ledger.owns(obj.uri):
-                break  # a rebalance: list again with the new share
-            if self.ledger.is_done(obj.uri):
-                continue
-            await self.ingest(obj)
-            ingested += 1
-            self.metrics.pending.dec()
+        running = self.ledger.in_flight
+        try:
+            for obj in todo:
+                await self.ledger.poll(timeout_ms=0)
+                if not self.ledger.ready or not self.ledger.owns(obj.uri):
+                    break  # a rebalance: list again with the new share
+                if self.ledger.is_done(obj.uri):
+                    continue
+                while len(running) >= self.concurrency:
+                    done, _ = await asyncio.wait(running, return_when="FIRST_COMPLETED")
+                    running.difference_update(done)
+                    for task in done:
+                        task.result()  # a failure: the whole listing is tried again
+                running.add(asyncio.create_task(self.ingest(obj)))
+                ingested += 1
+            if running:
+                outcomes = await asyncio.gather(*running, return_exceptions=True)
+                running.clear()
+                for outcome in outcomes:
+                    if isinstance(outcome, BaseException):
+                        raise outcome
+        finally:
+            for task in running:
+                task.cancel()
+            running.clear()
         return ingested
 
     async def ingest(self, obj: StoredObject) -> None:
@@ -157,12 +175,13 @@ class Reader:
         self.newest_ingested = max(self.newest_ingested, obj.delivered or time.time())
         self.metrics.newest_ingested.set(self.newest_ingested)
         self.metrics.object_seconds.observe(time.perf_counter() - started)
+        self.metrics.pending.dec()
 
     def _check(self, obj: StoredObject) -> None:
         """Decompress a gzip object once, discarding the text (blocking I/O)."""
         if obj.is_parquet:
             return  # parse_parquet reads the footer first: a broken file fails there
-        with self.source.fs.open_input_stream(obj.path) as raw:
+        with self.source.fs.open_input_stream(obj.path, compression=None) as raw:
             head = raw.read(2)
             if head != GZIP_MAGIC:
                 return

@@ -17,7 +17,7 @@ from streams.flowlogs.detect import DetectorSettings
 from streams.flowlogs.lake import FlowLake
 from streams.flowlogs.metrics import WorkerMetrics
 from streams.flowlogs.settings import FlowLogsSettings
-from streams.flowlogs.windows import DETECTOR_COLUMNS, PREFIX, WINDOW, OpenWindows
+from streams.flowlogs.windows import DETECTOR_COLUMNS, PREFIX, OpenWindows
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,8 @@ class FlowPipeline:
         horizon = self.lake.committed_offset(partition)
         clocks = {key.removeprefix(PREFIX): value for key, value in io.scan(PREFIX)}
         if clocks:
-            since = min(clock["closed"] for clock in clocks.values()) + WINDOW
+            # The open windows, and the last closed one (long-lived compares with it).
+            since = min(clock["closed"] for clock in clocks.values())
             flows = self.lake.read_partition(partition, since, DETECTOR_COLUMNS)
             keys = pc.binary_join_element_wise(
                 pc.fill_null(flows.column("account_id"), "-"),
@@ -82,7 +83,7 @@ class FlowPipeline:
                 mine = flows.filter(
                     pc.and_(
                         pc.equal(keys, vpc_key),
-                        pc.greater(flows.column("start"), clock["closed"] + WINDOW - 1),
+                        pc.greater(flows.column("start"), clock["closed"] - 1),
                     )
                 )
                 if mine.num_rows:

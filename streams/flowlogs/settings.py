@@ -33,6 +33,9 @@ class FlowLogsSettings(BaseSettings):
         description="flows starting later than the object's delivery (or the clock) plus this "
         "are dead-lettered as future_timestamp",
     )
+    read_concurrency: int = Field(
+        8, ge=1, description="objects a reader reads at once (their Kafka round trips overlap)"
+    )
     chunk_rows: int = Field(5000, ge=1, description="flow rows per Kafka record at most")
     partitions: int = Field(6, ge=1, description="partitions of flowlogs.records")
     lake: str = Field(

@@ -64,9 +64,11 @@ class ObjectSource:
     @contextmanager
     def open_text(self, obj: StoredObject) -> Iterator[pa.NativeFile]:
         """The object's bytes, gunzipped when they are gzip (by content, not by name)."""
-        with self.fs.open_input_stream(obj.path) as raw:
+        # compression=None: the bytes as stored (pyarrow would gunzip by the name, and a
+        # name does not say what the bytes are).
+        with self.fs.open_input_stream(obj.path, compression=None) as raw:
             head = raw.read(2)
-        with self.fs.open_input_stream(obj.path) as raw:
+        with self.fs.open_input_stream(obj.path, compression=None) as raw:
             if head == GZIP_MAGIC:
                 with pa.CompressedInputStream(raw, "gzip") as text:
                     yield text

@@ -139,6 +139,7 @@ def register_reader(
         max_future_seconds=settings.max_future_seconds,
         chunk_rows=settings.chunk_rows,
         format=settings.format,
+        concurrency=settings.read_concurrency,
     )
 
     @app.task

@@ -61,7 +61,8 @@ def advance(clock: dict[str, int] | None, earliest: int, latest: int) -> dict[st
 
 @dataclass
 class OpenWindows:
-    """The flows of one partition's windows not yet closed, per VPC (detector columns).
+    """The flows of one partition's windows not yet closed, and of the last closed, per
+    VPC (detector columns).
 
     Additions of a batch are staged and kept only once the batch is done, so a batch
     that is tried again does not add its flows twice.
@@ -83,11 +84,12 @@ class OpenWindows:
         return pa.concat_tables(parts) if parts else None
 
     def keep(self, closed: dict[str, int]) -> None:
-        """The batch is done: hold its flows, drop every window now closed."""
+        """The batch is done: hold its flows; of the windows closed, keep only the last
+        of each VPC (the long-lived detector compares a window with the one before)."""
         for key, table in self.staged:
             self.held[key].append(table)
         self.staged.clear()
-        for key in [k for k in self.held if k[1] <= closed.get(k[0], k[1] - 1)]:
+        for key in [k for k in self.held if k[1] < closed.get(k[0], k[1])]:
             del self.held[key]
 
     def discard(self) -> None:

@@ -12,7 +12,10 @@ from tests.support.workers import wait_until
 
 pytestmark = pytest.mark.integration
 
-HEADER = "version account-id interface-id srcaddr dstaddr srcport dstport protocol packets bytes start end action log-status"
+HEADER = (
+    "version account-id interface-id srcaddr dstaddr srcport dstport protocol packets bytes "
+    "start end action log-status"
+)
 
 
 def test_objects_in_a_directory_are_counted(broker: EmbeddedBroker, tmp_path: Path) -> None:

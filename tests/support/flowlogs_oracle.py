@@ -93,9 +93,7 @@ def top(
         total["bytes"] += r.get("bytes")
         total["packets"] += r.get("packets")
         total["flows"] += 1
-    ranked = sorted(
-        ({"value": v, **t} for v, t in totals.items()), key=lambda e: (-e[by], e["value"])
-    )
+    ranked = [{"value": v, **t} for v, t in sorted(totals.items(), key=lambda i: (-i[1][by], i[0]))]
     return ranked[:limit]
 
 

@@ -13,11 +13,15 @@ from streams.flowlogs.chunks import MAX_VALUE_BYTES, ChunkError, decode, encode_
 from streams.flowlogs.fields import SCHEMA
 from streams.flowlogs.parse import parse_lines
 
-HEADER = "version vpc-id account-id interface-id srcaddr dstaddr srcport dstport protocol packets bytes start end action log-status"
+HEADER = (
+    "version vpc-id account-id interface-id srcaddr dstaddr srcport dstport protocol packets "
+    "bytes start end action log-status"
+)
 
 
 def line(vpc: str, account: str = "111122223333", start: int = 1_700_000_000) -> str:
-    return f"5 {vpc} {account} eni-0a 10.0.0.1 10.0.0.2 40000 443 6 10 5000 {start} {start + 30} ACCEPT OK"
+    end = start + 30
+    return f"5 {vpc} {account} eni-0a 10.0.0.1 10.0.0.2 40000 443 6 10 5000 {start} {end} ACCEPT OK"
 
 
 def flows(lines: list[str]) -> pa.Table:

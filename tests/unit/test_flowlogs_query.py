@@ -114,9 +114,9 @@ def test_top_equals_a_ranking_by_hand(lake: Any, filters: Filters, field: str, b
             total["bytes"] += r["bytes"]
             total["packets"] += r["packets"]
             total["flows"] += 1
-    expected = sorted(
-        ({"value": v, **t} for v, t in totals.items()), key=lambda e: (-e[by], e["value"])
-    )
+    expected = [
+        {"value": v, **t} for v, t in sorted(totals.items(), key=lambda i: (-i[1][by], i[0]))
+    ]
     assert queries.top(filters, field, by, 5) == expected[:5]
 
 
@@ -148,8 +148,9 @@ def test_an_empty_lake_answers_zeros(tmp_path: Path) -> None:
 
 
 def test_filters_parse_names_numbers_and_lists() -> None:
-    filters = parse_filters({"protocol": "tcp,17", "action": "reject", "vpc_id": "vpc-a,vpc-b",
-                             "start": "2025-12-01T00:00:00Z", "end": "2025-12-01T01:00:00.5Z"})  # fmt: skip
+    query = {"protocol": "tcp,17", "action": "reject", "vpc_id": "vpc-a,vpc-b"}
+    query.update(start="2025-12-01T00:00:00Z", end="2025-12-01T01:00:00.5Z")
+    filters = parse_filters(query)
     assert filters.protocol == (6, 17)
     assert filters.action == ("REJECT",)
     assert filters.vpc_id == ("vpc-a", "vpc-b")
@@ -158,7 +159,8 @@ def test_filters_parse_names_numbers_and_lists() -> None:
 
 @pytest.mark.parametrize("query", [
     {"protocol": "tcpx"}, {"protocol": "256"}, {"action": "DROP"}, {"vpc_id": "vpc a"},
-    {"vpc_id": "x' OR 1=1 --"}, {"start": "2025-12-01"}, {"start": "2025-12-02T00:00:00Z", "end": "2025-12-01T00:00:00Z"},
+    {"vpc_id": "x' OR 1=1 --"}, {"start": "2025-12-01"},
+    {"start": "2025-12-02T00:00:00Z", "end": "2025-12-01T00:00:00Z"},
     {"account_id": ",".join(str(i) for i in range(101))},
 ])  # fmt: skip
 def test_a_bad_filter_is_refused(query: dict[str, str]) -> None:

@@ -1,0 +1,134 @@
+"""Flow logs under failure: processes killed mid-ingest, two readers, hostile objects."""
+
+from __future__ import annotations
+
+import gzip
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pyarrow.dataset as ds
+import pytest
+
+from producers.flowlogs import Options, write
+from streams.common.broker import EmbeddedBroker
+from tests.support import flowlogs_oracle as oracle
+from tests.support.flowlogs import FlowLogsProcesses, ingested, wait_for_flows, write_object
+from tests.support.workers import wait_until
+
+pytestmark = pytest.mark.integration
+
+DAY = datetime(2026, 11, 29, tzinfo=UTC)
+
+
+def day_of_objects(directory: Path, hours: float = 12, seed: int = 9) -> list[Path]:
+    write(Options(start=DAY, hours=hours, flows_per_hour=6000, seed=seed), str(directory))
+    return sorted(directory.rglob("*.log.gz"))
+
+
+def lake_records(lake: Path) -> int:
+    """Rows in the lake's Parquet files, read with pyarrow (not the pipeline's queries)."""
+    files = [str(p) for p in (lake / "flows").rglob("*.parquet")]
+    return int(ds.dataset(files, format="parquet").count_rows()) if files else 0
+
+
+def test_reader_and_worker_killed_mid_ingest_count_every_record_once(
+    broker: EmbeddedBroker, tmp_path: Path
+) -> None:
+    objects = day_of_objects(tmp_path / "source")
+    rows = oracle.rows_of(p.read_bytes() for p in objects)
+    expected = oracle.summary(rows, {})
+    flows = FlowLogsProcesses(broker.bootstrap, tmp_path)
+    try:
+        worker = flows.worker(FLOWLOGS_READ_CONCURRENCY="2")
+        reader = flows.reader(str(tmp_path / "source"), FLOWLOGS_READ_CONCURRENCY="2")
+        wait_until(lambda: ingested(reader) >= len(objects) // 4, timeout=120, what="a quarter")
+        reader.kill()
+        reader = flows.reader(str(tmp_path / "source"), name="reader0")
+        wait_until(
+            lambda: 0 < worker.get("/flowlogs/summary")["flows"] < expected["flows"] * 0.9,
+            timeout=120, every=0.05, what="the worker half-way",
+        )  # fmt: skip
+        worker.kill()
+        worker = flows.worker(name="worker0")  # same RocksDB directory, as after a crash
+        wait_until(lambda: ingested(reader) > 0, timeout=60)
+        wait_for_flows(worker, expected["flows"], timeout=240)
+        wait_until(lambda: worker.get("/flowlogs/summary") == expected, timeout=60)
+        assert lake_records(flows.lake) == len(rows)
+        assert oracle.top(rows, {}, "srcaddr", "bytes", 10) == worker.get(
+            "/flowlogs/top?field=srcaddr&by=bytes&limit=10"
+        )
+    finally:
+        flows.stop_all()
+
+
+def test_two_readers_share_the_objects_and_read_each_once(
+    broker: EmbeddedBroker, tmp_path: Path
+) -> None:
+    objects = day_of_objects(tmp_path / "source", hours=6, seed=3)
+    rows = oracle.rows_of(p.read_bytes() for p in objects)
+    flows = FlowLogsProcesses(broker.bootstrap, tmp_path)
+    try:
+        worker = flows.worker()
+        first = flows.reader(str(tmp_path / "source"), name="reader0")
+        second = flows.reader(str(tmp_path / "source"), name="reader1")
+        wait_until(
+            lambda: ingested(first) + ingested(second) >= len(objects), timeout=180,
+            what="every object",
+        )  # fmt: skip
+        wait_until(lambda: worker.get("/flowlogs/summary") == oracle.summary(rows, {}), timeout=120)
+        assert ingested(first) + ingested(second) == len(objects)
+        assert ingested(first) > 0 and ingested(second) > 0
+        assert worker.metric("streams_flowlogs_duplicate_chunks_total") == 0
+    finally:
+        flows.stop_all()
+
+
+HEADER = (
+    "version account-id interface-id srcaddr dstaddr srcport dstport protocol packets bytes "
+    "start end action log-status"
+)
+T = 1_764_547_200
+
+
+def good(i: int) -> str:
+    return f"2 111122223333 eni-1 10.0.0.{i % 250} 8.8.8.8 40000 443 6 10 1000 {T + i} {T + i + 9} ACCEPT OK"
+
+
+def test_hostile_objects_are_dead_lettered_and_nothing_stops(
+    broker: EmbeddedBroker, tmp_path: Path
+) -> None:
+    source = tmp_path / "source"
+    whole = gzip.compress(("\n".join([HEADER, *(good(i) for i in range(500))]) + "\n").encode())
+    (source / "a").mkdir(parents=True)
+    (source / "a" / "truncated.log.gz").write_bytes(whole[: len(whole) // 2])
+    (source / "a" / "empty.log.gz").write_bytes(b"")
+    (source / "a" / "empty-gzip.log.gz").write_bytes(gzip.compress(b""))
+    (source / "a" / "not-gzip.log.gz").write_bytes(b"\x1f\x8b\x08garbage")
+    write_object(source, "a/readme.log.gz", ["This bucket holds our flow logs", "thanks"])
+    write_object(source, "a/garbage.log.gz", [HEADER, good(1), "x y z", "\x00\x01 bad", good(2)])
+    write_object(source, "a/future-fields.log.gz", [
+        HEADER + " quantum-entanglement next-hop-2031",
+        *(f"{good(i)} yes 10.0.0.1" for i in range(3, 6)),
+    ])  # fmt: skip
+    write_object(source, "a/ok.log.gz", [HEADER, *(good(i) for i in range(10, 20))])
+    flows = FlowLogsProcesses(broker.bootstrap, tmp_path)
+    try:
+        worker = flows.worker()
+        reader = flows.reader(str(source), FLOWLOGS_OBJECT_ATTEMPTS="2")
+        wait_until(
+            lambda: reader.metric("streams_flowlogs_objects_total") == 8, timeout=120,
+            what="every object settled",
+        )  # fmt: skip
+        summary = wait_for_flows(worker, 15)
+        assert summary["flows"] == 15  # garbage: 2, future fields: 3, ok: 10
+        letters = {
+            reason: reader.metric(f'streams_flowlogs_dead_letters_total{{reason="{reason}"}}')
+            for reason in ("corrupt_object", "unreadable_header", "malformed_line")
+        }
+        assert letters["corrupt_object"] == 2  # truncated, not-gzip
+        assert letters["unreadable_header"] == 1  # the readme
+        assert letters["malformed_line"] == 2  # "x y z" and the control bytes
+        assert reader.alive() and worker.alive()
+        assert worker.get("/flowlogs/top?field=srcaddr&by=flows&limit=1")[0]["flows"] == 1
+    finally:
+        flows.stop_all()
