@@ -91,7 +91,9 @@ T = 1_764_547_200
 
 
 def good(i: int) -> str:
-    return f"2 111122223333 eni-1 10.0.0.{i % 250} 8.8.8.8 40000 443 6 10 1000 {T + i} {T + i + 9} ACCEPT OK"
+    source, start = f"10.0.0.{i % 250}", T + i
+    fields = f"{source} 8.8.8.8 40000 443 6 10 1000 {start} {start + 9}"
+    return f"2 111122223333 eni-1 {fields} ACCEPT OK"
 
 
 def test_hostile_objects_are_dead_lettered_and_nothing_stops(
