@@ -100,13 +100,15 @@ class RocksPartition:
 
     def keys_between(self, begin: str, end: str) -> list[str]:
         """Every stored string key in ``[begin, end)``, in order; only those are read."""
+        return [key for key, _ in self.items_between(begin, end)]
+
+    def items_between(self, begin: str, end: str) -> Iterator[tuple[str, Any]]:
+        """Every stored string key in ``[begin, end)`` with its value, in key order."""
         start, stop = orjson.dumps(begin)[:-1], orjson.dumps(end)[:-1]
-        found = []
-        for raw_key in self.db.keys(from_key=start):
+        for raw_key, raw_value in self.db.items(from_key=start):
             if raw_key >= stop or not raw_key.startswith(b'"'):
                 break
-            found.append(orjson.loads(raw_key))
-        return found
+            yield orjson.loads(raw_key), orjson.loads(raw_value)
 
     async def send_changelog(self, sends: Confirmed, phase: slice) -> None:
         """Hand one phase of the pending keys to the producer, in order (not yet

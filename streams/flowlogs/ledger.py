@@ -22,7 +22,8 @@ from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.partitioner import DefaultPartitioner
+
+from streams.common.partitioning import partition_for
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,7 @@ GROUP = "flowlogs-readers"
 
 def ledger_partition(uri: str, partitions: int) -> int:
     """The partition of ``uri``'s ledger record: Kafka's default for its key."""
-    return int(DefaultPartitioner()(uri.encode(), list(range(partitions)), []))
+    return partition_for(uri.encode(), partitions)
 
 
 class Ledger(ConsumerRebalanceListener):  # type: ignore[misc]

@@ -18,6 +18,8 @@ DEAD_LETTER_REASONS = (
     "unreadable_header", "missing_fields", "unreadable_object", "too_large",
     "processing_error", "invalid_chunk",
 )  # fmt: skip
+#: Why the worker dead-letters a record of flowlogs.records.
+WORKER_DEAD_LETTER_REASONS = ("invalid_chunk", "processing_error")
 OBJECT_OUTCOMES = ("ingested", "dead_lettered")
 TASKS = ("reader", "mirror", "sweep")
 
@@ -98,6 +100,7 @@ class ReaderMetrics:
             metrics.objects.labels(outcome)
         for reason in DEAD_LETTER_REASONS:
             metrics.dead_letters.labels(reason)
+        metrics.task_failures.labels("reader")
         return metrics
 
 
@@ -173,4 +176,8 @@ class WorkerMetrics:
         )
         for kind in ALERT_KINDS:
             metrics.alerts.labels(kind)
+        for reason in WORKER_DEAD_LETTER_REASONS:
+            metrics.dead_letters.labels(reason)
+        for task in ("mirror", "sweep"):
+            metrics.task_failures.labels(task)
         return metrics

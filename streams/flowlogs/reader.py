@@ -90,9 +90,13 @@ class Reader:
                 await self.once()
                 failures = 0
                 await self._idle(self.poll_seconds)
-            except Exception:
+            except Exception as exc:
                 failures += 1
-                self.metrics.source_errors.inc()
+                # The source (listing, reading: OSError) or anything else (Kafka...).
+                if isinstance(exc, OSError):
+                    self.metrics.source_errors.inc()
+                else:
+                    self.metrics.task_failures.labels("reader").inc()
                 log.exception("flowlogs reader: attempt %d failed; retrying", failures)
                 await self._idle(self.retry.delay(failures))
 

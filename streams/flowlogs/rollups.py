@@ -15,13 +15,15 @@ per record, so each key applies exactly the records past its own ``_o``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from streams.common.exactly_once import PartitionState, Value
+from streams.flowlogs.filters import Filters
 
 FIVE_MINUTES = 300
 HOUR = 3600
@@ -101,3 +103,40 @@ def apply(state: PartitionState, flows: pa.Table) -> int:
 
         changed += state.update(delta.key, delta.offset, add, dict)
     return changed
+
+
+def figures_by_window(
+    entries: Iterable[tuple[str, Value]], vpc_key: str, wanted: Filters
+) -> list[dict[str, Any]]:
+    """The VPC's figures per window, summed over the keys that pass ``wanted`` (its subnet,
+    ENI, protocol and action filters; the time range by window start), oldest first."""
+    account, _, vpc = vpc_key.partition("|")
+    totals: dict[int, dict[str, int]] = {}
+    for key, value in entries:
+        parts = key.split("|")
+        if len(parts) != 2 + len(DIMENSIONS) or (parts[2], parts[3]) != (account, vpc):
+            continue
+        window = int(parts[1])
+        if not _passes(parts[4:], wanted) or not _in_range(window, wanted):
+            continue
+        total = totals.setdefault(window, dict.fromkeys(FIGURES, 0))
+        for name in FIGURES:
+            total[name] += int(value.get(name, 0))
+    return [{"window": window, **totals[window]} for window in sorted(totals)]
+
+
+def _passes(dims: list[str], wanted: Filters) -> bool:
+    subnet, eni, protocol, action = dims
+    checks = (
+        (wanted.subnet_id, subnet),
+        (wanted.interface_id, eni),
+        (tuple(str(p) for p in wanted.protocol), protocol),
+        (wanted.action, action),
+    )
+    return all(not allowed or value in allowed for allowed, value in checks)
+
+
+def _in_range(window: int, wanted: Filters) -> bool:
+    return (wanted.start is None or window >= wanted.start) and (
+        wanted.end is None or window < wanted.end
+    )

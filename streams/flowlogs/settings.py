@@ -9,6 +9,8 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from streams.flowlogs.detect_base import DetectorSettings
+
 
 class FlowLogsSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="FLOWLOGS_", frozen=True)
@@ -49,4 +51,41 @@ class FlowLogsSettings(BaseSettings):
     dedupe_days: float = Field(
         7.0, gt=0, description="how long a worker remembers the chunks of an object"
     )
+    five_minute_days: float = Field(
+        7.0, gt=0, description="days of 5-minute rollups a worker keeps (the lake keeps all)"
+    )
+    hourly_days: float = Field(90.0, gt=0, description="days of hourly rollups a worker keeps")
+    sweep_seconds: float = Field(
+        600.0, gt=0, description="how often a worker deletes what it no longer keeps"
+    )
     alerts_kept: int = Field(1000, ge=1, description="recent alerts the views serve")
+    scan_port_score: float = Field(
+        100.0, gt=0, description="weighted distinct ports of one source in a window: a scan"
+    )
+    scan_host_score: float = Field(
+        50.0, gt=0, description="weighted distinct hosts of one source in a window: a scan"
+    )
+    exfil_min_bytes: float = Field(
+        1_000_000.0, ge=0, description="egress to public addresses in a window below which no alert"
+    )
+    exfil_z: float = Field(4.0, gt=0, description="deviations above a source's baseline")
+    exfil_min_history: int = Field(
+        12, ge=1, description="windows with traffic a source's baseline needs first"
+    )
+    long_lived_windows: int = Field(
+        12, ge=2, description="consecutive 5-minute windows that make a connection long-lived"
+    )
+    country_learning_windows: int = Field(
+        12, ge=0, description="windows from a VPC's first in which its countries are learned"
+    )
+
+    def detectors(self) -> DetectorSettings:
+        return DetectorSettings(
+            scan_port_score=self.scan_port_score,
+            scan_host_score=self.scan_host_score,
+            exfil_min_bytes=self.exfil_min_bytes,
+            exfil_z=self.exfil_z,
+            exfil_min_history=self.exfil_min_history,
+            long_lived_windows=self.long_lived_windows,
+            country_learning_windows=self.country_learning_windows,
+        )

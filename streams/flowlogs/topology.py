@@ -8,15 +8,18 @@ apps, so both serve /health and /metrics.
 from __future__ import annotations
 
 import logging
+import time
 from functools import partial
 from typing import Any
 
 import faust
 
+from streams.common.background import guarded_timer
 from streams.common.batches import BatchRunner, batch_agent
 from streams.common.deadletter import dead_letter
 from streams.common.mirror import TopicMirror
 from streams.common.sends import Confirmed
+from streams.common.table_io import write_all
 from streams.common.topics import COMPACTED, TopicSpec, changelog, raw_topic
 from streams.flowlogs.batch import handle_batch
 from streams.flowlogs.detect import DetectorSettings
@@ -24,6 +27,7 @@ from streams.flowlogs.lake import FlowLake
 from streams.flowlogs.ledger import LEDGER, Ledger
 from streams.flowlogs.metrics import ReaderMetrics, WorkerMetrics
 from streams.flowlogs.reader import Reader
+from streams.flowlogs.retention import stale_keys
 from streams.flowlogs.runtime import ALERTS, DLQ, RECORDS, FlowPipeline
 from streams.flowlogs.settings import FlowLogsSettings
 from streams.flowlogs.source import ObjectSource
@@ -64,7 +68,7 @@ def register_worker(
     table = app.Table(TABLE, default=None, partitions=n, key_type=str)
     lake = FlowLake.open(settings.lake, metrics)
     pipeline = FlowPipeline(
-        app, settings, detectors or DetectorSettings(), metrics, table, lake, topics
+        app, settings, detectors or settings.detectors(), metrics, table, lake, topics
     )
     mirror = TopicMirror(
         bootstrap,
@@ -91,6 +95,23 @@ def register_worker(
             except Exception:
                 pipeline.forget()
                 raise
+
+    @guarded_timer(app, settings.sweep_seconds, metrics.task_failures)
+    async def sweep() -> None:
+        if app.rebalancing or not pipeline.ready.is_set():
+            return
+        async with pipeline.lock:
+            changed = []
+            for runtime in pipeline.partitions.values():
+                stale = stale_keys(
+                    runtime.io, time.time(), dedupe_days=settings.dedupe_days,
+                    five_minute_days=settings.five_minute_days, hourly_days=settings.hourly_days,
+                )  # fmt: skip
+                for key in stale:
+                    del runtime.io[key]
+                if stale:
+                    changed.append(runtime.io)
+            await write_all(changed, app.producer)
 
     runner = BatchRunner(
         app,

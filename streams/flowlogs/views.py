@@ -4,6 +4,7 @@
     GET /flowlogs/top?field=F&by=B&limit=N top values of a field
     GET /flowlogs/hourly                  flows, rejected and bytes per hour
     GET /flowlogs/alerts?kind=K&limit=N   recent alerts, newest first
+    GET /flowlogs/windows?vpc=A|V&resolution=5m|1h   one VPC's live rollups per window
 
 Every view takes the filters of filters.py; a bad parameter is a 400 naming it.
 """
@@ -11,19 +12,23 @@ Every view takes the filters of filters.py; a bad parameter is a 400 naming it.
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from streams.common.query import Query, choice, integer, names
-from streams.common.web import Views, route_latency
+from streams.common.partitioning import partition_for
+from streams.common.query import Query, choice, integer, names, text
+from streams.common.table_io import RocksPartition
+from streams.common.web import BadRequest, Views, route_latency
 from streams.flowlogs.filters import Filters, parse_filters
 from streams.flowlogs.metrics import ALERT_KINDS, PREFIX
 from streams.flowlogs.query import TOP_BY, TOP_FIELDS, LakeQueries
-from streams.flowlogs.runtime import FlowPipeline
+from streams.flowlogs.rollups import RESOLUTIONS, figures_by_window
+from streams.flowlogs.runtime import RECORDS, FlowPipeline
 
 MAX_TOP = 1000
+VPC_KEY = r"[0-9A-Za-z-]{1,64}\|[0-9A-Za-z-]{1,64}"
 
 
 def register_views(pipeline: FlowPipeline, registry: CollectorRegistry | None = None) -> None:
@@ -48,6 +53,35 @@ def register_views(pipeline: FlowPipeline, registry: CollectorRegistry | None = 
     views.page("/flowlogs/top", top)
     views.page("/flowlogs/hourly", hourly)
     views.page("/flowlogs/alerts", lambda query: recent_alerts(pipeline, query))
+
+    async def windows(query: Query) -> dict[str, Any]:
+        return await asyncio.to_thread(vpc_windows, pipeline, query)
+
+    # Answered from the rollup table by the worker owning the VPC's partition.
+    views.routed("/flowlogs/windows", windows, key="vpc", topic=pipeline.topics[RECORDS])
+
+
+def vpc_windows(pipeline: FlowPipeline, query: Query) -> dict[str, Any]:
+    """One VPC's live figures per 5-minute or hourly window, from its rollups (blocking)."""
+    vpc_key = text(query, "vpc", VPC_KEY, 200)
+    if vpc_key is None:
+        raise BadRequest("vpc is required: <account id>|<vpc id>", parameter="vpc")
+    resolution = choice(query, "resolution", tuple(RESOLUTIONS), "5m")
+    filters = parse_filters(query)
+    limit = integer(query, "limit", 288, 1, 100_000)
+    io = RocksPartition(
+        pipeline.table, partition_for(vpc_key.encode(), pipeline.settings.partitions)
+    )
+    low = f"{resolution}|{filters.start if filters.start is not None else ''}"
+    high = f"{resolution}|{filters.end}" if filters.end is not None else f"{resolution}|~"
+    rows = figures_by_window(io.items_between(low, high), vpc_key, filters)[-limit:]
+    for row in rows:
+        row["window"] = _iso(row["window"])
+    return {"vpc": vpc_key, "resolution": resolution, "windows": rows}
+
+
+def _iso(epoch: int) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def recent_alerts(pipeline: FlowPipeline, query: Query) -> list[dict[str, Any]]:

@@ -19,6 +19,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from streams.common.web import route_latency
+from streams.flowlogs import metrics as flowlogs_metrics
 from streams.orders import metrics as orders_metrics
 from streams.orders.logic import REASONS
 from streams.telemetry import metrics as telemetry_metrics
@@ -203,7 +204,31 @@ TELEMETRY = Pipeline(
         ("streams_telemetry_task_failures_total", "task"): telemetry_metrics.TASKS,
     },
 )
-PIPELINES = (ORDERS, TELEMETRY)
+FLOWLOGS = Pipeline(
+    name="flowlogs",
+    title="Flow logs",
+    rows=("Reader", "Data quality", "Detection", "Operations"),
+    jobs={
+        "flowlogs": exported_series(flowlogs_metrics.WorkerMetrics.create)
+        | exported_series(lambda registry: route_latency(registry, flowlogs_metrics.PREFIX)),
+        "flowlogs-reader": exported_series(flowlogs_metrics.ReaderMetrics.create),
+    },
+    label_values={
+        # reason_label() sends a reason outside DEAD_LETTER_REASONS as "other".
+        ("streams_flowlogs_dead_letters_total", "reason"): (
+            *flowlogs_metrics.DEAD_LETTER_REASONS,
+            flowlogs_metrics.reason_label("unknown"),
+        ),
+        ("streams_flowlogs_worker_dead_letters_total", "reason"): (
+            flowlogs_metrics.WORKER_DEAD_LETTER_REASONS
+        ),
+        ("streams_flowlogs_objects_total", "outcome"): flowlogs_metrics.OBJECT_OUTCOMES,
+        ("streams_flowlogs_alerts_total", "kind"): flowlogs_metrics.ALERT_KINDS,
+        ("streams_flowlogs_task_failures_total", "task"): flowlogs_metrics.TASKS,
+        ("streams_flowlogs_worker_task_failures_total", "task"): flowlogs_metrics.TASKS,
+    },
+)
+PIPELINES = (ORDERS, TELEMETRY, FLOWLOGS)
 each_pipeline = pytest.mark.parametrize("pipeline", PIPELINES, ids=[p.name for p in PIPELINES])
 
 

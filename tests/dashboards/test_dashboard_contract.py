@@ -10,6 +10,7 @@ import pytest
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from streams.common.web import route_latency
+from streams.flowlogs import metrics as flowlogs_metrics
 from streams.orders.logic import REASONS
 from streams.orders.metrics import ALERT_KINDS
 from streams.orders.metrics import TASKS as orders_tasks
@@ -113,6 +114,43 @@ def telemetry_ingest_registry(lag: int) -> CollectorRegistry:
     return registry
 
 
+def flowlogs_worker_registry() -> CollectorRegistry:
+    """A registry exporting what a flow-logs worker exports, built by its own factory."""
+    from faust.sensors.prometheus import FaustMetrics
+
+    registry = CollectorRegistry()
+    metrics = flowlogs_metrics.WorkerMetrics.create(registry)
+    metrics.chunks.inc(100)
+    metrics.flows.inc(50000)
+    metrics.windows_closed.inc(10)
+    metrics.lake_files.inc(20)
+    metrics.lake_seconds.observe(0.3)
+    # Not created at start by the factory: exported once they first move.
+    metrics.dead_letters.labels("invalid_chunk").inc(0)
+    metrics.task_failures.labels("mirror").inc(0)
+    latency = route_latency(registry, flowlogs_metrics.PREFIX)
+    latency.labels("/flowlogs/summary", "GET", "200").observe(0.05)
+    faust = FaustMetrics.create(registry, "faust")
+    faust.topic_partition_end_offset.labels(topic="flowlogs.records", partition=0).set(120)
+    faust.topic_partition_offset_commited.labels(topic="flowlogs.records", partition=0).set(100)
+    return registry
+
+
+def flowlogs_reader_registry(now: float) -> CollectorRegistry:
+    """A registry exporting what a flow-logs reader exports, built by its own factory."""
+    registry = CollectorRegistry()
+    metrics = flowlogs_metrics.ReaderMetrics.create(registry)
+    metrics.objects.labels("ingested").inc(10)
+    metrics.records.inc(50000)
+    metrics.bytes.inc(1 << 20)
+    metrics.newest_seen.set(now)
+    metrics.newest_ingested.set(now - 60)
+    metrics.pending.set(2)
+    metrics.object_seconds.observe(0.8)
+    metrics.task_failures.labels("reader").inc(0)  # not created at start by the factory
+    return registry
+
+
 @pytest.fixture(scope="module")
 def contract_prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]:
     """A real Prometheus with every pipeline's rules scraping two fake targets per job."""
@@ -121,6 +159,8 @@ def contract_prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pr
         "orders": [orders_registry(now), orders_registry(now)],
         "telemetry": [telemetry_worker_registry(), telemetry_worker_registry()],
         "telemetry-ingest": [telemetry_ingest_registry(30), telemetry_ingest_registry(40)],
+        "flowlogs": [flowlogs_worker_registry(), flowlogs_worker_registry()],
+        "flowlogs-reader": [flowlogs_reader_registry(now), flowlogs_reader_registry(now)],
     }
     assert registries.keys() == {job for pipeline in PIPELINES for job in pipeline.jobs}
     rule_files = [pipeline.rules for pipeline in PIPELINES]

@@ -67,6 +67,7 @@ def test_a_generated_day_in_s3_gives_exact_views_and_its_anomalies(
         wait_for_flows(worker, expected["flows"], timeout=240)
         wait_until(lambda: worker.get("/flowlogs/summary") == expected, timeout=60)
         check_views(worker, rows)
+        check_vpc_windows(worker, rows)
         check_alerts(worker, simulation)
         assert reader.metric("streams_flowlogs_dead_letters_total") == 0
         assert worker.metric("streams_flowlogs_duplicate_chunks_total") == 0
@@ -103,6 +104,24 @@ def check_views(worker: Worker, rows: list[oracle.Row]) -> None:
         assert [h["hour"] for h in hourly] == [
             datetime.fromtimestamp(e[0], UTC).strftime("%Y-%m-%dT%H:%M:%SZ") for e in expected
         ]
+
+
+def check_vpc_windows(worker: Worker, rows: list[oracle.Row]) -> None:
+    """A VPC's live rollups (from the owner's table) add up to its flows, per hour too."""
+    owner = next(r for r in rows if r.get("vpc_id"))
+    account, vpc = owner.get("account_id"), owner.get("vpc_id")
+    filters = {"account_id": [account], "vpc_id": [vpc]}
+    answer = worker.get(f"/flowlogs/windows?vpc={account}%7C{vpc}&resolution=1h&limit=1000")
+    assert answer["vpc"] == f"{account}|{vpc}"
+    expected = oracle.hourly(rows, filters)
+    assert [(w["flows"], w["rejected"], w["bytes"]) for w in answer["windows"]] == [
+        e[1:] for e in expected
+    ]
+    five = worker.get(f"/flowlogs/windows?vpc={account}%7C{vpc}&limit=1000&action=REJECT")
+    assert (
+        sum(w["flows"] for w in five["windows"])
+        == oracle.summary(rows, {**filters, "action": ["REJECT"]})["flows"]
+    )
 
 
 def check_alerts(worker: Worker, simulation: Simulation) -> None:

@@ -313,12 +313,12 @@ def test_clean_egress_is_steady(clean: list[Row]) -> None:
 
 def test_clean_connections_do_not_outlive_their_window(clean: list[Row]) -> None:
     """No TCP or UDP 5-tuple recurs in the next window (ephemeral ports are fresh), and
-    no ICMP pair is seen in more than three consecutive windows."""
+    no ICMP pair (no ports) is seen in more than five consecutive windows."""
     seen: dict[tuple[str, ...], list[int]] = defaultdict(list)
     for r in traffic(clean):
         seen[(r["flow_log"], *five_tuple(r))].append(int(r["window"]))
     for key, windows in seen.items():
-        assert longest_run(windows) <= (3 if key[-1] == "1" else 1), key
+        assert longest_run(windows) <= (5 if key[-1] == "1" else 1), key
 
 
 def test_clean_vpcs_meet_all_their_countries_in_the_first_hour(clean: list[Row]) -> None:

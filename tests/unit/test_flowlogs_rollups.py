@@ -6,6 +6,9 @@ import pyarrow as pa
 
 from streams.common.exactly_once import PartitionState
 from streams.flowlogs import rollups
+from streams.flowlogs.filters import Filters
+from streams.flowlogs.retention import stale_keys
+from streams.flowlogs.rollups import figures_by_window
 from streams.flowlogs.windows import OpenWindows, advance, due
 
 T0 = 1_700_000_100  # 22:15:00 UTC: a 5-minute boundary, not an hour's
@@ -112,3 +115,55 @@ def test_open_windows_keep_only_finished_batches() -> None:
     assert later is not None and later.num_rows == 1
     windows.keep({"a|v": T0 + 300})
     assert windows.take("a|v", T0) is None  # two windows back: dropped
+
+
+class Partition:
+    """A partition's stored keys, sorted as RocksDB sorts them."""
+
+    def __init__(self, entries: dict[str, object]) -> None:
+        self.entries = dict(sorted(entries.items()))
+
+    def scan(self, prefix: str) -> list[tuple[str, object]]:
+        return [(k, v) for k, v in self.entries.items() if k.startswith(prefix)]
+
+    def keys_between(self, begin: str, end: str) -> list[str]:
+        return [k for k in self.entries if begin <= k < end]
+
+
+def test_a_partition_forgets_old_rollups_objects_and_silent_baselines() -> None:
+    now = 1_800_000_000
+    day = 86_400
+    io = Partition({
+        f"5m|{now - 8 * day}|a|v|-|e|6|ACCEPT": {"flows": 1},
+        f"5m|{now - 6 * day}|a|v|-|e|6|ACCEPT": {"flows": 1},
+        f"1h|{now - 8 * day}|a|v|-|e|6|ACCEPT": {"flows": 1},
+        "obj|s3://b/old": {"t": now - 8 * day, "seqs": {}},
+        "obj|s3://b/new": {"t": now - day, "seqs": {}},
+        "exf|a|v|10.0.0.1": [20, 1.0, 0.1, now - 15 * day],
+        "exf|a|v|10.0.0.2": [20, 1.0, 0.1, now - day],
+        "clock|a|v": {"wm": now - 30 * day, "closed": now - 30 * day},
+    })  # fmt: skip
+    stale = stale_keys(io, now, dedupe_days=7, five_minute_days=7, hourly_days=90)
+    assert sorted(stale) == sorted([
+        f"5m|{now - 8 * day}|a|v|-|e|6|ACCEPT", "obj|s3://b/old", "exf|a|v|10.0.0.1",
+    ])  # fmt: skip
+
+
+def test_a_vpcs_windows_sum_the_keys_its_filters_pass() -> None:
+    w = 1_800_000_000
+    entries = [
+        (f"5m|{w}|a|v|s1|e1|6|ACCEPT", {"flows": 2, "bytes": 10}),
+        (f"5m|{w}|a|v|s1|e1|17|ACCEPT", {"flows": 1, "bytes": 5}),
+        (f"5m|{w}|a|v|s2|e2|6|REJECT", {"flows": 4, "bytes": 1}),
+        (f"5m|{w}|a|other|s1|e1|6|ACCEPT", {"flows": 100, "bytes": 100}),
+        (f"5m|{w + 300}|a|v|s1|e1|6|ACCEPT", {"flows": 3, "bytes": 7}),
+    ]
+    everything = figures_by_window(entries, "a|v", Filters())
+    assert [(r["window"], r["flows"], r["bytes"]) for r in everything] == [
+        (w, 7, 16),
+        (w + 300, 3, 7),
+    ]
+    tcp = figures_by_window(entries, "a|v", Filters(protocol=(6,), subnet_id=("s1",)))
+    assert [(r["window"], r["flows"]) for r in tcp] == [(w, 2), (w + 300, 3)]
+    later = figures_by_window(entries, "a|v", Filters(start=w + 1))
+    assert [r["window"] for r in later] == [w + 300]
