@@ -23,7 +23,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--repeat", type=int, default=1, help="runs per figure (median)")
     parser.add_argument(
         "--only",
-        choices=("pipeline", "logic", "views", "ingest", "telemetry", "memory"),
+        choices=("pipeline", "logic", "views", "ingest", "telemetry", "memory", "flowlogs"),
         help="one part",
     )
     parser.add_argument(
@@ -47,6 +47,15 @@ def _parser() -> argparse.ArgumentParser:
         type=Path,
         help="py-spy the worker during variant (a)'s first run (telemetry: the first "
         "throughput run); collapsed stacks to this file",
+    )
+    parser.add_argument(
+        "--flowlogs-records", type=int, default=2_000_000, help="flow logs: records end to end"
+    )
+    parser.add_argument(
+        "--flowlogs-lake-records",
+        type=int,
+        default=10_000_000,
+        help="flow logs: records in the lake the queries read",
     )
     parser.add_argument("--output", type=Path, default=report.RESULTS, help="results JSON")
     return parser
@@ -137,6 +146,23 @@ def _memory(args: argparse.Namespace) -> int:
     return _write_part(args, "memory", figures, memory.markdown(figures))
 
 
+def _flowlogs(args: argparse.Namespace) -> int:
+    """The flow-logs pipeline end to end and its queries (bench/flowlogs.py)."""
+    from bench import flowlogs
+
+    runs = []
+    for repeat in range(args.repeat):
+        log.info("flow logs end to end, run %d/%d", repeat + 1, args.repeat)
+        runs.append(flowlogs.run_throughput(args.flowlogs_records))
+    log.info("flow logs queries over %d records", args.flowlogs_lake_records)
+    figures = {
+        "throughput": report.median_of(runs),
+        "throughput_runs": runs,
+        "queries": flowlogs.run_queries(args.flowlogs_lake_records),
+    }
+    return _write_part(args, "flowlogs", figures, flowlogs.markdown(figures))
+
+
 def _ingest(args: argparse.Namespace) -> int:
     """The telemetry ingest service alone (bench/ingest.py)."""
     from bench import ingest
@@ -219,6 +245,8 @@ def main(argv: list[str] | None = None) -> int:
         return _telemetry(args)
     if args.only == "memory":
         return _memory(args)
+    if args.only == "flowlogs":
+        return _flowlogs(args)
     started = time.monotonic()
     partitions = int(os.environ.get("ORDERS_PARTITIONS", "4"))
     batch_size = int(os.environ.get("ORDERS_BATCH_SIZE", "2000"))

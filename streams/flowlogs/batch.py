@@ -13,6 +13,7 @@ Metrics move once the batch is done, so a batch that is retried is counted once.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import Counter, defaultdict
 from typing import Any
@@ -70,9 +71,14 @@ async def _handle_partition(
             tally["duplicate"] += 1
     flows = _with_offsets(counted)
     first, last = events[0].message.offset, events[-1].message.offset
-    await pipeline.lake.write(partition, first, last, flows)
-    rollups.apply(state, flows)
-    alerts, clocks, late = await _windows(pipeline, runtime, state, counted)
+    # The lake's write (a thread, pyarrow releases the GIL) runs while the rollups and
+    # the detectors work; nothing below is sent or written before it is done.
+    lake = asyncio.ensure_future(pipeline.lake.write(partition, first, last, flows))
+    try:
+        rollups.apply(state, flows)
+        alerts, clocks, late = await _windows(pipeline, runtime, state, counted)
+    finally:
+        await lake  # a failure of either fails the batch, which is tried again
     for alert in alerts:
         body = alert.to_json()
         await sends.send(ALERTS, alert.id.encode(), orjson.dumps(body))

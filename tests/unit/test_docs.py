@@ -20,6 +20,7 @@ import pytest
 from pydantic_settings import BaseSettings
 
 from streams.common.settings import KafkaSettings, WorkerSettings
+from streams.flowlogs.settings import FlowLogsSettings
 from streams.orders.settings import OrdersSettings
 from streams.processes import Ports, guide
 from streams.telemetry.settings import IngestSettings, TelemetrySettings
@@ -29,6 +30,7 @@ README = "README.md"
 PLATFORM = "docs/platform.md"
 ORDERS = "docs/orders.md"
 TELEMETRY = "docs/telemetry.md"
+FLOWLOGS = "docs/flowlogs.md"
 OPERATIONS = "docs/operations.md"
 
 #: Where each settings class is documented.
@@ -38,6 +40,7 @@ HOME: dict[type[BaseSettings], str] = {
     OrdersSettings: ORDERS,
     TelemetrySettings: TELEMETRY,
     IngestSettings: TELEMETRY,
+    FlowLogsSettings: FLOWLOGS,
 }
 #: Variables read outside the settings classes (the launcher, the Makefile, the storage
 #: helpers), and where each is documented.
