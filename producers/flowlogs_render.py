@@ -31,7 +31,9 @@ V5_FIELDS = (
 )
 HEADERS: dict[Format, str] = {"v2": V2_FIELDS, "v5": V5_FIELDS}
 STATUS_TEXT = ("OK", "NODATA", "SKIPDATA")
-GZIP_LEVEL = 6
+# Level 3 compresses ~2.5x faster than the default 6 for ~30 % more bytes: gzip is most
+# of the generator's time when it writes a 10-million-record benchmark day.
+GZIP_LEVEL = 3
 _PATHS = 9  # traffic-path 1..8, 0 for none
 _FLAGS = 64
 

@@ -141,6 +141,15 @@ def run_once(state_dir: Path, web_port: int, broker_port: int, ingest_port: int)
             timeout=120,
             what="simulated readings processed",
         )
+        # The demo day of flow logs, generated before the reader started, is counted.
+        flows = Worker("", state_dir, state_dir / "unused.log", port=port_of(
+            printed(output, "Flow-logs views")[0]
+        ))  # fmt: skip
+        wait_until(
+            lambda: flows.status("/flowlogs/summary")[1].get("flows", 0) > 1000,
+            timeout=120,
+            what="demo flow logs counted",
+        )
         launcher.send_signal(signal.SIGINT)
         launcher.wait(timeout=60)
     finally:
@@ -148,7 +157,7 @@ def run_once(state_dir: Path, web_port: int, broker_port: int, ingest_port: int)
     text = output.read_text()
     assert launcher.returncode == 0, text
     assert f"http://127.0.0.1:{web_port}/orders/revenue/daily" in text
-    for port in (web_port, broker_port, ingest_port, *(w.port for w in telemetry)):
+    for port in (web_port, broker_port, ingest_port, flows.port, *(w.port for w in telemetry)):
         assert not listening(port), f"something still listens on {port}"
 
 
