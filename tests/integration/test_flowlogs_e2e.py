@@ -153,4 +153,7 @@ def matches(alert: dict[str, Any], injected: Any) -> bool:
         return bool(alert["subject"] == injected.subject)
     if injected.kind == "long_lived":
         return injected.subject in (alert["srcaddr"], alert["dstaddr"])
-    return bool(alert.get("peer") == injected.peer)
+    # new_country: the injected subject is the public address from the new country.
+    return bool(
+        alert["subject"] == injected.detail["country"] and alert["peer"] == injected.subject
+    )
