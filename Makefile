@@ -32,16 +32,24 @@ TELEMETRY := $(PY) -m producers telemetry --url $${TELEMETRY_URL:-http://127.0.0
 	--devices $${DEVICES:-20} --interfaces $${INTERFACES:-4} --interval-seconds $${INTERVAL:-5} \
 	--spikes 0.002 --flatlines 0.002 --silent 0.05 --duplicates 0.005 --malformed 0.001
 
-produce: install ## Generate orders and device telemetry together (see orders, telemetry)
+# A day of VPC flow logs (HOURS, FLOWLOGS_OUT: a directory or s3://bucket/prefix; the
+# day before today, so a reader already running picks the objects up as they appear).
+FLOWLOGS := $(PY) -m producers flowlogs --out $${FLOWLOGS_OUT:-var/flowlogs-produced} \
+	--hours $${HOURS:-24} --port-scans 1 --exfiltration 1 --long-lived 1 --new-country 1
+
+produce: install ## Generate orders, device telemetry and a day of flow logs (see orders, telemetry, flowlogs)
 	@# Background jobs of a non-interactive shell ignore Ctrl-C: stop them by pid.
-	@trap 'kill $$orders $$devices 2>/dev/null; wait' INT TERM; \
-	$(ORDERS) & orders=$$!; $(TELEMETRY) & devices=$$!; wait
+	@trap 'kill $$orders $$devices $$flows 2>/dev/null; wait' INT TERM; \
+	$(ORDERS) & orders=$$!; $(TELEMETRY) & devices=$$!; $(FLOWLOGS) & flows=$$!; wait
 
 orders: install ## Generate orders into Kafka (RATE=orders/s, default 50)
 	$(ORDERS)
 
 telemetry: install ## Simulate network devices POSTing to the ingest (DEVICES, INTERVAL, TELEMETRY_URL)
 	$(TELEMETRY)
+
+flowlogs: install ## Write a day of VPC flow logs (FLOWLOGS_OUT, HOURS) for a reader to ingest
+	$(FLOWLOGS)
 
 test: install prometheus ## Run the whole test suite (starts its own broker and servers)
 	$(PY) -m pytest -q $(PYTEST_ARGS)
@@ -67,4 +75,4 @@ down: ## Stop the production-like stack
 clean: ## Remove local state (.venv stays)
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache
 
-.PHONY: help install prometheus run produce orders telemetry test lint format bench up down clean
+.PHONY: help install prometheus run produce orders telemetry flowlogs test lint format bench up down clean
