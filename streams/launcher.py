@@ -146,7 +146,7 @@ class Launcher:
         ports = choose_ports(self.web_port, self.workers, self.telemetry_port,
                              self.telemetry_workers, self.ingest_port,
                              self.flowlogs_port)  # fmt: skip
-        for process in servers(self.state_dir, ports, source):
+        for process in servers(self.state_dir, ports, source, self.demo):
             self.supervisor.add(process, self.spawn(process))
         for child in self.supervisor.children:
             if child.process.port is not None and child.handle is not None:

@@ -94,7 +94,9 @@ def choose_ports(
     return Ports(orders_ports, workers, ingest, flowlogs, reader)
 
 
-def servers(state_dir: Path, ports: Ports, source: str | None = None) -> list[Process]:
+def servers(
+    state_dir: Path, ports: Ports, source: str | None = None, demo: bool = False
+) -> list[Process]:
     """Every pipeline's servers, each with its web port; ``source``: the flow-logs
     reader's (none: no reader)."""
     procs = [
@@ -122,10 +124,12 @@ def servers(state_dir: Path, ports: Ports, source: str | None = None) -> list[Pr
     ingest_env = {"WEB_PORT": str(ports.ingest), "STREAMS_DATA_DIR": str(state_dir / "ingest")}
     ingest = ("-m", "streams.telemetry", "ingest", "-l", "info")
     procs.append(Process("telemetry-ingest", ingest, ingest_env, ports.ingest))
-    return procs + flowlogs_servers(state_dir, ports, source)
+    return procs + flowlogs_servers(state_dir, ports, source, settled=demo)
 
 
-def flowlogs_servers(state_dir: Path, ports: Ports, source: str | None) -> list[Process]:
+def flowlogs_servers(
+    state_dir: Path, ports: Ports, source: str | None, settled: bool = False
+) -> list[Process]:
     """The flow-logs worker, and the reader when there is a source to read."""
     lake = {"FLOWLOGS_LAKE": str(state_dir / "lake" / "flowlogs")}
     worker_env = {"WEB_PORT": str(ports.flowlogs), "STREAMS_DATA_DIR": str(state_dir / "flowlogs")}
@@ -144,6 +148,8 @@ def flowlogs_servers(state_dir: Path, ports: Ports, source: str | None) -> list[
         "WEB_PORT": str(ports.flowlogs_reader),
         "STREAMS_DATA_DIR": str(state_dir / "flowlogs-reader"),
         "FLOWLOGS_SOURCE": source,
+        # The demo day is written whole (renamed into place) before the reader starts.
+        **({"FLOWLOGS_SETTLE_SECONDS": "0"} if settled else {}),
     }
     reader = ("-m", "streams.flowlogs", "reader", "-l", "info")
     procs.append(Process("flowlogs-reader", reader, reader_env, ports.flowlogs_reader))

@@ -118,11 +118,13 @@ def iso_datetime(query: Query, name: str, default: datetime | None = None) -> da
         raw = re.sub(r" ([0-9]{2}(?::?[0-9]{2})?)$", r"+\1", raw)
     try:
         moment = datetime.fromisoformat(raw)
-    except ValueError:
+        if moment.tzinfo is not None:
+            moment = moment.astimezone(UTC)  # year 1 at +14:00 is before year 1 in UTC
+    except (ValueError, OverflowError):
         moment = None
     if moment is None or moment.tzinfo is None:
         raise _bad(name, "an ISO 8601 time with a time zone, like 2025-08-01T12:00:00Z", raw)
-    return moment.astimezone(UTC)
+    return moment
 
 
 def _raw(query: Query, name: str) -> str | None:

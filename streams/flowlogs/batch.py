@@ -43,6 +43,7 @@ async def handle_batch(pipeline: FlowPipeline, events: list[Any]) -> None:
             await _handle_partition(pipeline, runtime, partition, group)
         except BaseException:
             runtime.windows.discard()
+            runtime.closed_now = 0
             raise
 
 
@@ -95,6 +96,8 @@ async def _handle_partition(
     metrics.duplicate_chunks.inc(tally["duplicate"])
     metrics.replayed.inc(tally["replayed"])
     metrics.late_for_detection.inc(late)
+    metrics.windows_closed.inc(runtime.closed_now)
+    runtime.closed_now = 0
     if tally["invalid_chunk"]:
         metrics.dead_letters.labels("invalid_chunk").inc(tally["invalid_chunk"])
     for alert in alerts:
@@ -139,15 +142,25 @@ async def _windows(
         kept = flows.filter(on_time)
         late += flows.num_rows - kept.num_rows
         if kept.num_rows:
-            runtime.windows.stage(vpc_key, kept)
+            late += runtime.windows.stage(vpc_key, kept)  # beyond a window's cap: unscanned
         clocks[vpc_key] = clock
     alerts: list[Alert] = []
     for vpc_key, clock in clocks.items():
-        for window in due(clock, pipeline.settings.lateness_seconds):
+        closed_before = clock["closed"]
+        last = due(clock, pipeline.settings.lateness_seconds)
+        if last is None:
+            continue
+        # The last window closed that held rows: streak entries can be there and before.
+        since = clock.get("rows", closed_before)
+        for window in runtime.windows.due(vpc_key, closed_before, last):
             flows = runtime.windows.take(vpc_key, window)
             previous = runtime.windows.take(vpc_key, window - WINDOW)
-            alerts += close_window(state, vpc_key, flows, previous, window, pipeline.detectors)
-            pipeline.metrics.windows_closed.inc()
+            alerts += close_window(
+                state, vpc_key, flows, previous, window, pipeline.detectors, since=since
+            )
+            since = window
+            runtime.closed_now += 1
+        clock["rows"] = since
     return alerts, clocks, late
 
 

@@ -44,18 +44,22 @@ def streak_keys(continued: pa.Table, window_start: int) -> list[str]:
     return _keys(continued, window_start - WINDOW_SECONDS)
 
 
-def stale_streaks(window_start: int, account_id: str, vpc_id: str) -> tuple[str, str]:
+def stale_streaks(
+    window_start: int, account_id: str, vpc_id: str, *, since: int | None = None
+) -> tuple[str, str]:
     """The key range ``[begin, end)`` to delete once ``window_start`` of the VPC has been
-    applied: the VPC's streaks last seen two windows before, which did not continue.
+    applied: the VPC's streaks last seen before the window before it, which did not
+    continue.
 
-    The wiring closes every window of a VPC in order, empty ones too, so nothing older
-    is left. The range starts there rather than at the VPC's first key because RocksDB
-    walks over the tombstones of deleted keys: a range from the start would walk every
-    streak ever deleted.
+    ``since`` is the VPC's window closed before this one (default: the window before).
+    Entries can exist only under it and the one before it, so the range starts there
+    rather than at the VPC's first key: RocksDB walks over the tombstones of deleted
+    keys, and a range from the start would walk every streak ever deleted.
     """
     vpc = key_of((PREFIX, account_id or "-", vpc_id or "-"))
-    older = _namespace(window_start - 2 * WINDOW_SECONDS)
-    return f"{vpc}|{older}|", f"{vpc}|{_namespace(window_start - WINDOW_SECONDS)}|"
+    previous = window_start - WINDOW_SECONDS
+    first = min(previous if since is None else since, previous) - WINDOW_SECONDS
+    return f"{vpc}|{_namespace(first)}|", f"{vpc}|{_namespace(previous)}|"
 
 
 def long_lived(

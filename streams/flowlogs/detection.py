@@ -38,12 +38,15 @@ def close_window(
     previous: pa.Table | None,
     window: int,
     settings: DetectorSettings,
+    *,
+    since: int,
 ) -> list[Alert]:
     """The alerts of ``window`` of the VPC ``vpc_key`` (``<account>|<vpc>``; ``flows``: its
-    rows, ``previous``: the window before's, None when it had none)."""
+    rows, ``previous``: the window before's, None when it had none; ``since``: the VPC's
+    last window closed before this one, empty ones included)."""
     account, _, vpc = vpc_key.partition("|")
     if flows is None or flows.num_rows == 0:
-        _drop_stale_streaks(state, window, account, vpc)
+        _drop_stale_streaks(state, window, since, account, vpc)
         return []
     flows = normalised(flows)  # once, not once per detector
     alerts = port_scans(flows, window, settings)
@@ -55,7 +58,7 @@ def close_window(
     found, changes = long_lived(continued, window, streaks, settings)
     alerts += found
     _write(state, changes)
-    _drop_stale_streaks(state, window, account, vpc)
+    _drop_stale_streaks(state, window, since, account, vpc)
     found, updates = new_countries(flows, window, _read(state, country_keys(flows)), settings)
     alerts += found
     _write(state, updates)
@@ -79,8 +82,10 @@ def _write(state: PartitionState, updates: Mapping[str, object | None]) -> None:
             state.put(key, value)  # type: ignore[arg-type]
 
 
-def _drop_stale_streaks(state: PartitionState, window: int, account: str, vpc: str) -> None:
+def _drop_stale_streaks(
+    state: PartitionState, window: int, since: int, account: str, vpc: str
+) -> None:
     # Every streak entry of the VPC still under an older window did not continue into
     # this one. The range holds nothing else, so the cost is the deletions themselves.
-    for key in state.keys_between(*stale_streaks(window, account, vpc)):
+    for key in state.keys_between(*stale_streaks(window, account, vpc, since=since)):
         state.delete(key)

@@ -63,6 +63,23 @@ class Filters:
         return (" AND ".join(terms) or "TRUE"), params
 
 
+FILTER_PARAMETERS = frozenset({*TEXT_FILTERS, "protocol", "action", "start", "end"})
+
+
+def strict(query: Query, *others: str) -> None:
+    """A 400 for a parameter the view does not take (``acount_id`` would otherwise be
+    ignored and the answer cover everything) or one given twice (which would count?)."""
+    known = FILTER_PARAMETERS | set(others)
+    unknown = sorted(set(query) - known)
+    if unknown:
+        raise BadRequest(f"unknown parameter {unknown[0][:64]!r}", known=sorted(known))
+    getall = getattr(query, "getall", None)
+    if getall is not None:
+        for name in set(query):
+            if len(getall(name)) > 1:
+                raise BadRequest(f"{name} given twice: give several values as a,b", parameter=name)
+
+
 def parse_filters(query: Query) -> Filters:
     start = _epoch(iso_datetime(query, "start"), math.floor)
     end = _epoch(iso_datetime(query, "end"), math.ceil)
@@ -92,6 +109,8 @@ def _values(query: Query, name: str, parse: Callable[[str, str], T]) -> tuple[T,
     if not raw:
         return ()
     parts = [part.strip() for part in raw.split(",") if part.strip()]
+    if not parts:
+        raise BadRequest(f"{name} names no value", parameter=name)
     if len(parts) > MAX_VALUES:
         raise BadRequest(f"at most {MAX_VALUES} values of {name}", parameter=name)
     return tuple(dict.fromkeys(parse(name, part) for part in parts))

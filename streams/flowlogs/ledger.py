@@ -2,7 +2,7 @@
 
 ``flowlogs.objects`` holds one record per object read (key: the object's URI; value:
 what came of it), written after the object's chunks and dead letters were
-acknowledged. Readers share the topic's partitions through a consumer group: an
+acknowledged. Readers share the topic's partitions through a consumer group (one per source): an
 object belongs to the partition Kafka's default partitioner gives its URI, and only
 the reader assigned that partition ingests it. A reader handed a partition reads it
 from the beginning before it ingests anything of it, so an object is not read again
@@ -17,6 +17,7 @@ counted twice.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from typing import Any
 
@@ -28,7 +29,12 @@ from streams.common.partitioning import partition_for
 log = logging.getLogger(__name__)
 
 LEDGER = "flowlogs.objects"
-GROUP = "flowlogs-readers"
+
+
+def group_of(source: str) -> str:
+    """The readers' consumer group: one per source, so that readers of different
+    sources never split each other's objects between them."""
+    return "flowlogs-readers-" + hashlib.sha256(source.encode()).hexdigest()[:12]
 
 
 def ledger_partition(uri: str, partitions: int) -> int:
@@ -39,8 +45,9 @@ def ledger_partition(uri: str, partitions: int) -> int:
 class Ledger(ConsumerRebalanceListener):  # type: ignore[misc]
     """This reader's share of the ledger: what it owns and what of it is done."""
 
-    def __init__(self, bootstrap: str, partitions: int) -> None:
+    def __init__(self, bootstrap: str, partitions: int, group: str) -> None:
         self.bootstrap = bootstrap
+        self.group = group
         self.partitions = partitions
         self._consumer: AIOKafkaConsumer | None = None
         self.done: dict[str, Any] = {}
@@ -60,7 +67,7 @@ class Ledger(ConsumerRebalanceListener):  # type: ignore[misc]
         # Created here: aiokafka binds a consumer to the running event loop.
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=self.bootstrap,
-            group_id=GROUP,
+            group_id=self.group,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             fetch_max_wait_ms=200,

@@ -140,7 +140,8 @@ class WorkerMetrics:
             ),
             late_for_detection=Counter(
                 _name("late_for_detection"),
-                "Flows whose window had closed for detection (counted, not scanned)",
+                "Flows counted but not scanned by the detectors: their window had closed, or "
+                "held its most rows already",
                 registry=registry,
             ),
             windows_closed=Counter(

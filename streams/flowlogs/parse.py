@@ -134,8 +134,12 @@ def _header(line: bytes, default_format: Sequence[str]) -> tuple[_Layout, bool]:
     except UnicodeDecodeError:
         text = ""
     comma = "," in text
-    tokens = text.split("," if comma else " ")
-    if text and all(_NAME.match(token) for token in tokens):
+    # A header is recognised whatever its spacing (a trailing or doubled space): taken
+    # for data, it would apply the default format by position to lines of another
+    # order, silently. Its data lines then parse by the single delimiter, or are
+    # dead-lettered as malformed.
+    tokens = [t.strip() for t in text.split(",")] if comma else text.split()
+    if tokens and all(_NAME.match(token) for token in tokens):
         return _layout(tokens, "," if comma else " ", "the header"), True
     delimiter = "," if comma and " " not in text else " "
     return _layout(default_format, delimiter, "the configured format"), False

@@ -146,6 +146,7 @@ def normalize(
     _check_addresses(
         {f.name: values[f.column] for f in fields if f and f.kind == "address"}, checks
     )
+    _check_ids({f.name: values[f.column] for f in fields if f and f.column in ID_COLUMNS}, checks)
     _check_rows(given, values, checks, latest_start)
 
     count = raw.num_rows
@@ -191,7 +192,7 @@ def _integers(field: Field, given: pa.Array, checks: _Checks) -> pa.Array:
             if checks.add(too_large, lambda i: f"{name}: {text[i].as_py()} is too large"):
                 digits = _null_where(too_large, digits)
     elif given.type == pa.uint64():
-        too_large = pc.greater(given, INT64_MAX)
+        too_large = pc.greater(given, pa.scalar(INT64_MAX, pa.uint64()))
         if checks.add(too_large, lambda i: f"{name}: {given[i].as_py()} is too large"):
             digits = _null_where(too_large, given)
     numbers = digits.cast(pa.int64())
@@ -222,6 +223,23 @@ def _check_addresses(columns: dict[str, pa.Array], checks: _Checks) -> None:
         unshaped[rows[~ipv6[offset : offset + len(rows)]]] = True
         offset += len(rows)
         checks.add(pa.array(unshaped), _not_an_address(name, column))
+
+
+#: Fields that become keys (a chunk's account and VPC) and filters: AWS ids are letters,
+#: digits and hyphens, so "|", spaces, control bytes or a megabyte of text are no id.
+ID_COLUMNS = ("account_id", "vpc_id", "subnet_id", "interface_id", "instance_id")
+ID_PATTERN = r"^[A-Za-z0-9-]{1,64}$"
+
+
+def _check_ids(columns: dict[str, pa.Array], checks: _Checks) -> None:
+    for name, column in columns.items():
+        shaped = pc.fill_null(pc.match_substring_regex(column, ID_PATTERN), True)
+        if not pc.all(shaped).as_py():
+            checks.add(pc.invert(shaped), _not_an_id(name, column))
+
+
+def _not_an_id(name: str, column: pa.Array) -> Callable[[int], str]:
+    return lambda i: f"{name}: {str(column[i].as_py())[:80]!r} is not an AWS id"
 
 
 def _not_an_address(name: str, column: pa.Array) -> Callable[[int], str]:

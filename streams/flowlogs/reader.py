@@ -22,19 +22,21 @@ same chunks, which the workers count once (dedupe.py).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import zlib
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-import pyarrow as pa
+import pyarrow.fs as pafs
+from aiokafka.errors import KafkaError
 
 from streams.common.batches import Retry
 from streams.common.deadletter import DeadLetter, Source, send_dead_letter
-from streams.common.sends import Confirmed
+from streams.common.sends import Confirmed, SendFailed
 from streams.flowlogs.chunks import MAX_VALUE_BYTES, encode_chunks
 from streams.flowlogs.ledger import LEDGER, Ledger
 from streams.flowlogs.metrics import ReaderMetrics, reason_label
@@ -46,6 +48,39 @@ log = logging.getLogger(__name__)
 RECORDS = "flowlogs.records"
 DLQ = "flowlogs.dlq"
 READ_BYTES = 1 << 20
+
+
+def check_gzip(head: bytes, read: Callable[[int], bytes]) -> None:
+    """Raise CorruptObject unless ``head`` and what ``read`` returns are whole gzip members
+    (one or more, as ``cat a.gz b.gz`` makes), nothing after them. Memory: one block."""
+    inflate = zlib.decompressobj(wbits=31)
+    data = head
+    while True:
+        if not data:
+            data = read(READ_BYTES)
+            if not data:
+                break
+        try:
+            inflate.decompress(data, READ_BYTES)
+            while inflate.unconsumed_tail and not inflate.eof:
+                inflate.decompress(inflate.unconsumed_tail, READ_BYTES)
+        except zlib.error as exc:
+            raise CorruptObject(f"gzip: {exc}") from exc
+        data = b""
+        if inflate.eof:
+            rest = inflate.unused_data + inflate.unconsumed_tail
+            if rest and not GZIP_MAGIC.startswith(rest[:2]):
+                raise CorruptObject("gzip: bytes after the end of the compressed stream")
+            if rest:  # the next member
+                inflate, data = zlib.decompressobj(wbits=31), rest
+            elif not (data := read(READ_BYTES)):
+                return
+            else:
+                if not data.startswith(GZIP_MAGIC[: len(data)]):
+                    raise CorruptObject("gzip: bytes after the end of the compressed stream")
+                inflate = zlib.decompressobj(wbits=31)
+    if not inflate.eof:
+        raise CorruptObject("gzip: truncated (the stream ends before its trailer)")
 
 
 class CorruptObject(Exception):
@@ -133,8 +168,10 @@ class Reader:
                     if isinstance(outcome, BaseException):
                         raise outcome
         finally:
-            for task in running:
-                task.cancel()
+            # Objects half-read when another failed are finished, not cancelled: a
+            # cancelled one could leave its ledger record sent and its metrics not moved.
+            if running:
+                await asyncio.gather(*running, return_exceptions=True)
             running.clear()
         return ingested
 
@@ -155,9 +192,18 @@ class Reader:
                 break  # the header decides it: reading again cannot help
             except CorruptObject as exc:
                 problem = (exc.reason, str(exc))
-                log.warning("flowlogs reader: %s unreadable (%s), try %d", obj.uri, exc, attempt)
-                if attempt < self.object_attempts:
-                    await asyncio.sleep(self.retry.delay(attempt))
+            except Exception as exc:
+                # Kafka failing, or the source not answering, is the surroundings': the
+                # listing is tried again (run). Anything else while the source answers
+                # is this object's: read again, then dead-lettered, never a stuck reader.
+                if isinstance(exc, SendFailed | KafkaError) or not await asyncio.to_thread(
+                    self._answers, obj
+                ):
+                    raise
+                problem = ("unreadable_object", f"{type(exc).__name__}: {exc}")
+            log.warning("flowlogs reader: %s unreadable (%s), try %d", obj.uri, problem[1], attempt)
+            if attempt < self.object_attempts:
+                await asyncio.sleep(self.retry.delay(attempt))
         if outcome is None:
             await self._dead_letter_object(obj, *problem)
             self.metrics.objects.labels("dead_lettered").inc()
@@ -181,6 +227,13 @@ class Reader:
         self.metrics.object_seconds.observe(time.perf_counter() - started)
         self.metrics.pending.dec()
 
+    def _answers(self, obj: StoredObject) -> bool:
+        """Whether the source answers about ``obj`` (blocking I/O)."""
+        try:
+            return bool(self.source.fs.get_file_info(obj.path).type == pafs.FileType.File)
+        except OSError:
+            return False
+
     def _check(self, obj: StoredObject) -> None:
         """Decompress a gzip object once, discarding the text (blocking I/O)."""
         if obj.is_parquet:
@@ -189,24 +242,7 @@ class Reader:
             head = raw.read(2)
             if head != GZIP_MAGIC:
                 return
-            inflate = zlib.decompressobj(wbits=31)
-            data = head
-            while True:
-                try:
-                    self._inflate(inflate, data)
-                except zlib.error as exc:
-                    raise CorruptObject(f"gzip: {exc}") from exc
-                data = raw.read(READ_BYTES)
-                if not data:
-                    break
-        if not inflate.eof:
-            raise CorruptObject("gzip: truncated (the stream ends before its trailer)")
-
-    @staticmethod
-    def _inflate(inflate: Any, data: bytes) -> None:
-        inflate.decompress(data, READ_BYTES)
-        while inflate.unconsumed_tail:
-            inflate.decompress(inflate.unconsumed_tail, READ_BYTES)
+            check_gzip(head, raw.read)
 
     async def _publish(self, obj: StoredObject, latest_start: int) -> Outcome:
         outcome = Outcome()
@@ -217,18 +253,11 @@ class Reader:
                 if block is None:
                     return outcome
                 await self._send_block(obj, block, outcome)
-        except ObjectError:
-            raise
-        except OSError as exc:
-            # The object passed _check: a decompression error now means it changed.
-            if "compressed" in str(exc).lower() or "gzip" in str(exc).lower():
-                raise CorruptObject(str(exc)) from exc
-            raise  # the source failed to answer: retried by run()
-        except (pa.ArrowInvalid, pa.ArrowTypeError, ValueError, UnicodeError) as exc:
-            # Bytes no rule of the parser foresaw: never a reader stuck on one object.
-            raise CorruptObject(f"{type(exc).__name__}: {exc}", "unreadable_object") from exc
         finally:
-            blocks.close()
+            # A generator still running in its thread (this task was cancelled) cannot
+            # be closed; it is collected when that thread lets go of it.
+            with contextlib.suppress(ValueError):
+                blocks.close()
 
     def _blocks(self, obj: StoredObject, latest_start: int) -> Generator[Block, None, None]:
         default = field_names(self.format) if self.format else None

@@ -34,6 +34,8 @@ class PartitionRuntime:
     windows: OpenWindows
     #: Records at or below this offset are already in ``windows`` (read back from the lake).
     horizon: int
+    #: Windows closed by the batch under way (counted once it is done).
+    closed_now: int = 0
 
 
 @dataclass
@@ -67,7 +69,7 @@ class FlowPipeline:
 
     def _load(self, partition: int) -> PartitionRuntime:
         io = RocksPartition(self.table, partition)
-        windows = OpenWindows()
+        windows = OpenWindows(cap=self.settings.detection_window_rows)
         horizon = self.lake.committed_offset(partition)
         clocks = {key.removeprefix(PREFIX): value for key, value in io.scan(PREFIX)}
         if clocks:

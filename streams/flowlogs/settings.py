@@ -27,7 +27,13 @@ class FlowLogsSettings(BaseSettings):
     )
     poll_seconds: float = Field(30.0, gt=0, description="how often the reader lists the source")
     object_attempts: int = Field(
-        3, ge=1, description="reads of a corrupt object before it is dead-lettered"
+        5, ge=1, description="reads of an unreadable object before it is dead-lettered"
+    )
+    settle_seconds: float = Field(
+        10.0,
+        ge=0,
+        description="a local file changed more recently than this is read at a later poll "
+        "(a writer may still be appending to it; S3 objects appear whole)",
     )
     max_future_seconds: int = Field(
         300,
@@ -47,6 +53,12 @@ class FlowLogsSettings(BaseSettings):
     batch_seconds: float = Field(0.5, gt=0, description="longest wait to fill a batch")
     lateness_seconds: int = Field(
         900, ge=0, description="event time a VPC's window stays open for the detectors"
+    )
+    detection_window_rows: int = Field(
+        2_000_000,
+        ge=1,
+        description="rows of one VPC's 5-minute window the detectors hold at most (memory); "
+        "more are counted and left unscanned",
     )
     dedupe_days: float = Field(
         7.0, gt=0, description="how long a worker remembers the chunks of an object"

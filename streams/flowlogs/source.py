@@ -8,6 +8,7 @@ object is never held whole in memory, whatever its size.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -44,18 +45,29 @@ def delivered_at(name: str) -> float | None:
 
 
 class ObjectSource:
-    def __init__(self, uri: str, endpoint_url: str | None = None) -> None:
+    def __init__(
+        self, uri: str, endpoint_url: str | None = None, *, settle_seconds: float = 0.0
+    ) -> None:
         self.uri = uri
         self.s3 = uri.startswith("s3://")
         self.fs, self.root = open_filesystem(uri, endpoint_url)
+        self.settle_seconds = settle_seconds
 
-    def list(self) -> list[StoredObject]:
-        """Every object under the source, oldest delivery first (then by key)."""
+    def list(self, now: float | None = None) -> list[StoredObject]:
+        """Every object under the source, oldest delivery first (then by key).
+
+        Left out: hidden files (a name starting with "." or "_": temporary uploads,
+        markers; AWS writes none), and local files changed within ``settle_seconds``
+        (a writer may still be appending: they are listed at a later poll).
+        """
         selector = pafs.FileSelector(self.root, recursive=True, allow_not_found=True)
+        settled = (now if now is not None else time.time()) - self.settle_seconds
         found = []
         for info in self.fs.get_file_info(selector):
             if info.type != pafs.FileType.File or info.base_name.startswith((".", "_")):
-                continue  # hidden files: temporary uploads, markers
+                continue
+            if not self.s3 and info.mtime is not None and info.mtime.timestamp() > settled:
+                continue
             uri = f"s3://{info.path}" if self.s3 else info.path
             found.append(StoredObject(info.path, uri, info.size or 0, delivered_at(info.path)))
         found.sort(key=lambda o: (o.delivered or 0.0, o.path))

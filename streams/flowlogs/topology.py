@@ -24,7 +24,7 @@ from streams.common.topics import COMPACTED, TopicSpec, changelog, raw_topic
 from streams.flowlogs.batch import handle_batch
 from streams.flowlogs.detect import DetectorSettings
 from streams.flowlogs.lake import FlowLake
-from streams.flowlogs.ledger import LEDGER, Ledger
+from streams.flowlogs.ledger import LEDGER, Ledger, group_of
 from streams.flowlogs.metrics import ReaderMetrics, WorkerMetrics
 from streams.flowlogs.reader import Reader
 from streams.flowlogs.retention import stale_keys
@@ -149,9 +149,9 @@ def register_reader(
     """The reader's loop as a task of ``app`` (a producer-only Faust app)."""
     if not settings.source:
         raise ValueError("FLOWLOGS_SOURCE is not set: s3://bucket/prefix or a directory")
-    ledger = Ledger(bootstrap, LEDGER_PARTITIONS)
+    ledger = Ledger(bootstrap, LEDGER_PARTITIONS, group_of(settings.source))
     reader = Reader(
-        ObjectSource(settings.source),
+        ObjectSource(settings.source, settle_seconds=settings.settle_seconds),
         ledger,
         app.producer,
         metrics,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from prometheus_client import CollectorRegistry
 
@@ -21,7 +21,7 @@ from streams.common.partitioning import partition_for
 from streams.common.query import Query, choice, integer, names, text
 from streams.common.table_io import RocksPartition
 from streams.common.web import BadRequest, Views, route_latency
-from streams.flowlogs.filters import Filters, parse_filters
+from streams.flowlogs.filters import Filters, parse_filters, strict
 from streams.flowlogs.metrics import ALERT_KINDS, PREFIX
 from streams.flowlogs.query import TOP_BY, TOP_FIELDS, LakeQueries
 from streams.flowlogs.rollups import RESOLUTIONS, figures_by_window
@@ -37,17 +37,20 @@ def register_views(pipeline: FlowPipeline, registry: CollectorRegistry | None = 
     lake = LakeQueries(pipeline.settings.lake)
 
     async def summary(query: Query) -> dict[str, int]:
-        return await asyncio.to_thread(lake.summary, parse_filters(query))
+        strict(query)
+        return fits(await asyncio.to_thread(lake.summary, parse_filters(query)))
 
     async def top(query: Query) -> list[dict[str, Any]]:
+        strict(query, "field", "by", "limit")
         filters = parse_filters(query)
         field = choice(query, "field", TOP_FIELDS, "srcaddr")
         by = choice(query, "by", TOP_BY, "bytes")
         limit = integer(query, "limit", 10, 1, MAX_TOP)
-        return await asyncio.to_thread(lake.top, filters, field, by, limit)
+        return fits(await asyncio.to_thread(lake.top, filters, field, by, limit))
 
     async def hourly(query: Query) -> list[dict[str, Any]]:
-        return await asyncio.to_thread(lake.hourly, parse_filters(query))
+        strict(query)
+        return fits(await asyncio.to_thread(lake.hourly, parse_filters(query)))
 
     views.page("/flowlogs/summary", summary)
     views.page("/flowlogs/top", top)
@@ -63,6 +66,7 @@ def register_views(pipeline: FlowPipeline, registry: CollectorRegistry | None = 
 
 def vpc_windows(pipeline: FlowPipeline, query: Query) -> dict[str, Any]:
     """One VPC's live figures per 5-minute or hourly window, from its rollups (blocking)."""
+    strict(query, "vpc", "resolution", "limit")
     vpc_key = text(query, "vpc", VPC_KEY, 200)
     if vpc_key is None:
         raise BadRequest("vpc is required: <account id>|<vpc id>", parameter="vpc")
@@ -84,8 +88,23 @@ def _iso(epoch: int) -> str:
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+T = TypeVar("T")
+INT64 = 2**63 - 1
+
+
+def fits(answer: T) -> T:
+    """``answer``, unless a figure is beyond 64 bits (sums of many records at the parser's
+    bound): JSON readers would mangle it, so the view asks for narrower filters."""
+    rows: list[Any] = answer if isinstance(answer, list) else [answer]
+    for row in rows:
+        if any(isinstance(v, int) and not -INT64 <= v <= INT64 for v in dict(row).values()):
+            raise BadRequest("figures beyond 64-bit integers: narrow the filters or the range")
+    return answer
+
+
 def recent_alerts(pipeline: FlowPipeline, query: Query) -> list[dict[str, Any]]:
     """The newest alerts this worker has seen (all workers', from the alerts topic)."""
+    strict(query, "kind", "limit")
     filters = parse_filters(query)
     kinds = set(names(query, "kind", ALERT_KINDS))
     limit = integer(query, "limit", 100, 1, pipeline.settings.alerts_kept)

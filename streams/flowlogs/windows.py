@@ -12,7 +12,9 @@ whenever it arrives; a flow whose window was already closed for detection is cou
 as late for detection (a metric) and is not seen by the detectors.
 
 Clock entries are ``clock|<account>|<vpc>`` -> ``{"wm": latest start, "closed": start of
-the last window closed, "_o": offset}``.
+the last window closed, "rows": start of the last closed window that held rows}``.
+Only windows holding rows are closed through the detectors; the empty ones between are
+closed by moving ``closed`` past them.
 """
 
 from __future__ import annotations
@@ -41,13 +43,15 @@ def window_start(start: int) -> int:
     return start - start % WINDOW
 
 
-def due(clock: dict[str, int], lateness: int) -> list[int]:
-    """The windows the clock has made due, oldest first; marks them closed."""
+def due(clock: dict[str, int], lateness: int) -> int | None:
+    """The newest window the clock has made due, if it moved; marks it (and every window
+    before it) closed. Only windows that hold rows need closing (``OpenWindows.due``): a
+    VPC silent for a day, or one flow from the year 2000, costs nothing per empty window."""
     last = window_start(clock["wm"] - lateness) - WINDOW
-    windows = list(range(clock["closed"] + WINDOW, last + 1, WINDOW))
-    if windows:
-        clock["closed"] = windows[-1]
-    return windows
+    if last <= clock["closed"]:
+        return None
+    clock["closed"] = last
+    return last
 
 
 def advance(clock: dict[str, int] | None, earliest: int, latest: int) -> dict[str, int]:
@@ -70,12 +74,34 @@ class OpenWindows:
 
     held: dict[tuple[str, int], list[pa.Table]] = field(default_factory=lambda: defaultdict(list))
     staged: list[tuple[tuple[str, int], pa.Table]] = field(default_factory=list)
+    #: Rows held per VPC window at most: memory stays bounded whatever one object holds.
+    cap: int = 2_000_000
 
-    def stage(self, vpc_key: str, flows: pa.Table) -> None:
+    def stage(self, vpc_key: str, flows: pa.Table) -> int:
+        """Stage the rows; the count left out because their window is full."""
         flows = flows.select(list(DETECTOR_COLUMNS))
         windows = pc.subtract(flows.column("start"), pc.remainder(flows.column("start"), WINDOW))
+        left_out = 0
         for window in pc.unique(windows).to_pylist():
-            self.staged.append(((vpc_key, window), flows.filter(pc.equal(windows, window))))
+            rows = flows.filter(pc.equal(windows, window))
+            room = self.cap - self._rows((vpc_key, window))
+            if rows.num_rows > room:
+                left_out += rows.num_rows - max(room, 0)
+                rows = rows.slice(0, max(room, 0))
+            if rows.num_rows:
+                self.staged.append(((vpc_key, window), rows))
+        return left_out
+
+    def _rows(self, key: tuple[str, int]) -> int:
+        held: int = sum(t.num_rows for t in self.held.get(key, ()))
+        staged: int = sum(t.num_rows for k, t in self.staged if k == key)
+        return held + staged
+
+    def due(self, vpc_key: str, after: int, upto: int) -> list[int]:
+        """The VPC's windows in ``(after, upto]`` holding rows, oldest first."""
+        found = {w for k, w in self.held if k == vpc_key and after < w <= upto}
+        found |= {w for (k, w), _ in self.staged if k == vpc_key and after < w <= upto}
+        return sorted(found)
 
     def take(self, vpc_key: str, window: int) -> pa.Table | None:
         """The window's flows, held and staged; forgotten once the batch is kept."""

@@ -135,7 +135,13 @@ def run_once(state_dir: Path, web_port: int, broker_port: int, ingest_port: int)
         assert all(set(row) >= {"date", "channel", "region", "revenue", "orders"} for row in rows)
         assert view.get("/orders/inventory")
         assert post_reading(ingest_url) == 202
-        assert telemetry[0].get("/telemetry/config")["window_seconds"] > 0
+        # Ready (200, not 503) once its configuration is loaded: the flow-logs demo day,
+        # read at the same time, can make it take a few seconds more than the orders.
+        wait_until(
+            lambda: telemetry[0].get("/telemetry/config")["window_seconds"] > 0,
+            timeout=60,
+            what="the telemetry configuration",
+        )
         wait_until(
             lambda: any(w.metric("streams_telemetry_readings_total") > 0 for w in telemetry),
             timeout=120,

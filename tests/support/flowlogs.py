@@ -27,6 +27,7 @@ class FlowLogsProcesses:
             "FLOWLOGS_POLL_SECONDS": "1",
             "FLOWLOGS_BATCH_SECONDS": "0.2",
             "FLOWLOGS_PARTITIONS": "4",
+            "FLOWLOGS_SETTLE_SECONDS": "0",  # the tests' objects are written whole
             **env,
         }
         worker = Worker(

@@ -40,7 +40,8 @@ def test_vpcs_sharing_a_partition_keep_their_own_streaks() -> None:
             flows = connection(vpc, window)
             previous = connection(vpc, window - 300) if i else None
             key = f"111122223333|{vpc}"
-            alerts += close_window(state, key, flows, previous, window, settings)
+            since = window - 300
+            alerts += close_window(state, key, flows, previous, window, settings, since=since)
         state.flush()
     found = sorted((a.vpc_id, a.window_start) for a in alerts if a.kind == "long_lived")
     assert found == [("vpc-a", W + 86_400 + 300 * 11), ("vpc-b", W + 300 * 11)]
@@ -51,12 +52,43 @@ def test_a_window_without_flows_breaks_streaks() -> None:
     settings = DetectorSettings()
     alerts: list[Alert] = []
     previous = None
+    since = W - 300
     for i in range(20):
         state = PartitionState(store)
         window = W + 300 * i
-        flows = None if i == 6 else connection("vpc-a", window)
-        alerts += close_window(state, "111122223333|vpc-a", flows, previous, window, settings)
-        previous = flows
+        if i == 6:  # no rows: the wiring does not close it, and it breaks the streak
+            previous = None
+            continue
+        flows = connection("vpc-a", window)
+        key = "111122223333|vpc-a"
+        alerts += close_window(state, key, flows, previous, window, settings, since=since)
+        previous, since = flows, window
         state.flush()
     # Windows 0-5, then 7-18: twelve in a row only from window 7, at window 18.
     assert [a.window_start for a in alerts if a.kind == "long_lived"] == [W + 300 * 18]
+
+
+def test_streaks_broken_by_a_gap_leave_no_entries_behind() -> None:
+    """Windows 0-2 hold a connection, 3-9 nothing, then 10-11 another: the first one's
+    entries (under windows 1 and 2) are gone once window 10 is closed."""
+    store: dict[str, Any] = {}
+    settings = DetectorSettings()
+    previous, since = None, W - 300
+    for i in (0, 1, 2, 10, 11):
+        state = PartitionState(store)
+        window = W + 300 * i
+        flows = connection("vpc-a", window)
+        if i == 10:
+            previous = None
+            flows = flows.set_column(
+                flows.schema.get_field_index("dstaddr"), "dstaddr", pa.array(["52.94.9.9"])
+            )
+        elif i == 11:
+            flows = flows.set_column(
+                flows.schema.get_field_index("dstaddr"), "dstaddr", pa.array(["52.94.9.9"])
+            )
+        close_window(state, "111122223333|vpc-a", flows, previous, window, settings, since=since)
+        previous, since = flows, window
+        state.flush()
+    streaks = sorted(k for k in store if k.startswith("ll|"))
+    assert streaks and all("52.94.9.9" in k for k in streaks)

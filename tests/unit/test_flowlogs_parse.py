@@ -405,11 +405,15 @@ def test_out_of_range_numbers_say_which_bound(field: str, value: str, detail: st
     assert one_bad(" ".join(values)).detail == detail
 
 
-def test_the_largest_int64_and_zero_are_accepted() -> None:
-    """2**63-1 bytes and zero packets are values, not errors."""
-    line = GOOD.replace(" 10 840 ", " 0 9223372036854775807 ")
+def test_the_largest_plausible_counts_and_zero_are_accepted() -> None:
+    """10**15 bytes and zero packets are values, not errors; one more byte is not: a
+    record covers one interface for at most 10 minutes (3e13 bytes at 400 Gbit/s), and
+    three records of 2**63-1 bytes once made every view's sums overflow."""
+    line = GOOD.replace(" 10 840 ", " 0 1000000000000000 ")
     block = parse_lines([HEADER, line], latest_start=LATEST)
-    assert rows(block, "packets", "bytes") == [(0, 9223372036854775807)]
+    assert rows(block, "packets", "bytes") == [(0, 10**15)]
+    over = one_bad(GOOD.replace(" 10 840 ", " 1 1000000000000001 "))
+    assert over.reason == "invalid_field" and over.detail.startswith("bytes:")
 
 
 def test_an_ok_record_may_omit_its_ports_but_not_its_measure() -> None:
@@ -564,14 +568,12 @@ def test_a_carriage_return_inside_a_line_is_malformed_and_numbers_hold() -> None
 
 
 def test_tabs_are_not_separators() -> None:
-    """AWS writes single spaces: a tab-separated object is one malformed line per line."""
+    """AWS writes single spaces: the header of a tab-separated object is still read as
+    one (whatever its spacing), and each of its data lines is malformed."""
     data = "\n".join(["\t".join(DEFAULT_FORMAT), GOOD.replace(" ", "\t")]).encode()
     block = parse_bytes(data)
     assert block.flows.num_rows == 0
-    assert [(b.line, b.reason) for b in block.bad] == [
-        (1, "malformed_line"),
-        (2, "malformed_line"),
-    ]
+    assert [(b.line, b.reason) for b in block.bad] == [(2, "malformed_line")]
 
 
 def test_a_tab_inside_a_value_fails_that_value() -> None:
@@ -707,3 +709,25 @@ def test_unreadable_or_incomplete_parquet_is_an_object_error() -> None:
     with pytest.raises(ObjectError) as caught:
         list(parse_parquet(parquet_bytes(aws_parquet().drop(["start"])), latest_start=LATEST))
     assert caught.value.reason == "missing_fields"
+
+
+def test_a_header_with_a_trailing_or_doubled_space_is_still_the_header() -> None:
+    """Taken for data, it would apply the default order by position: bytes and packets
+    swapped here, silently."""
+    header = "version account-id interface-id srcaddr dstaddr srcport dstport protocol " + (
+        "bytes  packets start end action log-status "
+    )
+    line = "2 123456789010 eni-1 10.0.0.1 10.0.0.2 1 2 6 1000 20 1418530010 1418530070 ACCEPT OK"
+    block = parse_lines([header, line], latest_start=2_000_000_000)
+    assert not block.bad
+    assert block.flows.column("bytes").to_pylist() == [1000]
+    assert block.flows.column("packets").to_pylist() == [20]
+
+
+@pytest.mark.parametrize("account", ["12|34", "a b", "x" * 65, "\x00"])
+def test_an_id_that_is_no_aws_id_fails_its_line(account: str) -> None:
+    """Ids become Kafka keys, table keys and filters: only letters, digits and hyphens."""
+    values = GOOD.split(" ")
+    values[DEFAULT_FORMAT.index("account-id")] = account
+    bad = one_bad(" ".join(values))
+    assert bad.reason in ("invalid_field", "malformed_line")

@@ -13,7 +13,7 @@ import pytest
 
 from streams.common.web import BadRequest
 from streams.flowlogs.chunks import conform
-from streams.flowlogs.filters import Filters, parse_filters
+from streams.flowlogs.filters import Filters, parse_filters, strict
 from streams.flowlogs.lake import FlowLake
 from streams.flowlogs.query import LakeQueries
 from streams.flowlogs.rollups import OFFSET_COLUMN
@@ -166,3 +166,16 @@ def test_filters_parse_names_numbers_and_lists() -> None:
 def test_a_bad_filter_is_refused(query: dict[str, str]) -> None:
     with pytest.raises(BadRequest):
         parse_filters(query)
+
+
+def test_an_unknown_or_repeated_parameter_is_refused() -> None:
+    """A misspelt filter would otherwise be ignored and the answer cover everything."""
+    from multidict import MultiDict
+
+    with pytest.raises(BadRequest, match="unknown parameter 'acount_id'"):
+        strict({"acount_id": "123"})
+    with pytest.raises(BadRequest, match="given twice"):
+        strict(MultiDict([("action", "ACCEPT"), ("action", "REJECT")]))
+    with pytest.raises(BadRequest, match="names no value"):
+        parse_filters({"account_id": ",,,"})
+    strict({"field": "srcaddr", "vpc_id": "vpc-1"}, "field")
