@@ -1,4 +1,4 @@
-"""End to end against a real S3 API (moto's server): a generated day of flow logs in a
+"""End to end against a real S3 API (moto's server): 12 generated hours of flow logs in a
 bucket, one reader, one worker; every view equal to an independent computation, every
 injected anomaly alerted and nothing else."""
 
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.integration
 BUCKET = "flowlogs"
 DAY = datetime(2026, 11, 30, tzinfo=UTC)
 OPTIONS = Options(
-    start=DAY, hours=24, flows_per_hour=4000, seed=5,
+    start=DAY, hours=12, flows_per_hour=4000, seed=5,
     port_scans=1, exfiltration=1, long_lived=1, new_country=1,
 )  # fmt: skip
 
@@ -79,15 +79,15 @@ def check_views(worker: Worker, rows: list[oracle.Row]) -> None:
     account = rows[0].get("account_id")
     eni = rows[0].get("interface_id")
     vpc = next(r.get("vpc_id") for r in rows if r.get("vpc_id"))
-    noon, evening = int(DAY.timestamp()) + 12 * 3600, int(DAY.timestamp()) + 18 * 3600 + 1800
+    morning, later = int(DAY.timestamp()) + 6 * 3600, int(DAY.timestamp()) + 9 * 3600 + 1800
     cases: list[tuple[str, dict[str, Any]]] = [
         ("", {}),
         (f"account_id={account}&action=REJECT", {"account_id": [account], "action": ["REJECT"]}),
         (f"vpc_id={vpc}&protocol=tcp", {"vpc_id": [vpc], "protocol": [6]}),
         (f"interface_id={eni}&protocol=17,1", {"interface_id": [eni], "protocol": [17, 1]}),
         (
-            "start=2026-11-30T12:00:00Z&end=2026-11-30T18:30:00%2B00:00",
-            {"start": noon, "end": evening},
+            "start=2026-11-30T06:00:00Z&end=2026-11-30T09:30:00%2B00:00",
+            {"start": morning, "end": later},
         ),
     ]
     for query, filters in cases:
