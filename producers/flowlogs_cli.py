@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 
+from producers.arguments import instant
 from producers.flowlogs import Options, Simulation, Summary, truth_json, write
 
 ANOMALIES = {
@@ -34,7 +35,7 @@ def add_parser(sub: Any) -> None:
     )
     parser.add_argument("--hours", type=_positive_float, default=24.0)
     parser.add_argument(
-        "--start", type=_instant, help="ISO 8601 (default: the last full span before now)"
+        "--start", type=instant, help="ISO 8601 (default: the last full span before now)"
     )
     parser.add_argument("--accounts", type=_positive, default=2)
     parser.add_argument("--vpcs-per-account", type=_positive, default=2)
@@ -72,16 +73,6 @@ def _positive_float(value: str) -> float:
     if not number > 0:
         raise argparse.ArgumentTypeError(f"a positive number, not {value!r}")
     return number
-
-
-def _instant(value: str) -> datetime:
-    try:
-        instant = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {value!r}") from None
-    if instant.tzinfo is None:
-        raise argparse.ArgumentTypeError("needs a timezone offset, e.g. 2025-08-01T00:00:00Z")
-    return instant
 
 
 def options(args: argparse.Namespace, now: datetime | None = None) -> Options:

@@ -21,6 +21,7 @@ from typing import Any
 
 import orjson
 
+from producers.arguments import instant
 from producers.http_send import (
     DEFAULT_URL,
     IngestUnreachable,
@@ -51,7 +52,7 @@ def add_parser(sub: Any) -> None:
     parser.add_argument("--duration", type=float, help="stop after this many seconds")
     parser.add_argument(
         "--start",
-        type=_instant,
+        type=instant,
         help="replay from this event time (ISO 8601); the ingest refuses readings stamped "
         "more than 5 minutes ahead of its clock",
     )
@@ -84,16 +85,6 @@ def _rate(value: str) -> float | None:
     if not rate > 0:
         raise argparse.ArgumentTypeError(f"a positive number or max, not {value!r}")
     return rate
-
-
-def _instant(value: str) -> datetime:
-    try:
-        instant = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {value!r}") from None
-    if instant.tzinfo is None:
-        raise argparse.ArgumentTypeError("needs a timezone offset, e.g. 2025-08-01T00:00:00Z")
-    return instant
 
 
 def build(args: argparse.Namespace) -> tuple[TelemetryGenerator, SendOptions]:
