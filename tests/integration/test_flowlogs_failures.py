@@ -1,4 +1,5 @@
-"""Flow logs under failure: processes killed mid-ingest, two readers, hostile objects."""
+"""Flow logs under failure: processes killed mid-ingest, two readers, hostile objects (and
+one object in AWS's Parquet delivery among them)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ import gzip
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 import pytest
 
 from producers.flowlogs import Options, write
@@ -96,6 +99,28 @@ def good(i: int) -> str:
     return f"2 111122223333 eni-1 {fields} ACCEPT OK"
 
 
+def parquet_delivery(path: Path, rows: int) -> None:
+    """An object as AWS's Parquet delivery writes it (underscored names, typed columns)."""
+    start = [T + 100 + i for i in range(rows)]
+    table = pa.table({
+        "version": pa.array([2] * rows, pa.int32()),
+        "account_id": ["111122223333"] * rows,
+        "interface_id": ["eni-1"] * rows,
+        "srcaddr": [f"10.0.1.{i}" for i in range(rows)],
+        "dstaddr": ["8.8.8.8"] * rows,
+        "srcport": pa.array([40000] * rows, pa.int32()),
+        "dstport": pa.array([443] * rows, pa.int32()),
+        "protocol": pa.array([6] * rows, pa.int32()),
+        "packets": pa.array([10] * rows, pa.int64()),
+        "bytes": pa.array([1000] * rows, pa.int64()),
+        "start": pa.array(start, pa.int64()),
+        "end": pa.array([s + 9 for s in start], pa.int64()),
+        "action": ["ACCEPT"] * rows,
+        "log_status": ["OK"] * rows,
+    })  # fmt: skip
+    pq.write_table(table, path)
+
+
 def test_hostile_objects_are_dead_lettered_and_nothing_stops(
     broker: EmbeddedBroker, tmp_path: Path
 ) -> None:
@@ -113,16 +138,17 @@ def test_hostile_objects_are_dead_lettered_and_nothing_stops(
         *(f"{good(i)} yes 10.0.0.1" for i in range(3, 6)),
     ])  # fmt: skip
     write_object(source, "a/ok.log.gz", [HEADER, *(good(i) for i in range(10, 20))])
+    parquet_delivery(source / "a" / "delivered.log.parquet", rows=4)
     flows = FlowLogsProcesses(broker.bootstrap, tmp_path)
     try:
         worker = flows.worker()
         reader = flows.reader(str(source), FLOWLOGS_OBJECT_ATTEMPTS="2")
         wait_until(
-            lambda: reader.metric("streams_flowlogs_objects_total") == 8, timeout=120,
+            lambda: reader.metric("streams_flowlogs_objects_total") == 9, timeout=120,
             what="every object settled",
         )  # fmt: skip
-        summary = wait_for_flows(worker, 15)
-        assert summary["flows"] == 15  # garbage: 2, future fields: 3, ok: 10
+        summary = wait_for_flows(worker, 19)
+        assert summary["flows"] == 19  # garbage: 2, future fields: 3, ok: 10, Parquet: 4
         letters = {
             reason: reader.metric(f'streams_flowlogs_dead_letters_total{{reason="{reason}"}}')
             for reason in ("corrupt_object", "unreadable_header", "malformed_line")
