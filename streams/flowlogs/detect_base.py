@@ -6,13 +6,16 @@ The rules themselves, and why they read the rows the way they do, are described 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import ipaddress
 import math
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Literal
+from typing import Literal, TypeVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -116,6 +119,28 @@ def _plain(value: object) -> object:
 
 
 _NORMALISED = b"flowlogs.detect.flows"
+R = TypeVar("R")
+
+
+def per_table(compute: Callable[[pa.Table], R]) -> Callable[[pa.Table], R]:
+    """``compute``, remembered for the last eight tables it was given (by identity, the
+    tables held so their ids stay theirs): a window's figures are asked for by two
+    detector calls, and again when it is the window before the next one."""
+    cache: OrderedDict[int, tuple[pa.Table, R]] = OrderedDict()
+
+    @functools.wraps(compute)
+    def remembered(table: pa.Table) -> R:
+        hit = cache.get(id(table))
+        if hit is not None and hit[0] is table:
+            cache.move_to_end(id(table))
+            return hit[1]
+        result = compute(table)
+        cache[id(table)] = (table, result)
+        while len(cache) > 8:  # each holds a window: memory, not only time
+            cache.popitem(last=False)
+        return result
+
+    return remembered
 
 
 def iso_time(epoch_seconds: int) -> str:

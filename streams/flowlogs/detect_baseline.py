@@ -23,6 +23,7 @@ from streams.flowlogs.detect_base import (
     addresses_of_kind,
     flows,
     keys_of,
+    per_table,
 )
 
 PREFIX = "exf"
@@ -95,6 +96,7 @@ def _baseline(stored: object, window_start: int, settings: DetectorSettings) -> 
     return (n, mean, variance), last
 
 
+@per_table
 def _sent_by_source(window: pa.Table) -> dict[str, Sent]:
     """Per baseline key: bytes, distinct destinations and the top one, of accepted flows
     from internal to public addresses.

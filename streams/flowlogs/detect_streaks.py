@@ -32,6 +32,7 @@ from streams.flowlogs.detect_base import (
     iso_time,
     key_of,
     keys_of,
+    per_table,
 )
 
 PREFIX = "ll"
@@ -110,6 +111,7 @@ def continued_connections(window: pa.Table, previous: pa.Table | None) -> pa.Tab
     return connections.join(before, keys=[*VPC, *ENDPOINTS], join_type="left semi")
 
 
+@per_table
 def _connections(window: pa.Table) -> pa.Table:
     """The distinct accepted connections of the window, each in its client-to-server sense.
 

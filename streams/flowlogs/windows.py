@@ -105,8 +105,15 @@ class OpenWindows:
 
     def take(self, vpc_key: str, window: int) -> pa.Table | None:
         """The window's flows, held and staged; forgotten once the batch is kept."""
-        parts = list(self.held.get((vpc_key, window), ()))
+        held = self.held.get((vpc_key, window))
+        if held and len(held) > 1:
+            # Joined once and kept so: the same table object each time, which the
+            # detectors' per-table memory recognises (a window is asked for twice).
+            held[:] = [pa.concat_tables(held)]
+        parts = list(held or ())
         parts += [table for key, table in self.staged if key == (vpc_key, window)]
+        if len(parts) == 1:
+            return parts[0]
         return pa.concat_tables(parts) if parts else None
 
     def keep(self, closed: dict[str, int]) -> None:
