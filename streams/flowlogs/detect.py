@@ -15,7 +15,9 @@ SCTP, that the source tried. A server's answers are not tries: a TCP row with a 
 is an answer, a bare SYN never is, and any other row is one when it comes from the lower
 port and its reverse 5-tuple is in the window. A connection (5-tuple) failed when any
 of its rows was REJECT or SYN-only (tcp_flags == 2). A port or host weighs
-``scan_failed_weight`` (2) when every connection to it failed, else 1. Alert when the
+``scan_failed_weight`` (2) when every connection to it failed; else a port weighs 1 and
+a host ``scan_host_success_weight`` (0.25: a busy client or proxy reaches many hosts,
+a sweep is mostly refused or unanswered; at 1, ordinary hosts of a busy VPC alerted). Alert when the
 port score reaches ``scan_port_score`` (100) or the host score ``scan_host_score`` (50).
 Both ENIs logging one connection: the same 5-tuple is one connection, so ports and hosts
 count once; and one side's REJECT fails it even if the other side's row says ACCEPT.

@@ -46,6 +46,9 @@ class DetectorSettings:
     scan_port_score, scan_host_score: weighted distinct ports / hosts of one source in one
         window that make a port scan (reached, not exceeded).
     scan_failed_weight: weight of a port or host that no connection of the window reached.
+    scan_host_success_weight: weight of a host that a connection reached (a port that one
+        reached weighs 1): a busy client or proxy talks to many hosts, successfully; a
+        sweep of hosts is mostly refused or unanswered.
     exfil_min_bytes: bytes to public addresses in one window below which nothing alerts.
     exfil_min_history: windows with traffic the source's baseline needs before it scores.
     exfil_alpha: weight of the newest window in the baseline's EWMA.
@@ -60,6 +63,7 @@ class DetectorSettings:
     scan_port_score: float = 100.0
     scan_host_score: float = 50.0
     scan_failed_weight: float = 2.0
+    scan_host_success_weight: float = 0.25
     exfil_min_bytes: float = 1_000_000.0
     exfil_min_history: int = 12
     exfil_alpha: float = 0.1

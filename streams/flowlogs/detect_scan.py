@@ -25,12 +25,15 @@ def port_scans(window: pa.Table, window_start: int, settings: DetectorSettings) 
     connections = _connections(_initiated(flows(window)))
     if connections.num_rows == 0:
         return []
-    weight = settings.scan_failed_weight
+    failed = settings.scan_failed_weight
     tried_ports = connections.filter(pc.is_in(connections["protocol"], value_set=PORT_PROTOCOLS))
     scores = (
         _tally(connections)
-        .join(_scores(connections, ["dstaddr"], weight, "host"), keys=SOURCE)
-        .join(_scores(tried_ports, ["dstport", "protocol"], weight, "port"), keys=SOURCE)
+        .join(
+            _scores(connections, ["dstaddr"], (failed, settings.scan_host_success_weight), "host"),
+            keys=SOURCE,
+        )
+        .join(_scores(tried_ports, ["dstport", "protocol"], (failed, 1.0), "port"), keys=SOURCE)
     )
     port_score = pc.fill_null(scores["port_score"], 0.0)
     reached = pc.or_(
@@ -88,13 +91,15 @@ def _connections(rows: pa.Table) -> pa.Table:
     )
 
 
-def _scores(connections: pa.Table, target: list[str], weight: float, name: str) -> pa.Table:
+def _scores(
+    connections: pa.Table, target: list[str], weight: tuple[float, float], name: str
+) -> pa.Table:
     """Per source: distinct ``target`` values (``{name}s``) and their weighted sum.
 
-    A target weighs ``weight`` when every connection to it failed, else 1.
+    A target weighs ``weight[0]`` when every connection to it failed, else ``weight[1]``.
     """
     per_target = connections.group_by([*SOURCE, *target]).aggregate([("failed", "all")])
-    weights = pc.if_else(per_target["failed_all"], weight, 1.0)
+    weights = pc.if_else(per_target["failed_all"], weight[0], weight[1])
     return (
         per_target.append_column("weight", weights)
         .group_by(SOURCE)

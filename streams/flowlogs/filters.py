@@ -106,7 +106,7 @@ def protocol_number(raw: str) -> int | None:
 
 def _values(query: Query, name: str, parse: Callable[[str, str], T]) -> tuple[T, ...]:
     raw = query.get(name)
-    if not raw:
+    if not raw or not raw.strip():  # "?account_id=" is how forms send no value
         return ()
     parts = [part.strip() for part in raw.split(",") if part.strip()]
     if not parts:

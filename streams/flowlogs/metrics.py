@@ -16,7 +16,7 @@ ALERT_KINDS = ("port_scan", "exfiltration", "long_lived", "new_country")
 DEAD_LETTER_REASONS = (
     "malformed_line", "invalid_field", "future_timestamp", "corrupt_object",
     "unreadable_header", "missing_fields", "unreadable_object", "too_large",
-    "processing_error", "invalid_chunk",
+    "processing_error", "invalid_chunk", "changed_object",
 )  # fmt: skip
 #: Why the worker dead-letters a record of flowlogs.records.
 WORKER_DEAD_LETTER_REASONS = ("invalid_chunk", "processing_error")

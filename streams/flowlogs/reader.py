@@ -26,12 +26,11 @@ import contextlib
 import logging
 import time
 import zlib
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-import pyarrow.fs as pafs
 from aiokafka.errors import KafkaError
 
 from streams.common.batches import Retry
@@ -81,6 +80,22 @@ def check_gzip(head: bytes, read: Callable[[int], bytes]) -> None:
                 inflate = zlib.decompressobj(wbits=31)
     if not inflate.eof:
         raise CorruptObject("gzip: truncated (the stream ends before its trailer)")
+
+
+def surroundings(exc: BaseException) -> bool:
+    """Whether a failure reading an object is the surroundings' (retried for as long as
+    it lasts), not the object's: Kafka, the network, or S3 answering with an error.
+
+    pyarrow raises OSError for both a dropped connection and a corrupt Parquet page; its
+    S3 errors name themselves ("AWS Error ..."), and a local disk's are OS errors with an
+    errno. Decoding errors (ArrowInvalid, a truncated stream) are the object's.
+    """
+    if isinstance(exc, SendFailed | KafkaError | ConnectionError | TimeoutError):
+        return True
+    if isinstance(exc, OSError):
+        text = str(exc)
+        return exc.errno is not None or "AWS Error" in text or "curl" in text.lower()
+    return False
 
 
 class CorruptObject(Exception):
@@ -143,7 +158,9 @@ class Reader:
         objects = await asyncio.to_thread(self.source.list)
         if objects:
             self.metrics.newest_seen.set(max(o.delivered or time.time() for o in objects))
-        todo = [o for o in objects if self.ledger.owns(o.uri) and not self.ledger.is_done(o.uri)]
+        mine = [o for o in objects if self.ledger.owns(o.uri)]
+        await self._report_changed(o for o in mine if self.ledger.is_done(o.uri))
+        todo = [o for o in mine if not self.ledger.is_done(o.uri)]
         self.metrics.pending.set(len(todo))
         ingested = 0
         running = self.ledger.in_flight
@@ -192,14 +209,23 @@ class Reader:
                 break  # the header decides it: reading again cannot help
             except CorruptObject as exc:
                 problem = (exc.reason, str(exc))
+            except FileNotFoundError:
+                log.warning("flowlogs reader: %s vanished after the listing", obj.uri)
+                self.metrics.pending.dec()
+                return  # nothing to read; listed again if it comes back
             except Exception as exc:
-                # Kafka failing, or the source not answering, is the surroundings': the
-                # listing is tried again (run). Anything else while the source answers
-                # is this object's: read again, then dead-lettered, never a stuck reader.
-                if isinstance(exc, SendFailed | KafkaError) or not await asyncio.to_thread(
-                    self._answers, obj
-                ):
-                    raise
+                if isinstance(exc, SendFailed | KafkaError):
+                    raise  # nothing can be sent: the listing is tried again, after a wait
+                if surroundings(exc):
+                    # The network or S3 failing for this object (access denied, a dropped
+                    # connection): it stays unread and is tried at the next listing; the
+                    # others go on meanwhile.
+                    self.metrics.source_errors.inc()
+                    self.metrics.pending.dec()
+                    log.warning("flowlogs reader: %s not read now: %s", obj.uri, exc)
+                    return
+                # Anything else is this object's bytes (or name): read again, then
+                # dead-lettered, never a stuck reader.
                 problem = ("unreadable_object", f"{type(exc).__name__}: {exc}")
             log.warning("flowlogs reader: %s unreadable (%s), try %d", obj.uri, problem[1], attempt)
             if attempt < self.object_attempts:
@@ -226,13 +252,6 @@ class Reader:
         self.metrics.newest_ingested.set(self.newest_ingested)
         self.metrics.object_seconds.observe(time.perf_counter() - started)
         self.metrics.pending.dec()
-
-    def _answers(self, obj: StoredObject) -> bool:
-        """Whether the source answers about ``obj`` (blocking I/O)."""
-        try:
-            return bool(self.source.fs.get_file_info(obj.path).type == pafs.FileType.File)
-        except OSError:
-            return False
 
     def _check(self, obj: StoredObject) -> None:
         """Decompress a gzip object once, discarding the text (blocking I/O)."""
@@ -301,6 +320,26 @@ class Reader:
         self.metrics.dead_letters.labels(reason_label(reason)).inc()
         log.error("flowlogs reader: %s dead-lettered: %s (%s)", obj.uri, reason, detail)
         await self._record(obj, {"status": "dead_lettered", "reason": reason, "detail": detail})
+
+    async def _report_changed(self, done: Iterable[StoredObject]) -> None:
+        """An object read before whose size is now another: AWS never rewrites one, so
+        its new bytes are not read (that could count its flows twice); it is
+        dead-lettered (``changed_object``) once, and the ledger notes the new size."""
+        for obj in done:
+            size = self.ledger.done[obj.uri].get("size")
+            if size is None or size == obj.size:
+                continue
+            detail = f"read at {size} bytes, now {obj.size}: the new bytes are not read"
+            sends = Confirmed(self.producer)
+            letter = DeadLetter(
+                "changed_object", detail, Source(object=obj.uri), obj.uri.encode(), None
+            )
+            await send_dead_letter(sends, DLQ, letter)
+            await sends.confirm()
+            self.metrics.dead_letters.labels("changed_object").inc()
+            log.warning("flowlogs reader: %s changed after it was read: %s", obj.uri, detail)
+            earlier = {k: v for k, v in self.ledger.done[obj.uri].items() if k != "size"}
+            await self._record(obj, {**earlier, "changed_from": size})  # now at obj.size
 
     async def _record(self, obj: StoredObject, outcome: dict[str, Any]) -> None:
         sends = Confirmed(self.producer)

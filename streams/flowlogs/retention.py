@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from streams.flowlogs import dedupe
+from streams.flowlogs.rollups import window_text
 
 DAY = 86_400
 BASELINE_SILENCE = 14 * DAY
@@ -30,8 +31,9 @@ def stale_keys(
 ) -> list[str]:
     stale = dedupe.expired(io.scan(dedupe.PREFIX), now, dedupe_days * DAY)  # type: ignore[arg-type]
     for resolution, days in (("5m", five_minute_days), ("1h", hourly_days)):
-        # Keys sort by window (ten-digit epoch seconds): the old ones are one range.
-        stale += io.keys_between(f"{resolution}|", f"{resolution}|{int(now - days * DAY)}")
+        # Keys sort by window (12 digits): the old ones are one range.
+        cutoff = window_text(int(now - days * DAY))
+        stale += io.keys_between(f"{resolution}|", f"{resolution}|{cutoff}")
     for key, value in io.scan("exf|"):  # type: ignore[attr-defined]
         if isinstance(value, list) and len(value) == 4 and value[3] < now - BASELINE_SILENCE:
             stale.append(key)

@@ -1,7 +1,7 @@
 """Rollups: exact figures per 5-minute and hourly window and per filter combination (pure).
 
 A rollup key names a window and one value of every filter the views take but the
-addresses and ports: ``<res>|<window start>|<account>|<vpc>|<subnet>|<eni>|<protocol>|
+addresses and ports: ``<res>|<window start, 12 digits>|<account>|<vpc>|<subnet>|<eni>|<protocol>|
 <action>``. An ENI belongs to one subnet, VPC and account, so a window holds at most
 (ENIs x protocols x actions) keys, and ANY combination of those filters is a sum over
 the keys that match: nothing is precomputed per combination, nothing is approximate.
@@ -47,7 +47,14 @@ def window_of(start: int, resolution: int) -> int:
 
 
 def rollup_key(resolution: str, window: int, dims: tuple[object, ...]) -> str:
-    return "|".join((resolution, str(window), *(NO_VALUE if v is None else str(v) for v in dims)))
+    """Windows zero-padded to 12 digits: keys sort by time, so a range of windows (a
+    view's, the retention sweep's) is one range of keys, for any year."""
+    values = (NO_VALUE if v is None else str(v) for v in dims)
+    return "|".join((resolution, window_text(window), *values))
+
+
+def window_text(window: int) -> str:
+    return f"{window:012d}"
 
 
 def deltas(flows: pa.Table) -> Iterator[Delta]:

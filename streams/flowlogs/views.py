@@ -24,7 +24,7 @@ from streams.common.web import BadRequest, Views, route_latency
 from streams.flowlogs.filters import Filters, parse_filters, strict
 from streams.flowlogs.metrics import ALERT_KINDS, PREFIX
 from streams.flowlogs.query import TOP_BY, TOP_FIELDS, LakeQueries
-from streams.flowlogs.rollups import RESOLUTIONS, figures_by_window
+from streams.flowlogs.rollups import RESOLUTIONS, figures_by_window, window_text
 from streams.flowlogs.runtime import RECORDS, FlowPipeline
 
 MAX_TOP = 1000
@@ -76,8 +76,8 @@ def vpc_windows(pipeline: FlowPipeline, query: Query) -> dict[str, Any]:
     io = RocksPartition(
         pipeline.table, partition_for(vpc_key.encode(), pipeline.settings.partitions)
     )
-    low = f"{resolution}|{filters.start if filters.start is not None else ''}"
-    high = f"{resolution}|{filters.end}" if filters.end is not None else f"{resolution}|~"
+    low = f"{resolution}|{window_text(filters.start) if filters.start is not None else ''}"
+    high = f"{resolution}|{window_text(filters.end) if filters.end is not None else '~'}"
     rows = figures_by_window(io.items_between(low, high), vpc_key, filters)[-limit:]
     for row in rows:
         row["window"] = _iso(row["window"])

@@ -4,6 +4,7 @@ one object in AWS's Parquet delivery among them)."""
 from __future__ import annotations
 
 import gzip
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -158,5 +159,12 @@ def test_hostile_objects_are_dead_lettered_and_nothing_stops(
         assert letters["malformed_line"] == 2  # "x y z" and the control bytes
         assert reader.alive() and worker.alive()
         assert worker.get("/flowlogs/top?field=srcaddr&by=flows&limit=1")[0]["flows"] == 1
+        # An object rewritten after it was read: reported once, its new bytes not counted.
+        write_object(source, "a/ok.log.gz", [HEADER, *(good(i) for i in range(10, 40))])
+        changed = 'streams_flowlogs_dead_letters_total{reason="changed_object"}'
+        wait_until(lambda: reader.metric(changed) == 1, timeout=60, what="the change reported")
+        time.sleep(3)  # three more listings (one a second): still reported once
+        assert reader.metric(changed) == 1
+        assert worker.get("/flowlogs/summary")["flows"] == 19
     finally:
         flows.stop_all()

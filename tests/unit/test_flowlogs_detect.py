@@ -612,3 +612,13 @@ def test_corrupt_state_starts_over() -> None:
     for corrupt in ([1, 2], [1, math.nan, 0.0, W0 - 300], "x", None):
         _, updated = exfiltration(table, W0, {key: corrupt}, SETTINGS)  # type: ignore[dict-item]
         assert updated == {key: [1, MB, 0.0, W0]}
+
+
+def test_a_busy_client_reaching_many_hosts_is_no_scan() -> None:
+    """60 hosts reached (accepted, answered) in a window is a busy client; 60 hosts that
+    all refused is a sweep."""
+    reached = [flow(SCANNER, f"10.0.9.{i}", dstport=443) for i in range(60)]
+    answers = [flow(f"10.0.9.{i}", SCANNER, srcport=443, dstport=40000) for i in range(60)]
+    assert port_scans(window(reached + answers), W0, SETTINGS) == []
+    refused = [flow(SCANNER, f"10.0.9.{i}", dstport=443, action="REJECT") for i in range(60)]
+    assert [a.subject for a in port_scans(window(refused), W0, SETTINGS)] == [SCANNER]

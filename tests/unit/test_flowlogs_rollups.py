@@ -45,15 +45,15 @@ def test_figures_per_window_and_filter_combination() -> None:
     state = PartitionState(store)
     rollups.apply(state, rows)
     state.flush()
-    five = f"5m|{T0}|111122223333|vpc-a|-|eni-1"
+    five = f"5m|{T0:012d}|111122223333|vpc-a|-|eni-1"
     assert {k: v["flows"] for k, v in store.items() if k.startswith(five)} == {
         f"{five}|6|ACCEPT": 2, f"{five}|6|REJECT": 1, f"{five}|-|-": 0,
     }  # fmt: skip
     assert store[f"{five}|6|ACCEPT"]["bytes"] == 200
     assert store[f"{five}|-|-"]["nodata"] == 1 and store[f"{five}|-|-"]["skipdata"] == 1
     hour = T0 - T0 % 3600
-    assert store[f"1h|{hour}|111122223333|vpc-a|-|eni-1|17|ACCEPT"]["flows"] == 1
-    assert store[f"1h|{hour}|111122223333|vpc-a|-|eni-1|6|ACCEPT"]["packets"] == 4
+    assert store[f"1h|{hour:012d}|111122223333|vpc-a|-|eni-1|17|ACCEPT"]["flows"] == 1
+    assert store[f"1h|{hour:012d}|111122223333|vpc-a|-|eni-1|6|ACCEPT"]["packets"] == 4
 
 
 def test_a_record_applied_before_a_crash_is_not_applied_again() -> None:
@@ -65,7 +65,7 @@ def test_a_record_applied_before_a_crash_is_not_applied_again() -> None:
     again = PartitionState(store)
     rollups.apply(again, table([{"_offset": 5}, {"_offset": 6}, {"_offset": 7}]))
     again.flush()
-    assert store[f"5m|{T0}|111122223333|vpc-a|-|eni-1|6|ACCEPT"]["flows"] == 3
+    assert store[f"5m|{T0:012d}|111122223333|vpc-a|-|eni-1|6|ACCEPT"]["flows"] == 3
 
 
 def test_deltas_come_in_offset_order_for_every_key() -> None:
@@ -155,9 +155,9 @@ def test_a_partition_forgets_old_rollups_objects_and_silent_baselines() -> None:
     now = 1_800_000_000
     day = 86_400
     io = Partition({
-        f"5m|{now - 8 * day}|a|v|-|e|6|ACCEPT": {"flows": 1},
-        f"5m|{now - 6 * day}|a|v|-|e|6|ACCEPT": {"flows": 1},
-        f"1h|{now - 8 * day}|a|v|-|e|6|ACCEPT": {"flows": 1},
+        f"5m|{now - 8 * day:012d}|a|v|-|e|6|ACCEPT": {"flows": 1},
+        f"5m|{now - 6 * day:012d}|a|v|-|e|6|ACCEPT": {"flows": 1},
+        f"1h|{now - 8 * day:012d}|a|v|-|e|6|ACCEPT": {"flows": 1},
         "obj|s3://b/old": {"t": now - 8 * day, "seqs": {}},
         "obj|s3://b/new": {"t": now - day, "seqs": {}},
         "exf|a|v|10.0.0.1": [20, 1.0, 0.1, now - 15 * day],
@@ -166,18 +166,18 @@ def test_a_partition_forgets_old_rollups_objects_and_silent_baselines() -> None:
     })  # fmt: skip
     stale = stale_keys(io, now, dedupe_days=7, five_minute_days=7, hourly_days=90)
     assert sorted(stale) == sorted([
-        f"5m|{now - 8 * day}|a|v|-|e|6|ACCEPT", "obj|s3://b/old", "exf|a|v|10.0.0.1",
+        f"5m|{now - 8 * day:012d}|a|v|-|e|6|ACCEPT", "obj|s3://b/old", "exf|a|v|10.0.0.1",
     ])  # fmt: skip
 
 
 def test_a_vpcs_windows_sum_the_keys_its_filters_pass() -> None:
     w = 1_800_000_000
     entries = [
-        (f"5m|{w}|a|v|s1|e1|6|ACCEPT", {"flows": 2, "bytes": 10}),
-        (f"5m|{w}|a|v|s1|e1|17|ACCEPT", {"flows": 1, "bytes": 5}),
-        (f"5m|{w}|a|v|s2|e2|6|REJECT", {"flows": 4, "bytes": 1}),
-        (f"5m|{w}|a|other|s1|e1|6|ACCEPT", {"flows": 100, "bytes": 100}),
-        (f"5m|{w + 300}|a|v|s1|e1|6|ACCEPT", {"flows": 3, "bytes": 7}),
+        (f"5m|{w:012d}|a|v|s1|e1|6|ACCEPT", {"flows": 2, "bytes": 10}),
+        (f"5m|{w:012d}|a|v|s1|e1|17|ACCEPT", {"flows": 1, "bytes": 5}),
+        (f"5m|{w:012d}|a|v|s2|e2|6|REJECT", {"flows": 4, "bytes": 1}),
+        (f"5m|{w:012d}|a|other|s1|e1|6|ACCEPT", {"flows": 100, "bytes": 100}),
+        (f"5m|{w + 300:012d}|a|v|s1|e1|6|ACCEPT", {"flows": 3, "bytes": 7}),
     ]
     everything = figures_by_window(entries, "a|v", Filters())
     assert [(r["window"], r["flows"], r["bytes"]) for r in everything] == [
@@ -203,3 +203,10 @@ def test_a_windows_rows_held_for_detection_are_capped() -> None:
     assert windows.stage("a|v", flows) == 5
     held = windows.take("a|v", T0)
     assert held is not None and held.num_rows == 3
+
+
+def test_rollup_keys_sort_by_time_in_any_year() -> None:
+    """A view's range of windows is one range of keys: 2000 sorts before 2027."""
+    early = rollups.rollup_key("5m", 946_684_800, ("a", "v", "-", "e", 6, "ACCEPT"))
+    late = rollups.rollup_key("5m", 1_800_000_000, ("a", "v", "-", "e", 6, "ACCEPT"))
+    assert early < late
