@@ -22,7 +22,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from streams.common.batches import PROCESSING_ERROR, by_partition
+from streams.common.batches import by_partition
 from streams.common.deadletter import dead_letter
 from streams.common.exactly_once import PartitionState
 from streams.common.sends import Confirmed
@@ -31,6 +31,7 @@ from streams.flowlogs import dedupe, rollups
 from streams.flowlogs.chunks import Chunk, ChunkError, decode
 from streams.flowlogs.detect import Alert
 from streams.flowlogs.detection import close_window
+from streams.flowlogs.fields import SCHEMA
 from streams.flowlogs.rollups import OFFSET_COLUMN
 from streams.flowlogs.runtime import ALERTS, DLQ, FlowPipeline, PartitionRuntime
 from streams.flowlogs.windows import WINDOW, advance, clock_key, due
@@ -105,8 +106,6 @@ async def _handle_partition(
 
 
 def _with_offsets(counted: list[tuple[int, Chunk]]) -> pa.Table:
-    from streams.flowlogs.fields import SCHEMA
-
     if not counted:
         return SCHEMA.empty_table().append_column(OFFSET_COLUMN, pa.array([], pa.int64()))
     tables = [
@@ -162,6 +161,3 @@ async def _windows(
             runtime.closed_now += 1
         clock["rows"] = since
     return alerts, clocks, late
-
-
-__all__ = ["PROCESSING_ERROR", "handle_batch"]

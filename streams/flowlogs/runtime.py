@@ -12,7 +12,6 @@ import faust
 import pyarrow.compute as pc
 
 from streams.common.table_io import RocksPartition
-from streams.flowlogs.chunks import partition_key
 from streams.flowlogs.detect import DetectorSettings
 from streams.flowlogs.lake import FlowLake
 from streams.flowlogs.metrics import WorkerMetrics
@@ -105,6 +104,3 @@ class FlowPipeline:
             self.recent_alerts.appendleft(value)
             while len(self.recent_alerts) > self.settings.alerts_kept:
                 self.recent_alerts.pop()
-
-
-__all__ = ["ALERTS", "DLQ", "RECORDS", "FlowPipeline", "PartitionRuntime", "partition_key"]
