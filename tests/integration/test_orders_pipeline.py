@@ -77,7 +77,13 @@ def test_sample_replay_counts_every_order(
         timeout=60,
         what="revenue of the whole sample",
     )
-    assert worker.metric("streams_orders_accepted_total") == len(lines)
+    # Metrics move once a batch is done, after its figures reached the changelog the
+    # views mirror: they can trail the view briefly.
+    wait_until(
+        lambda: worker.metric("streams_orders_accepted_total") == len(lines),
+        timeout=30,
+        what="the accepted counter",
+    )
     assert worker.metric("streams_orders_dead_letters_total") == 0
     # The partitions' clocks (which the quality view sums) are written after the figures
     # they guard (streams/common/table_io.py): the view can trail the revenue briefly.
