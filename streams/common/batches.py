@@ -14,9 +14,9 @@ unprocessed. So a batch is handled until it is done, by this policy:
   ``reject`` (the pipeline dead-letters it as ``processing_error`` with the exception,
   and marks it done); the others are handled as usual. One poison record costs one
   dead letter, never a stalled partition.
-- Every wait ends early when a rebalance takes the batch away (a new consumer
-  generation): its acknowledgements then belong to an old generation and are ignored,
-  and the partition's next owner reads the records again.
+- Every wait ends early when a rebalance begins: the batch is given up
+  (``faust_fixes.abandon``: its acknowledgements are ignored, so its offsets are never
+  committed) and the partition's next owner reads the records again.
 
 Handlers read their state afresh on every attempt; the per-record offset guards of
 the tables make a retry exact.
@@ -33,6 +33,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from streams.common.faust_fixes.rebalance import abandon
 from streams.common.sends import caused_by_a_record
 
 log = logging.getLogger(__name__)
@@ -91,6 +92,12 @@ class BatchRunner:
         self.sleep = sleep
 
     async def run(self, events: list[Any]) -> bool:
+        if await self._run(events):
+            return True
+        abandon(event.message for event in events)
+        return False
+
+    async def _run(self, events: list[Any]) -> bool:
         generation: int = self.app.rebalancing_count
         failures = 0
         while True:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -155,6 +156,34 @@ async def test_a_failed_check_is_counted_and_keeps_listed_offsets(
         finally:
             await consumer.stop()
     assert counts()[Fix.END_OFFSET_CHECKS_FAILED] == before + 1
+
+
+async def test_a_check_that_fails_once_is_tried_again(
+    bootstrap: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A connection closed under the first check does not leave a restore one batch
+    short: the check is tried again and the end is corrected."""
+    await create_topic(bootstrap, "check-retried", 1)
+    await produce_batches(bootstrap, "check-retried", {0: [10]})
+    tp = TopicPartition("check-retried", 0)
+    real, calls = eo.fetch_watermarks, []
+
+    async def fails_once(*args: Any) -> dict[TopicPartition, int]:
+        calls.append(1)
+        if len(calls) == 1:
+            raise ConnectionError("connection closed")
+        return await real(*args)
+
+    monkeypatch.setattr(eo, "fetch_watermarks", fails_once)
+    failed = counts()[Fix.END_OFFSET_CHECKS_FAILED]
+    with eo.end_offset_correction():
+        consumer = await started_consumer(bootstrap)
+        try:
+            assert await consumer.end_offsets([tp]) == {tp: 10}
+        finally:
+            await consumer.stop()
+    assert len(calls) == 2
+    assert counts()[Fix.END_OFFSET_CHECKS_FAILED] == failed
 
 
 def test_install_is_idempotent_and_reversible() -> None:

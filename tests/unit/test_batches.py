@@ -13,10 +13,11 @@ from prometheus_client import CollectorRegistry, Counter
 
 from streams.common.batches import BatchRunner, Retry, by_partition
 from streams.common.sends import Confirmed, SendFailed, caused_by_a_record
+from tests.support.messages import FakeMessage
 
 
 def event(partition: int, offset: int) -> Any:
-    message = SimpleNamespace(topic="t", partition=partition, offset=offset, key=None, value=b"")
+    message = FakeMessage(topic="t", partition=partition, offset=offset, key=None, value=b"")
     return SimpleNamespace(message=message)
 
 

@@ -31,6 +31,7 @@ from streams.orders.batch import handle_batch, reject
 from streams.orders.metrics import OrdersMetrics
 from streams.orders.pipeline import DLQ, ENRICHED, OrdersPipeline
 from streams.orders.settings import OrdersSettings
+from tests.support.messages import FakeMessage
 from tests.unit.factories import bundled_catalog, item, raw, v1
 
 PARTITIONS = 4
@@ -90,7 +91,7 @@ class Producer:
 
 
 def message(partition: int, offset: int, value: bytes, key: bytes) -> Any:
-    return SimpleNamespace(
+    return FakeMessage(
         topic="orders.raw", partition=partition, offset=offset, key=key, value=value,
         timestamp=NOW_S,
     )  # fmt: skip

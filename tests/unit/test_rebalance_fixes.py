@@ -11,11 +11,15 @@ from typing import Any
 import faust
 import faust.streams as faust_streams
 import pytest
+from aiokafka.errors import KafkaConnectionError
 from aiokafka.structs import ConsumerRecord
 from faust.events import Event
 from faust.types import TP, Message
 from faust.types.tuples import ConsumerMessage
+from prometheus_client import CollectorRegistry
+from prometheus_client import Counter as PromCounter
 
+from streams.common.batches import BatchRunner
 from streams.common.faust_fixes import Fix, counts, install_rebalance_fixes
 from streams.common.faust_fixes.delivery_order import DeliveryOrder, Verdict
 from streams.common.faust_fixes.rebalance import PATCHES
@@ -52,6 +56,42 @@ def test_a_record_from_before_a_rebalance_is_not_acknowledged() -> None:
     assert consumer.ack(message(4, generation=7)) is True
     assert list(consumer._acked[P0]) == [4]
     assert counts()[Fix.ACKS_IGNORED] == before + 1
+
+
+def test_a_batch_given_up_at_a_rebalance_is_never_committed() -> None:
+    """A batch that fails, then sees a rebalance begin while it waits to retry, is given
+    up: Faust acks it when the agent moves on, before the consumer generation changes
+    (only an assignment changes it) and before the revocation commits, so that ack must
+    not count. The revocation's wait for unacked records must not wait for it either."""
+    install_rebalance_fixes()
+    app = faust.App("abandon-test", broker="kafka://127.0.0.1:1", store="memory://")
+    consumer = app.consumer
+    app.topics._acking_topics.add("telemetry.readings")
+    app.consumer_generation_id, app.rebalancing_count = 3, 0
+    consumer._committed_offset[P0] = 10
+    batch = [SimpleNamespace(message=message(offset, generation=3)) for offset in (10, 11)]
+
+    async def fails(_events: list[Any]) -> None:
+        raise KafkaConnectionError()
+
+    async def rebalance_begins(_seconds: float) -> None:
+        app.rebalancing_count += 1
+
+    async def never_rejects(_event: Any, _error: Exception) -> None:
+        raise AssertionError("a surroundings failure rejects nothing")
+
+    failures = PromCounter("f", "", registry=CollectorRegistry())
+    runner = BatchRunner(app, "t", fails, never_rejects, failures, sleep=rebalance_begins)
+    for item in batch:
+        consumer._unacked_messages.add(item.message)
+    ignored = counts()[Fix.ACKS_IGNORED]
+
+    assert asyncio.run(runner.run(batch)) is False
+    assert [consumer.ack(item.message) for item in batch] == [False, False]
+    assert counts()[Fix.ACKS_IGNORED] == ignored + 2
+    assert consumer._new_offset(P0) is None  # nothing committed: read again
+    assert not consumer._unacked_messages  # the revocation does not wait for them
+    assert consumer.ack(message(12, generation=3)) is True  # other records unaffected
 
 
 def test_a_record_the_stream_skipped_is_not_acknowledged_and_blocks_the_commit() -> None:

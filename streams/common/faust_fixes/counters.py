@@ -40,8 +40,8 @@ class Fix(enum.Enum):
     )
     ACKS_IGNORED = (
         "acks_ignored",
-        "Acknowledgements ignored: of records the stream skipped, or of an earlier "
-        "consumer generation",
+        "Acknowledgements ignored: of records the stream skipped, of an earlier "
+        "consumer generation, or of a batch given up at a rebalance",
     )
     COMMITS_HELD_BACK = (
         "commits_held_back",

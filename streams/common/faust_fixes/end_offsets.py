@@ -18,8 +18,9 @@ What it does: ``install_end_offset_correction()`` wraps
 sends one Fetch request per partition leader (at each partition's listed offset,
 ``min_bytes=0``, 1-byte limits, so no records are wanted) and returns, per partition, the
 larger of the listed offset and the Fetch response's high watermark (its last stable
-offset for ``read_committed`` consumers). Any failure falls back to the listed offset
-and logs a warning.
+offset for ``read_committed`` consumers). A check that fails, or leaves partitions
+unanswered, is tried again (``CHECK_ATTEMPTS``); then the listed offset is kept, with a
+warning, for the partitions still unanswered.
 
 Harmless on real Kafka, were it turned on there: the high watermark (last stable offset
 for read_committed) *is* what ListOffsets(latest) returns, so the maximum is the listed
@@ -60,6 +61,9 @@ log = logging.getLogger(__name__)
 FETCH_MAX_WAIT_MS = 25
 #: We only want the watermarks, not records.
 FETCH_MAX_BYTES = 1
+#: Checks tried before the listed end offsets are kept, and the base of the wait between.
+CHECK_ATTEMPTS = 3
+CHECK_RETRY_DELAY = 0.1
 
 
 def corrected_end_offsets(
@@ -153,14 +157,33 @@ async def fetch_watermarks(
 async def _end_offsets_corrected(
     self: Fetcher, partitions: Iterable[TopicPartition], timeout_ms: int | None
 ) -> dict[TopicPartition, int]:
-    """Replacement for ``Fetcher.end_offsets``: ListOffsets, then the Fetch check."""
+    """Replacement for ``Fetcher.end_offsets``: ListOffsets, then the Fetch check.
+
+    The check is tried ``CHECK_ATTEMPTS`` times before the listed values are kept: a
+    table restored to a short end misses the last changelog records for good, and a
+    busy broker or a connection closed mid-request is usually gone a moment later.
+    """
     listed: dict[TopicPartition, int] = await END_OFFSETS.original(self, partitions, timeout_ms)
+    wanted = {tp for tp, offset in listed.items() if offset >= 0}
+    watermarks: dict[TopicPartition, int] = {}
+    failure: Exception | None = None
     try:
         async with asyncio.timeout(None if timeout_ms is None else timeout_ms / 1000):
-            watermarks = await fetch_watermarks(self, listed)
-    except Exception as exc:
+            for attempt in range(CHECK_ATTEMPTS):
+                if attempt:
+                    await asyncio.sleep(CHECK_RETRY_DELAY * attempt)
+                try:
+                    watermarks.update(await fetch_watermarks(self, listed))
+                    failure = None
+                except Exception as exc:
+                    failure = exc
+                if wanted <= watermarks.keys():
+                    break
+    except TimeoutError as exc:
+        failure = exc
+    if failure is not None and not watermarks:
         # Never worse than without the correction: keep what ListOffsets said.
-        log.warning("end offsets not corrected (listed values kept): %r", exc)
+        log.warning("end offsets not corrected (listed values kept): %r", failure)
         count(Fix.END_OFFSET_CHECKS_FAILED)
         return dict(listed)
     corrected = corrected_end_offsets(listed, watermarks)

@@ -24,7 +24,10 @@ upstream bug report (reproduction, cause with file and line, fix).
    generation, are ignored. (Faust's compiled iterator, used when its Cython extension
    loads, never acks a skipped record, and acks records of ``async for`` streams
    without calling ``Consumer.ack``; ``take_events`` batches, which the pipelines'
-   agents use, are acked through ``Consumer.ack`` on both.)
+   agents use, are acked through ``Consumer.ack`` on both.) So are the acks of a batch
+   the agent gave up (``abandon``): a rebalance began while it waited to retry, but
+   the consumer generation changes only when the partitions are assigned again, and
+   Faust's revocation commits what was acknowledged before that.
 4. **A commit never passes an unacknowledged record.** Faust's check lets one through:
    it accepts a lowest acknowledged offset one above the committed one.
 
@@ -36,7 +39,8 @@ guarded by source offsets). Losing one never is. Each correction counts what it 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+import weakref
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from faust.streams import Stream
@@ -66,8 +70,26 @@ def install_rebalance_fixes() -> None:
 
 # -- 3. and 4.: acknowledgements and commits -----------------------------------------
 
+#: Records of batches given up before they were done: their acks must not count.
+_ABANDONED: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def abandon(messages: Iterable[Any]) -> None:
+    """Never commit ``messages``: their batch was given up unhandled (a rebalance began
+    while it waited to retry), and the partition's next owner must read them again.
+
+    Their acks are ignored; each is marked acked all the same, so that the revocation's
+    wait for unacknowledged records does not wait for them for ever.
+    """
+    _ABANDONED.update(messages)
+
 
 def _ack(self: Any, message: Any) -> bool:
+    if message in _ABANDONED:
+        count(Fix.ACKS_IGNORED)
+        message.acked = True
+        self._unacked_messages.discard(message)
+        return False
     # A record the stream skipped was never tracked (``streams.py`` marks a record
     # tracked only once it passed the skip test), whatever the reason it skipped it: a
     # generation since changed, or flow control off during a revocation.
