@@ -154,13 +154,15 @@ def dockerfile_instructions() -> list[list[str]]:
 
 
 def one_shot(services: Mapping[str, Mapping[str, Any]]) -> set[str]:
-    """Services others wait on to *finish* (e.g. bucket creation): they are meant to exit."""
-    return {
+    """Services meant to exit: those others wait on to *finish* (e.g. bucket creation),
+    and those never restarted (a job run once, e.g. writing a day of flow logs)."""
+    awaited = {
         name
         for service in services.values()
         for name, dep in (service.get("depends_on") or {}).items()
         if dep.get("condition") == "service_completed_successfully"
     }
+    return awaited | {name for name, s in services.items() if s.get("restart") == "no"}
 
 
 def test_compose_file_matches_the_compose_spec() -> None:
@@ -338,7 +340,23 @@ def test_telemetry_simulator_posts_to_the_ingest_in_the_demo_profile(
     assert plain.returncode == 0, plain.stderr
     started = set(plain.stdout.split())
     assert {*DEFAULT_WORKERS, "telemetry-ingest"} <= started
-    assert not {"telemetry-simulator", "orders-producer"} & started
+    assert not {"telemetry-simulator", "orders-producer", "flowlogs-generator"} & started
+
+
+def test_flowlogs_generator_fills_the_readers_source_in_the_demo_profile(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    """With `--profile demo`, a day of flow logs is written once, as the app user, into
+    the prefix the reader polls by default, after minio-init made the bucket."""
+    generator = services["flowlogs-generator"]
+    assert generator["profiles"] == ["demo"]
+    command = generator["command"]
+    assert command[:4] == ["python", "-m", "producers", "flowlogs"]
+    source = services["flowlogs-reader"]["environment"]["FLOWLOGS_SOURCE"]
+    assert command[command.index("--out") + 1] == source
+    assert generator["environment"]["AWS_ACCESS_KEY_ID"] == DUMMY_SECRETS["MINIO_APP_USER"]
+    assert generator["depends_on"]["minio-init"]["condition"] == "service_completed_successfully"
+    assert generator["restart"] == "no"
 
 
 def test_prometheus_scrapes_every_pipeline_service(services: dict[str, dict[str, Any]]) -> None:
