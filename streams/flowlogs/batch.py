@@ -30,11 +30,11 @@ from streams.common.table_io import write_all
 from streams.flowlogs import dedupe, rollups
 from streams.flowlogs.chunks import Chunk, ChunkError, decode
 from streams.flowlogs.detect import Alert
-from streams.flowlogs.detection import close_window
+from streams.flowlogs.detection import Closing, close_windows
 from streams.flowlogs.fields import SCHEMA
 from streams.flowlogs.rollups import OFFSET_COLUMN
 from streams.flowlogs.runtime import ALERTS, DLQ, FlowPipeline, PartitionRuntime
-from streams.flowlogs.windows import WINDOW, advance, clock_key, due
+from streams.flowlogs.windows import DETECTOR_COLUMNS, WINDOW, advance, clock_key, due
 
 
 async def handle_batch(pipeline: FlowPipeline, events: list[Any]) -> None:
@@ -132,18 +132,19 @@ async def _windows(
         if offset > runtime.horizon and chunk.flows.num_rows:
             by_vpc[chunk.key].append(chunk.flows)
     for vpc_key, tables in by_vpc.items():
-        flows = pa.concat_tables(tables)
+        # Only the detectors' columns are copied from here on (windows.py).
+        flows = pa.concat_tables(tables).select(list(DETECTOR_COLUMNS))
         starts = flows.column("start")
         clock = clocks.get(vpc_key) or runtime.io.get(clock_key(vpc_key))
         earliest, latest = pc.min(starts).as_py(), pc.max(starts).as_py()
         clock = advance(dict(clock) if clock else None, earliest, latest)
         on_time = pc.greater(starts, clock["closed"] + WINDOW - 1)
-        kept = flows.filter(on_time)
+        kept = flows if pc.all(on_time, skip_nulls=False).as_py() else flows.filter(on_time)
         late += flows.num_rows - kept.num_rows
         if kept.num_rows:
             late += runtime.windows.stage(vpc_key, kept)  # beyond a window's cap: unscanned
         clocks[vpc_key] = clock
-    alerts: list[Alert] = []
+    closings: list[Closing] = []
     for vpc_key, clock in clocks.items():
         closed_before = clock["closed"]
         last = due(clock, pipeline.settings.lateness_seconds)
@@ -151,13 +152,18 @@ async def _windows(
             continue
         # The last window closed that held rows: streak entries can be there and before.
         since = clock.get("rows", closed_before)
-        for window in runtime.windows.due(vpc_key, closed_before, last):
-            flows = runtime.windows.take(vpc_key, window)
-            previous = runtime.windows.take(vpc_key, window - WINDOW)
-            alerts += close_window(
-                state, vpc_key, flows, previous, window, pipeline.detectors, since=since
-            )
+        windows = runtime.windows.due(vpc_key, closed_before, last)
+        # Each window taken once: as the window before the next it is the same table,
+        # which the detectors then read once.
+        taken = {window: runtime.windows.take(vpc_key, window) for window in windows}
+        for window in windows:
+            previous = taken.get(window - WINDOW)
+            if window - WINDOW not in taken:
+                previous = runtime.windows.take(vpc_key, window - WINDOW)
+            closings.append(Closing(vpc_key, window, taken[window], previous, since))
             since = window
             runtime.closed_now += 1
         clock["rows"] = since
+    # Every window the batch closed, of every VPC, through the detectors at once.
+    alerts = close_windows(state, closings, pipeline.detectors)
     return alerts, clocks, late

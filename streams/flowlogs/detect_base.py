@@ -151,17 +151,19 @@ def iso_time(epoch_seconds: int) -> str:
     return datetime.fromtimestamp(epoch_seconds, UTC).isoformat().replace("+00:00", "Z")
 
 
-def flows(window: pa.Table) -> pa.Table:
+def flows(window: pa.Table, carry: tuple[str, ...] = ()) -> pa.Table:
     """The window's flows (``log_status`` OK, both addresses known) with uniform columns.
 
     Text columns are strings with null as "-" (version-2 logs have no ``vpc_id``);
     ports, protocol and bytes are int64 with null and NaN as 0 (-1 for protocol);
     ``tcp_flags`` stays nullable, because "unknown" differs from "no flags".
+    ``carry``: columns of ``window`` kept as they are (the batch's table numbers).
     """
     if (window.schema.metadata or {}).get(_NORMALISED) == b"1":
         return window  # already done once for this window: every detector reads it
     rows = window.num_rows
-    columns = {name: _text(window, name, rows) for name in TEXT_COLUMNS}
+    columns = {name: window[name] for name in carry}
+    columns.update({name: _text(window, name, rows) for name in TEXT_COLUMNS})
     for name in NUMBER_COLUMNS:
         columns[name] = pc.fill_null(_integer(window, name, rows), -1 if name == "protocol" else 0)
     columns["bytes"] = pc.max_element_wise(columns["bytes"], 0)

@@ -7,8 +7,9 @@ The rule and its reasons are in ``detect.py``. Baseline entries are
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -54,10 +55,20 @@ def exfiltration(
     settings: DetectorSettings,
 ) -> tuple[list[Alert], dict[str, object]]:
     """Alerts for sources far above their baseline, and the baselines this window changed."""
+    return exfiltration_of(_sent_by_source(window), window_start, baselines, settings)
+
+
+def exfiltration_of(
+    sent_by_source: Mapping[str, Sent],
+    window_start: int,
+    baselines: Mapping[str, list[float] | tuple[float, ...]],
+    settings: DetectorSettings,
+) -> tuple[list[Alert], dict[str, object]]:
+    """``exfiltration`` of a window whose traffic per baseline key was already summed."""
     floor = Floor(settings.exfil_spread_floor_bytes, settings.exfil_spread_floor_share)
     alerts: list[Alert] = []
     updated: dict[str, object] = {}
-    for key, sent in _sent_by_source(window).items():
+    for key, sent in sent_by_source.items():
         state, last = _baseline(baselines.get(key), window_start, settings)
         if last >= window_start:
             continue  # a window applied already (a replay) must not be folded twice
@@ -98,41 +109,60 @@ def _baseline(stored: object, window_start: int, settings: DetectorSettings) -> 
 
 @per_table
 def _sent_by_source(window: pa.Table) -> dict[str, Sent]:
-    """Per baseline key: bytes, distinct destinations and the top one, of accepted flows
-    from internal to public addresses.
+    return sent_of(sent_by_source(flows(window)).to_pylist())
 
-    A connection through a NAT gateway is logged by the instance's interface and again
-    by the gateway's, with the same 5-tuple: its bytes are summed per interface and the
-    largest interface's count taken, so it counts once.
+
+def sent_by_source(rows: pa.Table, apart: Sequence[str] = ()) -> pa.Table:
+    """Per baseline key (column ``key``): bytes, distinct destinations and the top one, of
+    accepted flows from internal to public addresses; rows in the order the rule reads
+    them (the sources of the largest pairs first).
+
+    ``rows``: normalised flows; ``apart``: columns that keep sets of rows apart (a
+    batch's windows), kept in the result. A connection through a NAT gateway is logged
+    by the instance's interface and again by the gateway's, with the same 5-tuple: its
+    bytes are summed per interface and the largest interface's count taken, so it counts
+    once.
     """
-    rows = flows(window)
-    rows = rows.filter(pc.equal(rows["action"], "ACCEPT"))
+    by = list(apart)
+    connection = [*by, *VPC, *FIVE_TUPLE]
+    source = [*by, *VPC, "srcaddr"]
+    accepted = pc.equal(rows["action"], "ACCEPT")
     internal = addresses_of_kind([rows["srcaddr"]], "internal")
     public = addresses_of_kind([rows["dstaddr"]], "public")
-    rows = rows.filter(
-        pc.and_(
-            pc.is_in(rows["srcaddr"], value_set=internal),
-            pc.is_in(rows["dstaddr"], value_set=public),
-        )
+    wanted = pc.and_(
+        pc.and_(accepted, pc.is_in(rows["srcaddr"], value_set=internal)),
+        pc.is_in(rows["dstaddr"], value_set=public),
     )
-    connection = [*VPC, *FIVE_TUPLE]
+    # One filter of the columns read (addresses of rejected flows only widen the sets
+    # looked up, never what passes).
+    rows = rows.select([*connection, "interface_id", "bytes"]).filter(wanted)
     per_pair = (
-        rows.group_by([*connection, "interface_id"])
+        rows.group_by([*connection, "interface_id"], use_threads=False)
         .aggregate([("bytes", "sum")])
-        .group_by(connection)
+        .group_by(connection, use_threads=False)
         .aggregate([("bytes_sum", "max")])
-        .group_by([*VPC, "srcaddr", "dstaddr"])
+        .group_by([*source, "dstaddr"], use_threads=False)
         .aggregate([("bytes_sum_max", "sum")])
         .rename_columns({"bytes_sum_max_sum": "bytes"})
-        .sort_by([("bytes", "descending"), ("dstaddr", "ascending")])
+        # The source breaks ties: the order of sources is then the same however the
+        # group-bys before ordered their output.
+        .sort_by(
+            [("bytes", "descending"), ("dstaddr", "ascending")]
+            + [(name, "ascending") for name in source]
+        )
     )
     # Single-threaded so that "first" is the first pair in that order: the top destination.
-    per_source = per_pair.group_by([*VPC, "srcaddr"], use_threads=False).aggregate(
+    per_source = per_pair.group_by(source, use_threads=False).aggregate(
         [("bytes", "sum"), ([], "count_all"), ("dstaddr", "first"), ("bytes", "first")]
     )
     keys = keys_of((PREFIX,), [per_source[name] for name in (*VPC, "srcaddr")])
+    return per_source.append_column("key", pa.array(keys, pa.string()))
+
+
+def sent_of(per_source: Iterable[Mapping[str, Any]]) -> dict[str, Sent]:
+    """``sent_by_source``'s rows as the rule reads them: per baseline key, in order."""
     return {
-        key: Sent(
+        row["key"]: Sent(
             row["account_id"],
             row["vpc_id"],
             row["srcaddr"],
@@ -141,7 +171,7 @@ def _sent_by_source(window: pa.Table) -> dict[str, Sent]:
             bytes=row["bytes_sum"],
             destinations=row["count_all"],
         )
-        for key, row in zip(keys, per_source.to_pylist(), strict=True)
+        for row in per_source
     }
 
 

@@ -7,7 +7,8 @@ The rule and its reasons are in ``detect.py``. Entries are ``cc|<account>|<vpc>`
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 import iptocc
 import pyarrow as pa
@@ -37,8 +38,11 @@ def registered_countries(addresses: Sequence[str]) -> list[str | None]:
 
 def country_keys(window: pa.Table) -> list[str]:
     """The entries ``new_countries`` reads: every account and VPC with flows."""
-    rows = flows(window).select(VPC).group_by(VPC).aggregate([])
-    return [key_of((PREFIX, *vpc.values())) for vpc in rows.to_pylist()]
+    return [country_key(*vpc) for vpc in _vpcs(flows(window))]
+
+
+def country_key(account_id: str, vpc_id: str) -> str:
+    return key_of((PREFIX, account_id, vpc_id))
 
 
 def new_countries(
@@ -50,20 +54,29 @@ def new_countries(
 ) -> tuple[list[Alert], dict[str, object]]:
     """Alerts for countries new to a learned VPC, and the entries this window changed."""
     rows = flows(window)
-    peers = _public_peers(rows)
-    countries = _countries(peers, country_of)
-    by_vpc: dict[tuple[str, str], dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
-    for peer in peers.to_pylist():
-        country = countries.get(peer["peer"])
-        if country:
-            by_vpc[(peer["account_id"], peer["vpc_id"])][country].append(peer["peer"])
+    found = found_of(countries_found(rows, country_of).to_pylist())
+    return countries_in(_vpcs(rows), found, window_start, seen, settings)
+
+
+#: Per account and VPC, per country: its public peers in the window and the first of them.
+Found = Mapping[tuple[str, str], Mapping[str, tuple[int, str]]]
+
+
+def countries_in(
+    vpcs: Sequence[tuple[str, str]],
+    found_by_vpc: Found,
+    window_start: int,
+    seen: Mapping[str, object],
+    settings: DetectorSettings,
+) -> tuple[list[Alert], dict[str, object]]:
+    """``new_countries`` of a window whose VPCs with flows (``vpcs``) and countries
+    (``found_of(countries_found(...))``) were already found."""
     alerts: list[Alert] = []
     updated: dict[str, object] = {}
-    for vpc in rows.select(VPC).group_by(VPC).aggregate([]).to_pylist():
-        account, vpc_id = vpc["account_id"], vpc["vpc_id"]
-        key = key_of((PREFIX, account, vpc_id))
+    for account, vpc_id in vpcs:
+        key = country_key(account, vpc_id)
         first, known, stored = _entry(seen.get(key), window_start)
-        found = by_vpc.get((account, vpc_id), {})
+        found = found_by_vpc.get((account, vpc_id), {})
         fresh = sorted(set(found) - known)
         learned = window_start >= first + settings.country_learning_windows * WINDOW_SECONDS
         if learned:
@@ -76,25 +89,56 @@ def new_countries(
     return alerts, updated
 
 
-def _public_peers(rows: pa.Table) -> pa.Table:
-    """Distinct public addresses at either end of accepted flows, per account and VPC.
+def vpcs_of(rows: pa.Table, apart: Sequence[str] = ()) -> pa.Table:
+    """The distinct accounts and VPCs of normalised flows, kept apart by ``apart``."""
+    return rows.select([*apart, *VPC]).group_by([*apart, *VPC], use_threads=False).aggregate([])
+
+
+def _vpcs(rows: pa.Table) -> list[tuple[str, str]]:
+    return [(vpc["account_id"], vpc["vpc_id"]) for vpc in vpcs_of(rows).to_pylist()]
+
+
+def countries_found(rows: pa.Table, country_of: CountryOf, apart: Sequence[str] = ()) -> pa.Table:
+    """Per account and VPC (and ``apart``) and country: ``peers``, its distinct public
+    addresses at either end of accepted flows, and ``peer``, the first of them in text
+    order. Each distinct address is looked up once, in one call; unknown countries are
+    left out.
 
     Rejected flows are left out: the internet's background probing of public
     addresses comes from everywhere and says nothing about what the VPC talks to.
     """
-    rows = rows.filter(pc.equal(rows["action"], "ACCEPT"))
+    keys = [*apart, *VPC]
+    accepted = pc.equal(rows["action"], "ACCEPT")
     ends = pa.concat_tables(
-        [rows.select([*VPC, end]).rename_columns([*VPC, "peer"]) for end in ("srcaddr", "dstaddr")]
+        [
+            rows.select([*keys, end]).filter(accepted).rename_columns([*keys, "peer"])
+            for end in ("srcaddr", "dstaddr")
+        ]
     )
     public = addresses_of_kind([ends["peer"]], "public")
-    ends = ends.filter(pc.is_in(ends["peer"], value_set=public))
-    return ends.group_by([*VPC, "peer"]).aggregate([]).sort_by([("peer", "ascending")])
+    peers = ends.filter(pc.is_in(ends["peer"], value_set=public))
+    peers = peers.group_by([*keys, "peer"], use_threads=False).aggregate([])
+    codes = country_of(public.to_pylist())
+    # "" is no country either: only a code counts.
+    named = pa.array([code or None for code in codes], pa.string())
+    country = pc.take(named, pc.index_in(peers["peer"], value_set=public))
+    return (
+        peers.append_column("country", country)
+        .filter(pc.is_valid(country))
+        .group_by([*keys, "country"], use_threads=False)
+        .aggregate([("peer", "count"), ("peer", "min")])
+        .rename_columns({"peer_count": "peers", "peer_min": "peer"})
+    )
 
 
-def _countries(peers: pa.Table, country_of: CountryOf) -> dict[str, str | None]:
-    """Each distinct address looked up once, in one call."""
-    addresses = pc.unique(peers["peer"]).to_pylist()
-    return dict(zip(addresses, country_of(addresses), strict=True))
+def found_of(
+    rows: Iterable[Mapping[str, Any]],
+) -> dict[tuple[str, str], dict[str, tuple[int, str]]]:
+    """``countries_found``' rows (of one window) as ``countries_in`` reads them."""
+    found: dict[tuple[str, str], dict[str, tuple[int, str]]] = defaultdict(dict)
+    for row in rows:
+        found[(row["account_id"], row["vpc_id"])][row["country"]] = (row["peers"], row["peer"])
+    return found
 
 
 def _entry(stored: object, window_start: int) -> tuple[int, set[str], bool]:
@@ -107,7 +151,12 @@ def _entry(stored: object, window_start: int) -> tuple[int, set[str], bool]:
 
 
 def _alert(
-    account: str, vpc_id: str, country: str, peers: list[str], window_start: int, first: int
+    account: str,
+    vpc_id: str,
+    country: str,
+    peers: tuple[int, str],
+    window_start: int,
+    first: int,
 ) -> Alert:
     return Alert(
         kind="new_country",
@@ -117,8 +166,8 @@ def _alert(
         window_start=window_start,
         detail={
             "country": country,
-            "peers": len(peers),
-            "peer": peers[0],
+            "peers": peers[0],
+            "peer": peers[1],
             "vpc_first_seen": iso_time(first),
         },
     )

@@ -16,7 +16,7 @@ writes the same entries: replays are harmless.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pyarrow as pa
@@ -60,7 +60,7 @@ def stale_streaks(
     vpc = key_of((PREFIX, account_id or "-", vpc_id or "-"))
     previous = window_start - WINDOW_SECONDS
     first = min(previous if since is None else since, previous) - WINDOW_SECONDS
-    return f"{vpc}|{_namespace(first)}|", f"{vpc}|{_namespace(previous)}|"
+    return f"{vpc}|{namespace(first)}|", f"{vpc}|{namespace(previous)}|"
 
 
 def long_lived(
@@ -78,6 +78,19 @@ def long_lived(
     """
     before = _keys(continued, window_start - WINDOW_SECONDS)
     now = _keys(continued, window_start)
+    return streaks_of(before, now, continued, window_start, streaks, settings)
+
+
+def streaks_of(
+    before: Sequence[str],
+    now: Sequence[str],
+    continued: pa.Table,
+    window_start: int,
+    streaks: Mapping[str, object],
+    settings: DetectorSettings,
+) -> tuple[list[Alert], dict[str, object | None]]:
+    """``long_lived`` with the keys of ``continued``'s rows, as of the window before
+    (``before``) and of this one (``now``), already made."""
     alerts: list[Alert] = []
     updated: dict[str, object | None] = {}
     for row, (key_before, key_now) in enumerate(zip(before, now, strict=True)):
@@ -108,25 +121,32 @@ def continued_connections(window: pa.Table, previous: pa.Table | None) -> pa.Tab
     if previous is None or previous.num_rows == 0 or connections.num_rows == 0:
         return connections.slice(0, 0)
     before = _connections(previous)
-    return connections.join(before, keys=[*VPC, *ENDPOINTS], join_type="left semi")
+    return connections.join(
+        before, keys=[*VPC, *ENDPOINTS], join_type="left semi", use_threads=False
+    )
 
 
 @per_table
 def _connections(window: pa.Table) -> pa.Table:
-    """The distinct accepted connections of the window, each in its client-to-server sense.
+    return connections_of(flows(window))
+
+
+def connections_of(rows: pa.Table, apart: Sequence[str] = ()) -> pa.Table:
+    """The distinct accepted connections of normalised flows, each in its client-to-server
+    sense, kept apart by the columns ``apart`` (a batch's windows).
 
     Both directions of a connection are logged (and both ends' interfaces may log each):
     all these rows are one connection. The client is the side with the higher port (an
     ephemeral one), the lower address text breaking a tie, so either direction names it
     the same way.
     """
-    rows = flows(window)
-    rows = rows.filter(pc.equal(rows["action"], "ACCEPT"))
+    read = [*apart, *VPC, "srcaddr", "dstaddr", "srcport", "dstport", "protocol"]
+    rows = rows.select(read).filter(pc.equal(rows["action"], "ACCEPT"))
     src, dst, sport, dport = (rows[n] for n in ("srcaddr", "dstaddr", "srcport", "dstport"))
     reverse = pc.or_(pc.less(sport, dport), pc.and_(pc.equal(sport, dport), pc.greater(src, dst)))
     canonical = pa.table(
         {
-            **{name: rows[name] for name in VPC},
+            **{name: rows[name] for name in (*apart, *VPC)},
             "client": pc.if_else(reverse, dst, src),
             "client_port": pc.if_else(reverse, dport, sport),
             "server": pc.if_else(reverse, src, dst),
@@ -134,16 +154,22 @@ def _connections(window: pa.Table) -> pa.Table:
             "protocol": rows["protocol"],
         }
     )
-    return canonical.group_by([*VPC, *ENDPOINTS]).aggregate([])
+    return canonical.group_by([*apart, *VPC, *ENDPOINTS], use_threads=False).aggregate([])
 
 
-def _namespace(window_start: int) -> str:
+def namespace(window_start: int) -> str:
+    """The part of a streak key naming the window it was last seen in."""
     # Zero-padded so that key order is window order and one range holds all older ones.
     return f"{window_start:012d}"
 
 
 def _keys(connections: pa.Table, window_start: int) -> list[str]:
-    window = pa.array([_namespace(window_start)] * connections.num_rows, pa.string())
+    return streak_keys_at(connections, [namespace(window_start)] * connections.num_rows)
+
+
+def streak_keys_at(connections: pa.Table, namespaces: pa.Array | list[str]) -> list[str]:
+    """The streak key of each connection under its own window's namespace (``namespace``)."""
+    window = namespaces if isinstance(namespaces, pa.Array) else pa.array(namespaces, pa.string())
     columns = [connections[VPC[0]], connections[VPC[1]], window]
     return keys_of((PREFIX,), [*columns, *(connections[name] for name in ENDPOINTS)])
 

@@ -81,22 +81,37 @@ def deltas(flows: pa.Table) -> Iterator[Delta]:
         "skipdata": pc.cast(pc.equal(status, "SKIPDATA"), pa.int64()),
     }
     start = flows.column("start")
-    for name, seconds in RESOLUTIONS.items():
-        window = pc.subtract(start, pc.remainder(start, seconds))
-        table = pa.table({**base, "window": window})
-        groups = table.group_by([OFFSET_COLUMN, "window", *DIMENSIONS], use_threads=False)
-        summed = groups.aggregate([(figure, "sum") for figure in FIGURES])
-        # A key's guard skips any offset at or below the last one applied: in order.
-        summed = summed.sort_by(OFFSET_COLUMN)
-        columns = [summed.column(c).to_pylist() for c in summed.column_names]
-        index = {c: i for i, c in enumerate(summed.column_names)}
-        offsets = columns[index[OFFSET_COLUMN]]
-        windows = columns[index["window"]]
-        dims = [columns[index[d]] for d in DIMENSIONS]
-        sums = [columns[index[f"{f}_sum"]] for f in FIGURES]
-        for row in range(summed.num_rows):
-            key = rollup_key(name, windows[row], tuple(d[row] for d in dims))
-            yield Delta(key, offsets[row], tuple(int(s[row] or 0) for s in sums))
+    table = pa.table({**base, "window": pc.subtract(start, pc.remainder(start, FIVE_MINUTES))})
+    five_minutes = _summed(table)
+    yield from _deltas("5m", five_minutes)
+    # An hour's figures are the sums of its 5-minute windows': grouping those again reads
+    # one row per record and key, not one per flow.
+    window = five_minutes.column("window")
+    hours = five_minutes.set_column(
+        five_minutes.schema.get_field_index("window"),
+        "window",
+        pc.subtract(window, pc.remainder(window, HOUR)),
+    )
+    yield from _deltas("1h", _summed(hours))
+
+
+def _summed(table: pa.Table) -> pa.Table:
+    """``table``'s figures summed per record, window and dimensions."""
+    groups = table.group_by([OFFSET_COLUMN, "window", *DIMENSIONS], use_threads=False)
+    summed = groups.aggregate([(figure, "sum") for figure in FIGURES])
+    return summed.rename_columns({f"{figure}_sum": figure for figure in FIGURES})
+
+
+def _deltas(resolution: str, summed: pa.Table) -> Iterator[Delta]:
+    # A key's guard skips any offset at or below the last one applied: in order.
+    summed = summed.sort_by(OFFSET_COLUMN)
+    offsets = summed.column(OFFSET_COLUMN).to_pylist()
+    windows = summed.column("window").to_pylist()
+    dims = [summed.column(d).to_pylist() for d in DIMENSIONS]
+    sums = [summed.column(f).to_pylist() for f in FIGURES]
+    for row in range(summed.num_rows):
+        key = rollup_key(resolution, windows[row], tuple(d[row] for d in dims))
+        yield Delta(key, offsets[row], tuple(int(s[row] or 0) for s in sums))
 
 
 def apply(state: PartitionState, flows: pa.Table) -> int:
