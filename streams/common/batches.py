@@ -14,7 +14,8 @@ unprocessed. So a batch is handled until it is done, by this policy:
   ``reject`` (the pipeline dead-letters it as ``processing_error`` with the exception,
   and marks it done); the others are handled as usual. One poison record costs one
   dead letter, never a stalled partition.
-- Every wait ends early when a rebalance begins: the batch is given up
+- A batch sends nothing once a rebalance began (``sends.fenced``: its next send raises
+  ``Superseded``), and every wait ends early then: the batch is given up
   (``faust_fixes.abandon``: its acknowledgements are ignored, so its offsets are never
   committed) and the partition's next owner reads the records again.
 
@@ -34,7 +35,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from streams.common.faust_fixes.rebalance import abandon
-from streams.common.sends import caused_by_a_record
+from streams.common.sends import Superseded, caused_by_a_record, fenced
 
 log = logging.getLogger(__name__)
 
@@ -92,18 +93,24 @@ class BatchRunner:
         self.sleep = sleep
 
     async def run(self, events: list[Any]) -> bool:
-        if await self._run(events):
-            return True
+        generation: int = self.app.rebalancing_count
+        with fenced(lambda: self.app.rebalancing_count == generation):
+            if await self._run(events, generation):
+                return True
+        log.info(
+            "%s: a rebalance began; %d record(s) left to the next owner", self.what, len(events)
+        )
         abandon(event.message for event in events)
         return False
 
-    async def _run(self, events: list[Any]) -> bool:
-        generation: int = self.app.rebalancing_count
+    async def _run(self, events: list[Any], generation: int) -> bool:
         failures = 0
         while True:
             try:
                 await self.handle(events)
                 return True
+            except Superseded:
+                return False
             except Exception as exc:
                 failures += 1
                 self._count(exc, len(events), failures)
@@ -129,6 +136,8 @@ class BatchRunner:
                 else:
                     await self.reject(event, rejecting)
                 return True
+            except Superseded:
+                return False
             except Exception as exc:
                 failures += 1
                 self._count(exc, 1, failures)

@@ -6,12 +6,21 @@ it would be counted (its offsets committed) with outputs that never reached Kafk
 Every output of a batch (results, dead letters, alerts, changelog records) goes through
 a ``Confirmed``: its ``confirm()`` awaits each record's acknowledgement and raises if
 any failed, so the batch is retried instead of being counted.
+
+A batch handled under ``fenced(still_current)`` sends nothing more once
+``still_current()`` is false (a rebalance began): ``confirm()`` raises ``Superseded``.
+A worker that goes on writing a partition's changelog after its next owner restored
+the table would leave that owner's state without those writes while the offsets they
+stand for are committed; stopping at the next send keeps the revocation short (Faust
+waits for the batch), and the next owner reads the records again.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError, RecordTooLargeError
@@ -24,6 +33,23 @@ RECORD_ERRORS = (MessageSizeTooLargeError, RecordTooLargeError)
 
 class SendFailed(RuntimeError):
     """At least one send of a batch was not acknowledged; the first failure is the cause."""
+
+
+class Superseded(RuntimeError):
+    """A rebalance began while the batch was handled: nothing more of it is sent."""
+
+
+_still_current: ContextVar[Callable[[], bool] | None] = ContextVar("still_current", default=None)
+
+
+@contextmanager
+def fenced(still_current: Callable[[], bool]) -> Iterator[None]:
+    """Within this block, every ``confirm()`` first checks ``still_current()``."""
+    token = _still_current.set(still_current)
+    try:
+        yield
+    finally:
+        _still_current.reset(token)
 
 
 class Confirmed:
@@ -60,6 +86,9 @@ class Confirmed:
         records, self.pending = self.pending, []
         if not records:
             return []
+        still_current = _still_current.get()
+        if still_current is not None and not still_current():
+            raise Superseded(f"a rebalance began: {len(records)} record(s) not sent")
         send = self.producer.send
         futures: list[Awaitable[Any]] = []
         try:
@@ -98,6 +127,8 @@ def caused_by_a_record(exc: BaseException) -> bool:
     a value no rule foresaw) is the data's.
     """
     for cause in causes(exc):
+        if isinstance(cause, Superseded):
+            return False
         if isinstance(cause, RECORD_ERRORS):
             return True
         if isinstance(cause, KafkaError | OSError | TimeoutError | asyncio.CancelledError):

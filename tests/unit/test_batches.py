@@ -201,3 +201,33 @@ def test_nothing_is_sent_before_confirm() -> None:
         return sent_before * 10 + producer.sent
 
     assert asyncio.run(scenario()) == 1
+
+
+def test_a_batch_sends_nothing_once_a_rebalance_began() -> None:
+    """The rebalance begins while the batch computes: its sends never reach the
+    producer (the partition's next owner may already have restored its table), the
+    batch is given up at once, and that is no failure."""
+    handed: list[str] = []
+
+    class Producer:
+        async def send(self, topic: str, *_args: Any) -> Any:
+            handed.append(topic)
+            done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            done.set_result(None)
+            return done
+
+    harness = Harness(lambda _o, _call: None)
+
+    async def handle(events: list[Any]) -> None:
+        sends = Confirmed(Producer())
+        await sends.send("out", None, b"1")
+        await sends.confirm()  # before the rebalance: sent
+        harness.app.rebalancing_count += 1
+        await sends.send("changelog", None, b"2")
+        await sends.confirm()
+
+    harness.runner.handle = handle
+    assert not harness.run([event(0, 1)])
+    assert handed == ["out"]
+    assert harness.failures._value.get() == 0
+    assert harness.waits == []
