@@ -118,13 +118,22 @@ def iso_datetime(query: Query, name: str, default: datetime | None = None) -> da
         raw = re.sub(r" ([0-9]{2}(?::?[0-9]{2})?)$", r"+\1", raw)
     try:
         moment = datetime.fromisoformat(raw)
-        if moment.tzinfo is not None:
-            moment = moment.astimezone(UTC)  # year 1 at +14:00 is before year 1 in UTC
-    except (ValueError, OverflowError):
+    except ValueError:
         moment = None
     if moment is None or moment.tzinfo is None:
         raise _bad(name, "an ISO 8601 time with a time zone, like 2025-08-01T12:00:00Z", raw)
-    return moment
+    return _in_utc(name, moment, raw)
+
+
+def _in_utc(name: str, moment: datetime, raw: str) -> datetime:
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        # Year 1 at +14:00 is before year 1 in UTC: the format is right, the time is not.
+        raise BadRequest(
+            f"{name} is out of range: {_shown(raw)!r} is outside years 1-9999 in UTC",
+            parameter=name,
+        ) from None
 
 
 def _raw(query: Query, name: str) -> str | None:
@@ -132,8 +141,11 @@ def _raw(query: Query, name: str) -> str | None:
 
 
 def _bad(name: str, expected: str, raw: str) -> BadRequest:
-    shown = raw if len(raw) <= _SHOWN else raw[:_SHOWN] + "..."
-    return BadRequest(f"{name} must be {expected}, got {shown!r}", parameter=name)
+    return BadRequest(f"{name} must be {expected}, got {_shown(raw)!r}", parameter=name)
+
+
+def _shown(raw: str) -> str:
+    return raw if len(raw) <= _SHOWN else raw[:_SHOWN] + "..."
 
 
 def _source(pattern: str | re.Pattern[str]) -> str:

@@ -30,6 +30,7 @@ TEXT_FILTERS = ("account_id", "vpc_id", "subnet_id", "interface_id")
 ACTIONS = ("ACCEPT", "REJECT")
 # AWS ids are letters, digits and hyphens; nothing else can match, so nothing else passes.
 _ID = re.compile(r"[A-Za-z0-9-]{1,64}")
+_PROTOCOL_NUMBER = re.compile(r"[0-9]{1,3}")
 MAX_VALUES = 100
 T = TypeVar("T")
 
@@ -81,8 +82,8 @@ def strict(query: Query, *others: str) -> None:
 
 
 def parse_filters(query: Query) -> Filters:
-    start = _epoch(iso_datetime(query, "start"), math.floor)
-    end = _epoch(iso_datetime(query, "end"), math.ceil)
+    start, end = iso_datetime(query, "start"), iso_datetime(query, "end")
+    # The instants as given, not rounded: 10:00:00.2 is before 10:00:00.5.
     if start is not None and end is not None and end < start:
         raise BadRequest("end is before start", start=query.get("start"), end=query.get("end"))
     return Filters(
@@ -92,14 +93,16 @@ def parse_filters(query: Query) -> Filters:
         interface_id=_values(query, "interface_id", _ids),
         protocol=_values(query, "protocol", _protocol),
         action=_values(query, "action", _action),
-        start=start,
-        end=end,
+        start=_epoch(start),
+        end=_epoch(end),
     )
 
 
 def protocol_number(raw: str) -> int | None:
     text = raw.strip().lower()
-    if text.isdigit() and len(text) <= 3 and int(text) <= 255:
+    # A pattern, not str.isdigit(): that accepts "²" (which int() refuses) and "٦" or
+    # fullwidth "6" (which int() reads as 6); a protocol number is typed in ASCII digits.
+    if _PROTOCOL_NUMBER.fullmatch(text) and int(text) <= 255:
         return int(text)
     return PROTOCOLS.get(text)
 
@@ -140,7 +143,8 @@ def _action(name: str, raw: str) -> str:
     return action
 
 
-def _epoch(moment: datetime | None, whole: Callable[[float], int]) -> int | None:
-    # Flows start on whole seconds: [10:00:00.5, ...) holds the same flows as [10:00:01,
-    # ...), and [..., 10:00:00.5) the same as [..., 10:00:01).
-    return None if moment is None else whole(moment.timestamp())
+def _epoch(moment: datetime | None) -> int | None:
+    # Up, for start as for end: flows start on whole seconds, so [10:00:00.5, ...) holds
+    # the same flows as [10:00:01, ...) (a flow at 10:00:00 began before 10:00:00.5),
+    # and [..., 10:00:00.5) the same as [..., 10:00:01).
+    return None if moment is None else math.ceil(moment.timestamp())

@@ -36,7 +36,10 @@ FLOWS = "flows"
 
 def hour_dir(epoch: int) -> str:
     """``hour=YYYY-MM-DDTHH``: the directory of flows starting in that UTC hour."""
-    return "hour=" + datetime.fromtimestamp(epoch - epoch % 3600, UTC).strftime("%Y-%m-%dT%H")
+    hour = datetime.fromtimestamp(epoch - epoch % 3600, UTC)
+    # The year in four digits, always: strftime's %Y writes year 500 as "500" on glibc,
+    # and the queries compare these names as text ("hour=500-" sorts after "hour=2026-").
+    return f"hour={hour.year:04d}-{hour.month:02d}-{hour.day:02d}T{hour.hour:02d}"
 
 
 def by_hour(flows: pa.Table) -> dict[str, pa.Table]:

@@ -34,6 +34,8 @@ TOP_FIELDS = (
 )  # fmt: skip
 TOP_BY = ("bytes", "packets", "flows")
 _FLOW = "log_status = 'OK'"
+#: The start of 9999-12-31T23:00:00Z, the last hour a ``hour=`` directory can name.
+LAST_HOUR = int(datetime(9999, 12, 31, 23, tzinfo=UTC).timestamp())
 
 
 @dataclass(frozen=True)
@@ -123,7 +125,9 @@ class LakeQueries:
         return Source("lake_flows", dataset)
 
     def _paths(self, filters: Filters) -> list[str]:
-        low = hour_dir(filters.start) if filters.start is not None else ""
+        # A start past the last hour a date can name (9999-12-31T23:59:59.5 rounded up)
+        # selects that hour's files; the SQL range then leaves their flows out.
+        low = hour_dir(min(filters.start, LAST_HOUR)) if filters.start is not None else ""
         high = hour_dir(filters.end - 1) if filters.end is not None else "~"
         selector = pafs.FileSelector(self.root, recursive=True, allow_not_found=True)
         paths = []

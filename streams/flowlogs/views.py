@@ -78,10 +78,22 @@ def vpc_windows(pipeline: FlowPipeline, query: Query) -> dict[str, Any]:
     )
     low = f"{resolution}|{window_text(filters.start) if filters.start is not None else ''}"
     high = f"{resolution}|{window_text(filters.end) if filters.end is not None else '~'}"
-    rows = figures_by_window(io.items_between(low, high), vpc_key, filters)[-limit:]
+    rows: list[dict[str, Any]] = []
+    if _vpc_passes(vpc_key, filters):
+        rows = figures_by_window(io.items_between(low, high), vpc_key, filters)[-limit:]
     for row in rows:
         row["window"] = _iso(row["window"])
     return {"vpc": vpc_key, "resolution": resolution, "windows": rows}
+
+
+def _vpc_passes(vpc_key: str, filters: Filters) -> bool:
+    """Whether the VPC is one ``account_id`` and ``vpc_id`` let through. Honoured, not
+    refused: a dashboard sends every view the same filters, and a VPC outside them has
+    no flows that pass, so no windows (as /summary would answer zeros)."""
+    account, _, vpc = vpc_key.partition("|")
+    return (not filters.account_id or account in filters.account_id) and (
+        not filters.vpc_id or vpc in filters.vpc_id
+    )
 
 
 def _iso(epoch: int) -> str:
