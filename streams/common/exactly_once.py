@@ -105,6 +105,34 @@ class PartitionState:
         value = self.get(key)
         return value is not None and value.get(OFFSET, -1) >= offset
 
+    def flush_in_phases(self, phase: Callable[[Any, bool], int]) -> int:
+        """Write every touched key once, in ascending ``phase(key, deleted)``, each phase
+        acknowledged before the next is sent (a table with phases); returns the count.
+
+        For writers whose keys depend on each other: data before the index that points
+        at it, a request's recorded result after everything it stands for.
+        """
+        barrier = getattr(self.table, "barrier", _no_barrier)
+        steps: dict[int, list[tuple[Any, Value | None]]] = {}
+        for key, value in self._cache.items():
+            steps.setdefault(phase(key, False), []).append((key, value))
+        for key in self._deleted:
+            steps.setdefault(phase(key, True), []).append((key, None))
+        for number, step in enumerate(sorted(steps)):
+            if number:
+                barrier()
+            for key, written_value in steps[step]:
+                if written_value is not None:
+                    self.table[key] = written_value
+                else:
+                    with contextlib.suppress(KeyError):  # a dict (tests) that never held it
+                        del self.table[key]
+        written = len(self._cache) + len(self._deleted)
+        self._cache.clear()
+        self._absent.clear()
+        self._deleted.clear()
+        return written
+
     def flush(self, last: Any = None, first: Any = None) -> int:
         """Write every touched key once, ``first`` before and ``last`` after all others;
         returns the count.

@@ -1,0 +1,143 @@
+"""The write commands of ``timeseries.writes`` applied to one partition's table (pure).
+
+A command is ``{"op", "id", "rid", ...}``: ``create`` (``name``, ``at``, points),
+``append`` (points) or ``delete``. Points travel as the chunks' base64 arrays, already
+checked, sorted and one per time by the worker that took the request.
+
+Every command has a request id ``rid`` (the client's ``Idempotency-Key``, else one the
+receiving worker drew) and its answer is kept under ``r|<rid>``: a command whose answer
+is there is not applied again, whether a client retried it or Kafka delivered it again
+after a crash, and the waiting request reads its answer there.
+
+Writes go out in phases (``PHASES``), each acknowledged before the next: chunks before
+the index that points at them, then the meta and the partition's series count, then
+the answers and the tombstones of a deleted series' chunks. So an answer, once seen,
+stands for a write that is complete, and a crash leaves at worst chunks nothing points
+at (written again identically when the command is replayed: writes are by time, the
+last value wins).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from streams.timeseries import chunks
+from streams.timeseries.chunks import Rewrite, chunk_key, meta_key
+from streams.timeseries.points import Points, concat, within
+
+COUNT = "count"
+Answer = dict[str, Any]
+
+
+class State(Protocol):
+    """A partition's table in one batch: streams.common.exactly_once.PartitionState."""
+
+    def get(self, key: Any) -> Any: ...
+
+    def put(self, key: Any, value: Any) -> None: ...
+
+    def delete(self, key: Any) -> None: ...
+
+
+def answer_key(rid: str) -> str:
+    return f"r|{rid}"
+
+
+def phase(key: str, deleted: bool) -> int:
+    """Chunks written, then meta and count, then answers and chunks deleted (see above)."""
+    if key.startswith("c|"):
+        return 2 if deleted else 0
+    return 2 if key.startswith("r|") else 1
+
+
+def answer(status: int, body: Any) -> Answer:
+    return {"status": status, "body": body}
+
+
+def apply(state: State, command: dict[str, Any], points: Points, now_ms: int) -> Answer:
+    """Apply ``command`` once; its answer (kept, and returned, also for a repeat)."""
+    rid = command["rid"]
+    kept = state.get(answer_key(rid))
+    if kept is not None:
+        return {"status": kept["status"], "body": kept["body"]}
+    op = command["op"]
+    if op == "create":
+        result = _create(state, command, points)
+    elif op == "append":
+        result = _append(state, command["id"], points)
+    else:
+        result = _delete(state, command["id"])
+    state.put(answer_key(rid), {**result, "at": now_ms})
+    return result
+
+
+def _create(state: State, command: dict[str, Any], points: Points) -> Answer:
+    series_id = command["id"]
+    if state.get(meta_key(series_id)) is not None:
+        return answer(409, {"error": "a series with this id exists", "id": series_id})
+    meta = {"id": series_id, "name": command.get("name"), "created": command["at"]}
+    meta.update(index=[], next=0, count=0)
+    result = _write_points(state, meta, points)
+    if result["status"] != 200:
+        return result
+    counted = state.get(COUNT) or {"series": 0}
+    state.put(COUNT, {"series": counted["series"] + 1})
+    return answer(201, result["body"])
+
+
+def _append(state: State, series_id: str, points: Points) -> Answer:
+    meta = state.get(meta_key(series_id))
+    if meta is None:
+        return answer(404, {"error": "no such series", "id": series_id})
+    return _write_points(state, meta, points)
+
+
+def _write_points(state: State, meta: dict[str, Any], points: Points) -> Answer:
+    series_id = meta["id"]
+    rewrite = Rewrite(meta["index"], meta["next"])
+
+    def read_chunk(number: int) -> Points:
+        return chunks.decode(state.get(chunk_key(series_id, number)))
+
+    rewrite.apply(points, read_chunk)
+    if rewrite.count > chunks.MAX_POINTS:
+        limit = chunks.MAX_POINTS
+        return answer(413, {"error": f"a series holds at most {limit} points", "id": series_id})
+    for number, piece in rewrite.chunks.items():
+        state.put(chunk_key(series_id, number), chunks.encode(piece))
+    for number in rewrite.dropped:
+        state.delete(chunk_key(series_id, number))
+    meta = {**meta, "index": rewrite.index, "next": rewrite.next_number, "count": rewrite.count}
+    state.put(meta_key(series_id), meta)
+    return answer(200, {"id": series_id, "count": rewrite.count})
+
+
+def _delete(state: State, series_id: str) -> Answer:
+    meta = state.get(meta_key(series_id))
+    if meta is None:
+        return answer(404, {"error": "no such series", "id": series_id})
+    state.delete(meta_key(series_id))
+    for _first, _points, number in meta["index"]:
+        state.delete(chunk_key(series_id, number))
+    counted = state.get(COUNT) or {"series": 1}
+    state.put(COUNT, {"series": max(counted["series"] - 1, 0)})
+    return answer(204, None)
+
+
+def read_points(
+    get: Any, meta: dict[str, Any], start: int | None = None, end: int | None = None
+) -> Points:
+    """The series' points in ``[start, end)``, reading only the chunks that span it.
+
+    ``get(key)`` reads the table (the owner's RocksDB).
+    """
+    index = meta["index"]
+    if not index:
+        return concat([])
+    first = index[0][0] if start is None else start
+    last = index[-1][0] if end is None else end - 1
+    if last < first:
+        return concat([])
+    span = chunks.reached(index, first, last)
+    parts = [chunks.decode(get(chunk_key(meta["id"], index[i][2]))) for i in span]
+    return within(concat(parts), start, end)
