@@ -51,9 +51,10 @@ def encode(points: Points) -> dict[str, str]:
 
 
 def decode(value: dict[str, Any]) -> Points:
-    times = np.frombuffer(base64.b64decode(value["t"]), dtype="<i8").astype(np.int64)
-    values = np.frombuffer(base64.b64decode(value["v"]), dtype="<f8").astype(np.float64)
-    return Points(times, values)
+    """The points of a chunk (or a command); ValueError on anything but base64 arrays."""
+    times = np.frombuffer(base64.b64decode(value["t"], validate=True), dtype="<i8")
+    values = np.frombuffer(base64.b64decode(value["v"], validate=True), dtype="<f8")
+    return Points(times.astype(np.int64), values.astype(np.float64))
 
 
 def reached(index: Index, first: int, last: int) -> range:
