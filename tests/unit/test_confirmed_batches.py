@@ -19,10 +19,8 @@ from typing import Any
 
 import orjson
 import pytest
-from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError, MessageSizeTooLargeError
-from faust.exceptions import ProducerSendError
+from aiokafka.errors import KafkaConnectionError, MessageSizeTooLargeError
 from prometheus_client import CollectorRegistry
-from rocksdict import Options, Rdict
 
 from streams.common.batches import BatchRunner, Retry
 from streams.common.partitioning import partition_for
@@ -31,63 +29,13 @@ from streams.orders.batch import handle_batch, reject
 from streams.orders.metrics import OrdersMetrics
 from streams.orders.pipeline import DLQ, ENRICHED, OrdersPipeline
 from streams.orders.settings import OrdersSettings
+from tests.support.fake_kafka import Producer, Rule, Store
 from tests.support.messages import FakeMessage
 from tests.unit.factories import bundled_catalog, item, raw, v1
 
 PARTITIONS = 4
 CHANGELOG = "orders-aggregates-changelog"
 NOW_S = 1_754_049_600.0  # 2025-08-01T12:00:00Z
-
-
-class Store:
-    """Faust's RocksDB store as RocksPartition uses it: one real RocksDB per partition."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.dbs: dict[int, Rdict] = {}
-        self.persisted: dict[int, int] = {}
-
-    def _db_for_partition(self, partition: int) -> Rdict:
-        if partition not in self.dbs:
-            self.dbs[partition] = Rdict(str(self.root / f"p{partition}"), Options(raw_mode=True))
-        return self.dbs[partition]
-
-    def set_persisted_offset(self, tp: Any, offset: int) -> None:
-        self.persisted[tp.partition] = offset
-
-    def keys(self) -> int:
-        return sum(len(list(db.keys())) for db in self.dbs.values())
-
-
-Rule = Callable[[str, bytes | None, bytes | None, int], BaseException | str | None]
-
-
-class Producer:
-    """Each send asks ``rule(topic, key, value, n)``: None delivers, an exception raised
-    at once, or "later" fails the future. Delivered records are kept per topic."""
-
-    def __init__(self, rule: Rule) -> None:
-        self.rule = rule
-        self.n = 0
-        self.delivered: dict[str, list[tuple[bytes | None, bytes | None, Any]]] = {}
-        self.partitions: dict[str, list[int | None]] = {}
-
-    async def send(
-        self, topic: str, key: Any, value: Any, partition: Any, _ts: Any, headers: Any
-    ) -> asyncio.Future[Any]:
-        self.n += 1
-        verdict = self.rule(topic, key, value, self.n)
-        if isinstance(verdict, BaseException):
-            raise ProducerSendError("Error while sending") from verdict
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        if verdict == "later":
-            future.set_exception(KafkaTimeoutError())
-        else:
-            sent = self.delivered.setdefault(topic, [])
-            sent.append((key, value, headers))
-            self.partitions.setdefault(topic, []).append(partition)
-            future.set_result(SimpleNamespace(offset=len(sent) - 1))
-        return future
 
 
 def message(partition: int, offset: int, value: bytes, key: bytes) -> Any:
