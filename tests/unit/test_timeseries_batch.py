@@ -41,7 +41,10 @@ def writes() -> list[Any]:
         event(0, commands.encode({"op": "create", "id": SERIES, "rid": "c", "at": 1})),
         event(
             1,
-            commands.encode({"op": "append", "id": SERIES, "rid": "a"}, Points(times, times * 0.5)),
+            commands.encode(
+                {"op": "append", "id": SERIES, "rid": "a"},
+                Points(times, times.astype(np.float64) / 2),
+            ),
         ),
         event(2, b"{not a command"),
         event(3, commands.encode({"op": "append", "id": "cd" * 16, "rid": "x"})),
