@@ -3,10 +3,16 @@
 ``flowlogs.objects`` holds one record per object read (key: the object's URI; value:
 what came of it), written after the object's chunks and dead letters were
 acknowledged. Readers share the topic's partitions through a consumer group (one per source): an
-object belongs to the partition Kafka's default partitioner gives its URI, and only
-the reader assigned that partition ingests it. A reader handed a partition reads it
+object belongs to one partition (:func:`ledger_partition`: its flow log's, or the one
+Kafka's default partitioner gives its URI), its record is sent there, and only the
+reader assigned that partition ingests it. A reader handed a partition reads it
 from the beginning before it ingests anything of it, so an object is not read again
 after a restart, nor by a second reader.
+
+Records of AWS-named objects that an earlier version placed by URI are moved to their
+flow log's partition by the reader that loads them (a copy there, a tombstone where
+they were): upgrade with one reader running, so that no second reader reads such an
+object again before its record has moved.
 
 What is left: a reader that dies between sending an object's chunks and its ledger
 record, or that still finishes an object after losing its partition, sends chunks a
@@ -25,6 +31,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 
 from streams.common.partitioning import partition_for
+from streams.flowlogs.source import flow_log_of
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +45,16 @@ def group_of(source: str) -> str:
 
 
 def ledger_partition(uri: str, partitions: int) -> int:
-    """The partition of ``uri``'s ledger record: Kafka's default for its key."""
-    return partition_for(uri.encode(), partitions)
+    """The partition of ``uri``'s ledger record, hence its reader.
+
+    Every object of one flow log (AWS's key layout names account, region and flow-log
+    id) shares the partition of that name: one reader reads them all, oldest delivery
+    first, so the VPC's event time advances as AWS delivered it. Two readers splitting
+    a flow log's objects, each at its own pace, would push the VPC's clock ahead of the
+    slower one and make its flows late for detection. Any other object goes where
+    Kafka's default partitioner puts its URI (the record's key).
+    """
+    return partition_for((flow_log_of(uri) or uri).encode(), partitions)
 
 
 class Ledger(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -54,6 +69,9 @@ class Ledger(ConsumerRebalanceListener):  # type: ignore[misc]
         self.owned: set[int] = set()
         self._loading: dict[int, int] = {}  # partition -> end offset still to reach
         self.generation = 0
+        #: Records an earlier version placed by URI, not by flow log: uri -> (partition,
+        #: value), to move to their partition (see reader.Reader._move_misplaced).
+        self.misplaced: dict[str, tuple[int, bytes]] = {}
         #: Objects being read: a rebalance waits for them (see on_partitions_revoked).
         self.in_flight: set[asyncio.Task[None]] = set()
 
@@ -94,6 +112,7 @@ class Ledger(ConsumerRebalanceListener):  # type: ignore[misc]
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         parts = [tp for tp in assigned if tp.topic == LEDGER]
         self.done = {}
+        self.misplaced = {}
         self.generation += 1
         if not parts:
             return
@@ -113,6 +132,10 @@ class Ledger(ConsumerRebalanceListener):  # type: ignore[misc]
                 if record.key is None:
                     continue
                 uri = record.key.decode(errors="replace")
+                if record.partition != ledger_partition(uri, self.partitions):
+                    if record.value is None:
+                        continue  # the tombstone of a move: the record is elsewhere now
+                    self.misplaced[uri] = (record.partition, record.value)
                 try:
                     self.done[uri] = orjson.loads(record.value) if record.value else {}
                 except orjson.JSONDecodeError:

@@ -11,6 +11,7 @@ import sys
 
 import faust
 from prometheus_client import CollectorRegistry
+from pydantic import ValidationError
 
 from streams.common.app import make_app
 from streams.common.settings import KafkaSettings, WorkerSettings
@@ -69,9 +70,13 @@ def main() -> None:
     command = sys.argv[1] if len(sys.argv) > 1 else ""
     if command not in ("worker", "reader"):
         sys.exit(__doc__)
-    declare(KafkaSettings(), FlowLogsSettings())
+    try:
+        settings = FlowLogsSettings()
+    except ValidationError as exc:  # refused at start: a setting's fault is no object's
+        sys.exit(f"flowlogs: invalid settings: {exc}")
+    declare(KafkaSettings(), settings)
     if command == "reader":
         sys.argv[1] = "worker"  # the reader is a Faust app too: run its worker
-        build_reader_app().main()
+        build_reader_app(settings=settings).main()
         return
-    build_worker_app().main()
+    build_worker_app(settings=settings).main()

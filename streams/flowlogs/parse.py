@@ -52,6 +52,7 @@ __all__ = [
     "BadLine",
     "Block",
     "ObjectError",
+    "check_format",
     "field_names",
     "parse_lines",
     "parse_parquet",
@@ -105,6 +106,18 @@ def field_names(format: str) -> list[str]:
         names.append(name)
     if len(set(names)) < len(names):
         raise ValueError(f"the flow log format repeats a field: {format!r}")
+    return names
+
+
+def check_format(format: str) -> list[str]:
+    """The field names of a configured format, which must be usable for header-less
+    objects: named as :func:`field_names` wants, at least one known field, every one
+    of parse_checks.REQUIRED_FIELDS. ValueError otherwise."""
+    names = field_names(format)
+    try:
+        _layout(names, " ", "the flow log format")
+    except ObjectError as exc:
+        raise ValueError(exc.detail) from exc
     return names
 
 
@@ -378,6 +391,16 @@ def parse_parquet(
 
 
 def _dash_is_null(column: pa.Array) -> pa.Array:
-    if not pa.types.is_string(column.type):
+    """``-`` is no value, whatever the string column's physical type: Polars writes
+    large_string, pandas categoricals dictionary-encoded strings, and some writers
+    string_view, which pyarrow's compute functions do not all take. Each becomes a
+    plain string column first."""
+    kind = column.type
+    if pa.types.is_dictionary(kind):
+        kind = kind.value_type
+    if not (
+        pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_string_view(kind)
+    ):
         return column
+    column = column.cast(pa.string())
     return pc.if_else(pc.equal(column, "-"), pa.scalar(None, pa.string()), column)

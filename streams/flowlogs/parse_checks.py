@@ -15,8 +15,9 @@ What a row must satisfy (AWS writes ``-`` where a field does not apply; it is nu
   or fraction) within the field's bounds (fields.py), addresses have the shape of an IPv4
   or IPv6 address;
 - ``2000-01-01 <= start <= latest_start`` and ``end >= start``. A start beyond
-  ``latest_start`` (the caller's clock plus its allowance) is ``future_timestamp``, every
-  other failure ``invalid_field``; the detail names each failed field.
+  ``latest_start`` (when the object was written, plus the allowance) is
+  ``future_timestamp``, every other failure ``invalid_field``; the detail names each
+  failed field.
 """
 
 from __future__ import annotations

@@ -25,8 +25,7 @@ import asyncio
 import contextlib
 import logging
 import time
-import zlib
-from collections.abc import Callable, Generator, Iterable
+from collections.abc import Generator, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,73 +36,23 @@ from streams.common.batches import Retry
 from streams.common.deadletter import DeadLetter, Source, send_dead_letter
 from streams.common.sends import Confirmed, SendFailed
 from streams.flowlogs.chunks import MAX_VALUE_BYTES, encode_chunks
-from streams.flowlogs.ledger import LEDGER, Ledger
+from streams.flowlogs.ledger import LEDGER, Ledger, ledger_partition
 from streams.flowlogs.metrics import ReaderMetrics, reason_label
-from streams.flowlogs.parse import Block, ObjectError, field_names, parse_parquet, parse_text
+from streams.flowlogs.parse import (
+    UNREADABLE_OBJECT,
+    Block,
+    ObjectError,
+    field_names,
+    parse_parquet,
+    parse_text,
+)
+from streams.flowlogs.reading import CorruptObject, check_gzip, cutoff, surroundings
 from streams.flowlogs.source import GZIP_MAGIC, ObjectSource, StoredObject
 
 log = logging.getLogger(__name__)
 
 RECORDS = "flowlogs.records"
 DLQ = "flowlogs.dlq"
-READ_BYTES = 1 << 20
-
-
-def check_gzip(head: bytes, read: Callable[[int], bytes]) -> None:
-    """Raise CorruptObject unless ``head`` and what ``read`` returns are whole gzip members
-    (one or more, as ``cat a.gz b.gz`` makes), nothing after them. Memory: one block."""
-    inflate = zlib.decompressobj(wbits=31)
-    data = head
-    while True:
-        if not data:
-            data = read(READ_BYTES)
-            if not data:
-                break
-        try:
-            inflate.decompress(data, READ_BYTES)
-            while inflate.unconsumed_tail and not inflate.eof:
-                inflate.decompress(inflate.unconsumed_tail, READ_BYTES)
-        except zlib.error as exc:
-            raise CorruptObject(f"gzip: {exc}") from exc
-        data = b""
-        if inflate.eof:
-            rest = inflate.unused_data + inflate.unconsumed_tail
-            if rest and not GZIP_MAGIC.startswith(rest[:2]):
-                raise CorruptObject("gzip: bytes after the end of the compressed stream")
-            if rest:  # the next member
-                inflate, data = zlib.decompressobj(wbits=31), rest
-            elif not (data := read(READ_BYTES)):
-                return
-            else:
-                if not data.startswith(GZIP_MAGIC[: len(data)]):
-                    raise CorruptObject("gzip: bytes after the end of the compressed stream")
-                inflate = zlib.decompressobj(wbits=31)
-    if not inflate.eof:
-        raise CorruptObject("gzip: truncated (the stream ends before its trailer)")
-
-
-def surroundings(exc: BaseException) -> bool:
-    """Whether a failure reading an object is the surroundings' (retried for as long as
-    it lasts), not the object's: Kafka, the network, or S3 answering with an error.
-
-    pyarrow raises OSError for both a dropped connection and a corrupt Parquet page; its
-    S3 errors name themselves ("AWS Error ..."), and a local disk's are OS errors with an
-    errno. Decoding errors (ArrowInvalid, a truncated stream) are the object's.
-    """
-    if isinstance(exc, SendFailed | KafkaError | ConnectionError | TimeoutError):
-        return True
-    if isinstance(exc, OSError):
-        text = str(exc)
-        return exc.errno is not None or "AWS Error" in text or "curl" in text.lower()
-    return False
-
-
-class CorruptObject(Exception):
-    """The object's bytes cannot be decompressed or decoded: retried, then dead-lettered."""
-
-    def __init__(self, detail: str, reason: str = "corrupt_object") -> None:
-        super().__init__(detail)
-        self.reason = reason
 
 
 @dataclass
@@ -132,6 +81,11 @@ class Reader:
     retry: Retry = field(default_factory=Retry)
     newest_ingested: float = 0.0
 
+    def __post_init__(self) -> None:
+        # Checked once, here: a bad format is the setting's fault, never an object's
+        # (ValueError: the reader does not start). Objects with a header never use it.
+        self._default_format = field_names(self.format) if self.format else None
+
     async def run(self) -> None:
         """List and ingest for ever (the app's task); each failure waits and tries again."""
         failures = 0
@@ -155,9 +109,10 @@ class Reader:
         await self.ledger.settle(60.0)
         if not self.ledger.ready:
             return 0
+        await self._move_misplaced()
         objects = await asyncio.to_thread(self.source.list)
         if objects:
-            self.metrics.newest_seen.set(max(o.delivered or time.time() for o in objects))
+            self.metrics.newest_seen.set(max(o.written or time.time() for o in objects))
         mine = [o for o in objects if self.ledger.owns(o.uri)]
         await self._report_changed(o for o in mine if self.ledger.is_done(o.uri))
         todo = [o for o in mine if not self.ledger.is_done(o.uri)]
@@ -194,9 +149,7 @@ class Reader:
 
     async def ingest(self, obj: StoredObject) -> None:
         started = time.perf_counter()
-        latest_start = int(min(obj.delivered or time.time(), time.time())) + (
-            self.max_future_seconds
-        )
+        latest_start = cutoff(obj, self.max_future_seconds)
         outcome: Outcome | None = None
         problem = ("", "")
         for attempt in range(1, self.object_attempts + 1):
@@ -210,6 +163,9 @@ class Reader:
             except CorruptObject as exc:
                 problem = (exc.reason, str(exc))
             except FileNotFoundError:
+                if await asyncio.to_thread(self.source.ends_in_slash, obj):
+                    problem = (UNREADABLE_OBJECT, "its S3 key ends in '/': pyarrow cannot read it")
+                    break  # listed again at every poll, and never readable
                 log.warning("flowlogs reader: %s vanished after the listing", obj.uri)
                 self.metrics.pending.dec()
                 return  # nothing to read; listed again if it comes back
@@ -248,13 +204,15 @@ class Reader:
             for reason, count in outcome.reasons.items():
                 self.metrics.dead_letters.labels(reason_label(reason)).inc(count)
         self.metrics.bytes.inc(obj.size)
-        self.newest_ingested = max(self.newest_ingested, obj.delivered or time.time())
+        self.newest_ingested = max(self.newest_ingested, obj.written or time.time())
         self.metrics.newest_ingested.set(self.newest_ingested)
         self.metrics.object_seconds.observe(time.perf_counter() - started)
         self.metrics.pending.dec()
 
     def _check(self, obj: StoredObject) -> None:
         """Decompress a gzip object once, discarding the text (blocking I/O)."""
+        if unaddressable := self.source.unaddressable(obj):
+            raise ObjectError(UNREADABLE_OBJECT, unaddressable)
         if obj.is_parquet:
             return  # parse_parquet reads the footer first: a broken file fails there
         with self.source.fs.open_input_stream(obj.path, compression=None) as raw:
@@ -279,13 +237,14 @@ class Reader:
                 blocks.close()
 
     def _blocks(self, obj: StoredObject, latest_start: int) -> Generator[Block, None, None]:
-        default = field_names(self.format) if self.format else None
         if obj.is_parquet:
             with self.source.open_file(obj) as file:
                 yield from parse_parquet(file, latest_start=latest_start)
             return
         with self.source.open_text(obj) as text:
-            yield from parse_text(text, latest_start=latest_start, default_format=default)
+            yield from parse_text(
+                text, latest_start=latest_start, default_format=self._default_format
+            )
 
     async def _send_block(self, obj: StoredObject, block: Block, outcome: Outcome) -> None:
         sends = Confirmed(self.producer)
@@ -344,9 +303,25 @@ class Reader:
     async def _record(self, obj: StoredObject, outcome: dict[str, Any]) -> None:
         sends = Confirmed(self.producer)
         value = {"size": obj.size, "delivered": obj.delivered, "read_at": time.time(), **outcome}
-        await sends.send(LEDGER, obj.uri.encode(), orjson.dumps(value))
+        # The partition its owner reads (a flow log's objects share one: ledger.py).
+        partition = ledger_partition(obj.uri, self.ledger.partitions)
+        await sends.send(LEDGER, obj.uri.encode(), orjson.dumps(value), partition=partition)
         await sends.confirm()
         self.ledger.done[obj.uri] = value
+
+    async def _move_misplaced(self) -> None:
+        """Move ledger records an earlier version placed by URI to their flow log's
+        partition (ledger.py), so that the object's reader knows it was read."""
+        if not self.ledger.misplaced:
+            return
+        sends = Confirmed(self.producer)
+        for uri, (was, value) in self.ledger.misplaced.items():
+            now = ledger_partition(uri, self.ledger.partitions)
+            await sends.send(LEDGER, uri.encode(), value, partition=now)
+            await sends.send(LEDGER, uri.encode(), None, partition=was)
+        await sends.confirm()
+        log.info("flowlogs reader: moved %d ledger records", len(self.ledger.misplaced))
+        self.ledger.misplaced.clear()
 
     async def _idle(self, seconds: float) -> None:
         """Wait, staying in the readers' group (its rebalances need the consumer polled)."""

@@ -6,10 +6,11 @@ The S3 endpoint, region and credentials are the AWS SDK's own variables
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from streams.flowlogs.detect_base import DetectorSettings
+from streams.flowlogs.parse import check_format
 
 
 class FlowLogsSettings(BaseSettings):
@@ -38,8 +39,8 @@ class FlowLogsSettings(BaseSettings):
     max_future_seconds: int = Field(
         300,
         ge=0,
-        description="flows starting later than the object's delivery (or the clock) plus this "
-        "are dead-lettered as future_timestamp",
+        description="flows starting later than the object's delivery time (else its "
+        "last-modified time) plus this are dead-lettered as future_timestamp",
     )
     read_concurrency: int = Field(
         8, ge=1, description="objects a reader reads at once (their Kafka round trips overlap)"
@@ -90,6 +91,15 @@ class FlowLogsSettings(BaseSettings):
     country_learning_windows: int = Field(
         12, ge=0, description="windows from a VPC's first in which its countries are learned"
     )
+
+    @field_validator("format")
+    @classmethod
+    def _usable_format(cls, value: str | None) -> str | None:
+        # Checked at start-up: an unusable format would otherwise dead-letter every
+        # header-less object, and record it as done, for a fault of the setting.
+        if value is not None:
+            check_format(value)  # ValueError: pydantic names the setting and the fault
+        return value
 
     def detectors(self) -> DetectorSettings:
         return DetectorSettings(
