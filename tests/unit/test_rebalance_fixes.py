@@ -351,3 +351,45 @@ async def test_without_the_fixes_the_python_stream_acknowledges_a_skipped_record
     """The upstream defect: Stream._py_aiter acks the record it skipped."""
     with without_rebalance_fixes():
         assert await acked_after_a_skip("python") == [10]
+
+
+def reading(offset: int) -> Message:
+    return Message(
+        topic="readings", partition=0, offset=offset, timestamp=0.0, timestamp_type=0,
+        headers=[], key=b"k", value=b"v", checksum=None, generation_id=1,
+    )  # fmt: skip
+
+
+class NeverCommittedThread:
+    """A consumer thread for a group that never committed: the log starts at 40."""
+
+    def __init__(self) -> None:
+        self.seeks: list[tuple[TP, int]] = []
+
+    async def seek_to_committed(self) -> dict[TP, int | None]:
+        return {READINGS: None}
+
+    async def earliest_offsets(self, *partitions: TP) -> dict[TP, int]:
+        return dict.fromkeys(partitions, 40)
+
+    def seek(self, tp: TP, offset: int) -> None:
+        self.seeks.append((tp, offset))
+
+
+async def test_a_partition_never_committed_never_commits_past_its_first_record() -> None:
+    """Before a partition's first commit, a record skipped or given up (40) must hold the
+    commit as it would later: Faust checks nothing while it knows no committed offset."""
+    install_rebalance_fixes()
+    app = faust.App("first-commit-test", broker="kafka://127.0.0.1:1", store="memory://")
+    app.topics._acking_topics.add("readings")
+    app.conf.consumer_auto_offset_reset = "earliest"
+    consumer: Any = app.consumer
+    consumer._thread = thread = NeverCommittedThread()
+    app.consumer_generation_id = 1
+    await consumer.perform_seek()
+    assert thread.seeks == [(READINGS, 40)]
+    for offset in (41, 42):
+        assert consumer.ack(reading(offset)) is True
+    assert consumer._new_offset(READINGS) is None  # 40 was never processed
+    assert consumer.ack(reading(40)) is True
+    assert consumer._new_offset(READINGS) == 43

@@ -29,7 +29,9 @@ upstream bug report (reproduction, cause with file and line, fix).
    the consumer generation changes only when the partitions are assigned again, and
    Faust's revocation commits what was acknowledged before that.
 4. **A commit never passes an unacknowledged record.** Faust's check lets one through:
-   it accepts a lowest acknowledged offset one above the committed one.
+   it accepts a lowest acknowledged offset one above the committed one; and it checks
+   nothing for a partition that was never committed (its committed offset unknown),
+   so the start of its log counts as committed.
 
 Reading a record twice is safe: the pipelines skip what they applied already (state
 guarded by source offsets). Losing one never is. Each correction counts what it did
@@ -114,6 +116,10 @@ def _new_offset(self: Any, tp: Any) -> int | None:
             count(Fix.COMMITS_HELD_BACK)
             return None
     result: int | None = NEW_OFFSET.original(self, tp)
+    if result is not None and self.app.rebalancing:
+        # What a revocation commits decides where the next owner starts: logged, as the
+        # seeks below are, so that a record lost at a rebalance can be traced.
+        log.info("%s: committing %d at a rebalance (was %s)", tp, result, committed)
     return result
 
 
@@ -158,9 +164,19 @@ async def _seek_to_committed(self: Any) -> Mapping[Any, int]:
         for tp in never:
             self._thread.seek(tp, earliest[tp])
             offsets[tp] = earliest[tp]
+            # The commit check (4.) needs the next record due: without it, a record
+            # skipped or given up before the partition's first commit could be passed.
+            self._committed_offset[tp] = earliest[tp]
         count(Fix.PARTITIONS_SOUGHT_TO_START, len(never))
     self.delivery_order.sought(generation, offsets)
+    log.info("generation %s reads from %s", generation, _by_tp(offsets))
     return committed
+
+
+def _by_tp(offsets: Mapping[Any, int | None]) -> str:
+    return ", ".join(
+        f"{tp.topic}[{tp.partition}]@{offset}" for tp, offset in sorted(offsets.items())
+    )
 
 
 async def _seek(self: Any, partition: Any, offset: int) -> None:
