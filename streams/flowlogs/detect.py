@@ -12,9 +12,14 @@ holds, long-lived recomputes the same streaks, a known country is known.
 Port scans (``port_scans``, stateless). Per (account, vpc, srcaddr): the distinct
 destination hosts, and the distinct destination (port, protocol) pairs over TCP, UDP and
 SCTP, that the source tried. A server's answers are not tries: a TCP row with a SYN-ACK
-is an answer, a bare SYN never is, and any other row is one when it comes from the lower
-port and its reverse 5-tuple is in the window. A connection (5-tuple) failed when any
-of its rows was REJECT or SYN-only (tcp_flags == 2). A port or host weighs
+is an answer, a bare SYN never is, and any other row is one when it comes from the
+service's side and its reverse 5-tuple is in the window. The service's side is the lower
+port, unless both ports are ephemeral (32768 and up): a service there (WireGuard 51820,
+mosh 60001) may sit above its clients' ports, so the endpoint (address and port) with
+more distinct peers in the window is the service (its port is shared by its clients, a
+client's port serves one connection), the lower port breaking a tie. An unanswered row
+is always a try, so a scanner's probes count whatever its port. A connection (5-tuple)
+failed when any of its rows was REJECT or SYN-only (tcp_flags == 2). A port or host weighs
 ``scan_failed_weight`` (2) when every connection to it failed; else a port weighs 1 and
 a host ``scan_host_success_weight`` (0.25: a busy client or proxy reaches many hosts,
 a sweep is mostly refused or unanswered; at 1, ordinary hosts of a busy VPC alerted). Alert when the
@@ -41,11 +46,18 @@ IPv6 global sources are not internal by address and are never scored.
 
 Long-lived connections (``long_lived``). A connection is the 5-tuple of an accepted
 flow read client to server (client = the higher port; the lower address on a tie), so
-both directions and both ENIs' rows are one connection. Its streak is the number of
-consecutive windows it appears in; the alert comes once, in the window where the streak
-reaches ``long_lived_windows`` (12 = one hour); a gap restarts the streak, and a
-restarted streak may alert again. A connection idle for a whole window (no row starting
-in it) breaks its streak.
+both directions and both ENIs' rows are one connection. It is present in the window of
+each record's start and, for a record longer than a minute, in every window up to its
+end's (two windows past its start's at most: a record lasts 10 minutes at most). AWS
+aggregates flows over 1 minute or 10 (the default): a 1-minute record lasts under a
+minute, while at 10 minutes a connection has one record per 10 minutes, which counted by
+its start alone would put it in every other window. Its streak is the number of
+consecutive windows it is present in; the alert comes once, in the window whose records
+take the streak to ``long_lived_windows`` (12 = one hour) or past it (a 10-minute record
+adds two or three windows at once); a gap restarts the streak, and a restarted streak may
+alert again. A connection absent from a whole window (no record starting in it or
+lasting into it) breaks its streak, so short exchanges on one 5-tuple every 10 minutes
+are not long-lived.
 
 New countries (``new_countries``). The registered country (iptocc, each distinct
 address looked up once per call) of every public address at either end of an accepted
@@ -61,11 +73,15 @@ keys the detector names (``baseline_keys``, ``streak_keys``, ``country_keys``), 
 what it found (missing keys absent), then writes the returned entries (None: delete).
 
 - ``exf|<account>|<vpc>|<srcaddr>`` -> ``[n, mean, variance, last window]``
-- ``ll|<window:012d>|<account>|<vpc>|<client>|<cport>|<server>|<sport>|<proto>`` ->
-  ``[streak, window]``, namespaced by the window it was last seen in. A window reads the
-  namespace of the window before and writes its own; after the call (with or without
-  flows) the wiring deletes the key range ``stale_streaks(window_start)``, every older
-  namespace: the streaks that did not continue go without scanning the state, and the
+- ``ll|<account>|<vpc>|<window:012d>|<client>|<cport>|<server>|<sport>|<proto>`` ->
+  ``[streak, window that wrote it]``, namespaced by the last window the streak reaches
+  (past the window that wrote it for a long record). Only a window's candidates are
+  read: its connections also in the window before's rows or with a record longer than
+  a minute. A window reads the namespaces of the window before, its own and the next,
+  ignoring entries it wrote itself, and writes each streak under the last window it
+  reaches; after the call (with or without flows) the wiring deletes the key range
+  ``stale_streaks(window_start)``, every namespace before the window before: streaks
+  that reach no further cannot continue and go without scanning the state, and the
   window before stays, so applying a window twice writes the same entries again.
 - ``cc|<account>|<vpc>`` -> ``{"first": window, "countries": [codes]}``
 

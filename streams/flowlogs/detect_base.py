@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 WINDOW_SECONDS = 300
 
 TEXT_COLUMNS = ("account_id", "vpc_id", "interface_id", "srcaddr", "dstaddr", "action")
-NUMBER_COLUMNS = ("srcport", "dstport", "protocol", "bytes")
+NUMBER_COLUMNS = ("srcport", "dstport", "protocol", "bytes", "start", "end")
 #: One connection as logged by one interface, and the same without the interface.
 FIVE_TUPLE = ["srcaddr", "dstaddr", "srcport", "dstport", "protocol"]
 VPC = ["account_id", "vpc_id"]
@@ -155,7 +155,8 @@ def flows(window: pa.Table, carry: tuple[str, ...] = ()) -> pa.Table:
     """The window's flows (``log_status`` OK, both addresses known) with uniform columns.
 
     Text columns are strings with null as "-" (version-2 logs have no ``vpc_id``);
-    ports, protocol and bytes are int64 with null and NaN as 0 (-1 for protocol);
+    ports, protocol, bytes, start and end are int64 with null and NaN as 0 (-1 for
+    protocol);
     ``tcp_flags`` stays nullable, because "unknown" differs from "no flags".
     ``carry``: columns of ``window`` kept as they are (the batch's table numbers).
     """

@@ -22,7 +22,6 @@ import pyarrow.compute as pc
 from streams.flowlogs.detect_base import (
     NUMBER_COLUMNS,
     VPC,
-    WINDOW_SECONDS,
     Alert,
     DetectorSettings,
     flows,
@@ -37,7 +36,14 @@ from streams.flowlogs.detect_countries import (
     vpcs_of,
 )
 from streams.flowlogs.detect_scan import scan_alert, scan_findings
-from streams.flowlogs.detect_streaks import ENDPOINTS, connections_of, namespace, streak_keys_at
+from streams.flowlogs.detect_streaks import (
+    ENDPOINTS,
+    READ_OFFSETS,
+    candidates,
+    connections_of,
+    reading_keys,
+    writing_keys,
+)
 
 #: The column naming the input table a stacked row came from.
 TABLE = "_table"
@@ -52,8 +58,8 @@ class WindowFigures:
     scans: list[Alert]
     sent: dict[str, Sent]
     continued: pa.Table
-    streaks_before: list[str]
-    streaks_now: list[str]
+    streaks_read: list[str]
+    streaks_written: list[str]
     vpcs: list[tuple[str, str]]
     countries: Found
 
@@ -90,8 +96,10 @@ def window_figures(
     countries = _by_table(countries_found(rows_now, country_of, [TABLE]))
     continued, bounds = _continued(rows, current, before)
     starts = [start for _, _, start in windows]
-    keys_before = _streak_keys(continued, [start - WINDOW_SECONDS for start in starts])
-    keys_now = _streak_keys(continued, starts)
+    row_starts = [starts[closing] for closing in continued[CLOSING].to_pylist()]
+    keys_read = reading_keys(continued, row_starts)
+    keys_written = writing_keys(continued, row_starts)
+    per_row = len(READ_OFFSETS)
     figures = []
     for closing, (table, start) in enumerate(zip(current, starts, strict=True)):
         low, high = int(bounds[closing]), int(bounds[closing + 1])
@@ -100,8 +108,8 @@ def window_figures(
                 scans=[scan_alert(row, start) for row in scans.get(table, [])],
                 sent=sent_of(sent.get(table, [])),
                 continued=continued.slice(low, high - low),
-                streaks_before=keys_before[low:high],
-                streaks_now=keys_now[low:high],
+                streaks_read=keys_read[low * per_row : high * per_row],
+                streaks_written=keys_written[low:high],
                 vpcs=[(str(vpc["account_id"]), str(vpc["vpc_id"])) for vpc in vpcs.get(table, [])],
                 countries=found_of(countries.get(table, [])),
             )
@@ -151,8 +159,8 @@ def _by_table(table: pa.Table) -> dict[int, list[dict[str, object]]]:
 def _continued(
     rows: pa.Table, current: list[int], before: list[int]
 ) -> tuple[pa.Table, np.ndarray]:
-    """The connections of each window also in the window before (``continued_connections``)
-    in one table sorted by window (``CLOSING``), and where each window's rows start."""
+    """The candidates of each window (``continued_connections``) in one table sorted by
+    window (``CLOSING``), and where each window's rows start."""
     connections = connections_of(rows, [TABLE])
     closings = pa.table(
         {
@@ -168,16 +176,8 @@ def _continued(
     then = connections.rename_columns({TABLE: "_before"}).join(
         closings.select(["_before", CLOSING]), keys="_before", join_type="inner", use_threads=False
     )
-    now, then = now.select(keys), then.select(keys)
-    continued = now.join(then, keys=keys, join_type="left semi", use_threads=False)
-    # A deterministic order, and each window's rows together.
-    continued = continued.sort_by([(name, "ascending") for name in keys])
+    # Sorted by window first: each window's rows together, in a deterministic order.
+    continued = candidates(now.select([*keys, "long", "reach"]), then.select(keys), keys)
     positions = continued[CLOSING].to_numpy()
     bounds = np.searchsorted(positions, np.arange(len(current) + 1), side="left")
     return continued, bounds
-
-
-def _streak_keys(continued: pa.Table, starts: list[int]) -> list[str]:
-    """Each continued connection's streak key under the namespace of ``starts[its window]``."""
-    names = pa.array([namespace(start) for start in starts], pa.string())
-    return streak_keys_at(continued, pc.take(names, continued[CLOSING]).combine_chunks())

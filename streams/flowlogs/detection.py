@@ -102,9 +102,9 @@ def _close(
     found, updates = exfiltration_of(figures.sent, window, baselines, settings)
     alerts += found
     _write(state, updates)
-    streaks = _read(state, figures.streaks_before)
+    streaks = _read(state, figures.streaks_read)
     found, changes = streaks_of(
-        figures.streaks_before, figures.streaks_now, figures.continued, window, streaks, settings
+        figures.streaks_read, figures.streaks_written, figures.continued, window, streaks, settings
     )
     alerts += found
     _write(state, changes)
