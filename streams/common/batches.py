@@ -91,8 +91,19 @@ class BatchRunner:
         self.failures = failures
         self.retry = retry or Retry()
         self.sleep = sleep
+        #: The consumer generation of the last batch given up: none of it is handled.
+        self._given_up: int | None = None
 
     async def run(self, events: list[Any]) -> bool:
+        if self._given_up is not None:
+            # Records of the consumer generation in which a batch was given up: handling
+            # them would commit past that batch's records. They are read again, with the
+            # rest of that batch, once the partitions are assigned anew.
+            stale = [e for e in events if _generation(e) == self._given_up]
+            abandon(event.message for event in stale)
+            events = [e for e in events if _generation(e) != self._given_up]
+            if not events:
+                return False
         generation: int = self.app.rebalancing_count
         with fenced(lambda: self.app.rebalancing_count == generation):
             if await self._run(events, generation):
@@ -101,6 +112,7 @@ class BatchRunner:
             "%s: a rebalance began; %d record(s) left to the next owner", self.what, len(events)
         )
         abandon(event.message for event in events)
+        self._given_up = _generation(events[0])
         return False
 
     async def _run(self, events: list[Any], generation: int) -> bool:
@@ -171,6 +183,12 @@ class BatchRunner:
         return current == generation
 
 
+def _generation(event: Any) -> int | None:
+    """The consumer generation a record was fetched in (Faust's ``generation_id``)."""
+    generation: int | None = getattr(event.message, "generation_id", None)
+    return generation
+
+
 def batch_agent(
     app: Any,
     topic: Any,
@@ -192,9 +210,11 @@ def batch_agent(
         async for taken in stream.take_events(size, within=within):
             for events in split(taken) if split is not None else [taken]:
                 started = time.perf_counter()
-                if not await runner.run(events):
-                    break  # a rebalance took the batch away: its records are read again
-                app.monitor.record_batch(name, events, started)
+                # Given up at a rebalance, a run's records are read again; so are the
+                # runs after it (the runner gives up every record of that generation):
+                # Faust acknowledges all of ``taken`` once the loop moves on.
+                if await runner.run(events):
+                    app.monitor.record_batch(name, events, started)
 
     # Faust names the agent's service in its logs after the function's qualified name.
     agent.__name__ = agent.__qualname__ = name.replace(".", "_")

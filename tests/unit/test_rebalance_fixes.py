@@ -393,3 +393,43 @@ async def test_a_partition_never_committed_never_commits_past_its_first_record()
     assert consumer._new_offset(READINGS) is None  # 40 was never processed
     assert consumer.ack(reading(40)) is True
     assert consumer._new_offset(READINGS) == 43
+
+
+def test_after_a_batch_is_given_up_no_record_of_its_generation_is_handled() -> None:
+    """A batch given up at a rebalance, then the next batch of the same consumer
+    generation (Faust may still yield it while the revocation runs): handling it would
+    have its acks commit past the given-up records. It is given up too; records of the
+    next generation are handled."""
+    install_rebalance_fixes()
+    app = faust.App("given-up-test", broker="kafka://127.0.0.1:1", store="memory://")
+    consumer = app.consumer
+    app.topics._acking_topics.add("telemetry.readings")
+    app.consumer_generation_id, app.rebalancing_count = 3, 0
+    consumer._committed_offset[P0] = 10
+    handled: list[int] = []
+
+    async def handle(events: list[Any]) -> None:
+        if (events[0].message.generation_id, events[0].message.offset) == (3, 10):
+            raise KafkaConnectionError()  # until the rebalance gives the batch up
+        handled.extend(e.message.offset for e in events)
+
+    async def rebalance_begins(_seconds: float) -> None:
+        app.rebalancing_count += 1
+
+    async def never_rejects(_event: Any, _error: Exception) -> None:
+        raise AssertionError("nothing is rejected here")
+
+    failures = PromCounter("g", "", registry=CollectorRegistry())
+    runner = BatchRunner(app, "t", handle, never_rejects, failures, sleep=rebalance_begins)
+    first = [SimpleNamespace(message=message(10, generation=3))]
+    second = [SimpleNamespace(message=message(11, generation=3))]
+    mixed = [SimpleNamespace(message=message(o, generation=g)) for o, g in ((12, 3), (10, 4))]
+
+    assert asyncio.run(runner.run(first)) is False
+    assert asyncio.run(runner.run(second)) is False
+    assert handled == []
+    assert consumer.ack(second[0].message) is False
+    assert consumer._new_offset(P0) is None
+    app.consumer_generation_id = 4
+    assert asyncio.run(runner.run(mixed)) is True
+    assert handled == [10]

@@ -47,6 +47,8 @@ class _Sequence:
     expected: int | None  # None: the next record read after the seek starts the sequence
     fetches_at_seek: int
     sought_back_to: int | None = None
+    #: The first offset of the sequence: what a commit may not pass unprocessed.
+    first: int | None = None
 
 
 class DeliveryOrder:
@@ -67,7 +69,12 @@ class DeliveryOrder:
             self._sequences.clear()
             self.generation = generation
         for tp, offset in offsets.items():
-            self._sequences[tp] = _Sequence(offset, self.fetches)
+            self._sequences[tp] = _Sequence(offset, self.fetches, first=offset)
+
+    def first(self, tp: Hashable) -> int | None:
+        """The offset this generation started ``tp`` at (None: not known yet)."""
+        sequence = self._sequences.get(tp)
+        return None if sequence is None else sequence.first
 
     def expected(self, tp: Hashable) -> int | None:
         sequence = self._sequences.get(tp)
@@ -87,7 +94,7 @@ class DeliveryOrder:
         if sequence.expected is None:
             if not after_seek:
                 return Verdict.DROP
-            sequence.expected = offset
+            sequence.expected = sequence.first = offset
         if offset == sequence.expected:
             sequence.expected = offset + 1
             return Verdict.DELIVER

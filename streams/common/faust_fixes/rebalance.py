@@ -30,8 +30,9 @@ upstream bug report (reproduction, cause with file and line, fix).
    Faust's revocation commits what was acknowledged before that.
 4. **A commit never passes an unacknowledged record.** Faust's check lets one through:
    it accepts a lowest acknowledged offset one above the committed one; and it checks
-   nothing for a partition that was never committed (its committed offset unknown),
-   so the start of its log counts as committed.
+   nothing for a partition whose committed offset it does not know (never committed,
+   or committed at 0, which Faust takes for none), so the offset the generation started
+   the partition at stands in.
 
 Reading a record twice is safe: the pipelines skip what they applied already (state
 guarded by source offsets). Losing one never is. Each correction counts what it did
@@ -110,6 +111,10 @@ def _new_offset(self: Any, tp: Any) -> int | None:
     # one above the committed one. The committed offset is the next record to process,
     # so that record itself must be acknowledged (or a known hole).
     acked, committed, holes = self._acked[tp], self._committed_offset[tp], self._gap[tp]
+    if committed is None:
+        # Faust knows no committed offset for a partition never committed (and takes a
+        # committed 0 for none): the offset this generation started it at stands in.
+        committed = self.delivery_order.first(tp)
     if acked and committed is not None:
         lowest = min([*acked, *(hole.begin for hole in holes)])
         if lowest > committed:
@@ -164,9 +169,6 @@ async def _seek_to_committed(self: Any) -> Mapping[Any, int]:
         for tp in never:
             self._thread.seek(tp, earliest[tp])
             offsets[tp] = earliest[tp]
-            # The commit check (4.) needs the next record due: without it, a record
-            # skipped or given up before the partition's first commit could be passed.
-            self._committed_offset[tp] = earliest[tp]
         count(Fix.PARTITIONS_SOUGHT_TO_START, len(never))
     self.delivery_order.sought(generation, offsets)
     log.info("generation %s reads from %s", generation, _by_tp(offsets))
