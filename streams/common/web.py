@@ -2,7 +2,8 @@
 
 Every answer other than a success is ``{"error": message, ...details}`` with its status:
 400 a bad parameter (``parameter`` names it), 404 an unknown key, 405 a method the view
-does not take (``Allow`` lists those it does), 413 a body too large, 503 not ready yet or
+does not take (``Allow`` lists those it does), 413 a body too large, 415 a body not in
+the format the view reads, 422 a body that breaks a rule, 503 not ready yet or
 the key's owner unreachable (``Retry-After``), 500 a bug (logged; the worker keeps
 serving). Query parameters are parsed by :mod:`streams.common.query`.
 
@@ -88,6 +89,18 @@ class MethodNotAllowed(HttpError):
 
 class PayloadTooLarge(HttpError):
     status = 413
+
+
+class UnsupportedMediaType(HttpError):
+    """415: a body in another format than the view reads (JSON)."""
+
+    status = 415
+
+
+class Unprocessable(HttpError):
+    """422: a well-formed request whose content breaks a rule (a value no number)."""
+
+    status = 422
 
 
 class Unavailable(HttpError):

@@ -1,0 +1,102 @@
+"""Write requests as the API receives them, turned into commands or refused (pure).
+
+Refusals, each ``{"error": message, "detail": ...}``:
+
+- 413: a body over the byte limit, or more points than one request may carry;
+- 415: a body that is not ``application/json`` (a charset parameter is fine);
+- 400: a body that is not JSON at all, or a malformed ``Idempotency-Key``;
+- 422: JSON that breaks a rule: not an object, an unknown field, a name that is no
+  string or too long, a bad point (``detail`` names its index, field and problem).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from streams.common.web import BadRequest, PayloadTooLarge, Unprocessable, UnsupportedMediaType
+from streams.timeseries.commands import REQUEST_ID, new_series_id
+from streams.timeseries.points import PointError, Points, parse_points
+
+#: Longest series name kept.
+MAX_NAME = 256
+JSON = "application/json"
+
+
+def json_body(raw: bytes, content_type: str | None, *, limit: int) -> Any:
+    """The parsed body; 413, 415 or 400 as the module says."""
+    if len(raw) > limit:
+        raise PayloadTooLarge(f"a body holds at most {limit} bytes", detail={"limit": limit})
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    if media != JSON:
+        raise UnsupportedMediaType(
+            f"send {JSON}", detail={"content_type": (content_type or "")[:64]}
+        )
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest("the body is not JSON", detail=str(exc)[:200]) from None
+
+
+def idempotency_key(header: str | None) -> str | None:
+    """The ``Idempotency-Key`` header, checked (printable ASCII, 1-128 characters)."""
+    if header is None:
+        return None
+    if not REQUEST_ID.fullmatch(header):
+        raise BadRequest(
+            "Idempotency-Key must be 1-128 printable ASCII characters without spaces",
+            parameter="Idempotency-Key",
+        )
+    return header
+
+
+def create(
+    body: Any, *, key: str | None, request_id: str, now_ms: int, max_points: int
+) -> tuple[dict[str, Any], Points]:
+    """The create command of ``POST /series`` (``{"name"?, "points"?}``) and its points."""
+    fields = _object(body, allowed={"name", "points"})
+    name = fields.get("name")
+    if name is not None and (not isinstance(name, str) or len(name) > MAX_NAME):
+        raise Unprocessable(
+            f"name must be a string of at most {MAX_NAME} characters", detail={"field": "name"}
+        )
+    points = _points(fields.get("points", []), max_points)
+    command = {"op": "create", "id": new_series_id(key), "rid": request_id, "at": now_ms}
+    if name is not None:
+        command["name"] = name
+    return command, points
+
+
+def append(
+    body: Any, series_id: str, *, request_id: str, max_points: int
+) -> tuple[dict[str, Any], Points]:
+    """The append command of ``POST /series/{id}/points`` (``{"points": [...]}``)."""
+    fields = _object(body, allowed={"points"})
+    if "points" not in fields:
+        raise Unprocessable("points are required", detail={"field": "points"})
+    command = {"op": "append", "id": series_id, "rid": request_id}
+    return command, _points(fields["points"], max_points)
+
+
+def _object(body: Any, *, allowed: set[str]) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise Unprocessable("the body must be a JSON object", detail={"field": ""})
+    unknown = sorted(body.keys() - allowed)
+    if unknown:
+        raise Unprocessable(f"unknown field {unknown[0]!r}", detail={"field": unknown[0]})
+    return body
+
+
+def _points(raw: Any, max_points: int) -> Points:
+    if isinstance(raw, list) and len(raw) > max_points:
+        raise PayloadTooLarge(
+            f"at most {max_points} points per request", detail={"limit": max_points}
+        )
+    try:
+        return parse_points(raw, limit=max_points)
+    except PointError as exc:
+        detail = {"index": exc.index, "field": exc.field, "problem": exc.problem}
+        raise Unprocessable(str(exc), detail=detail) from None
+    except ValueError as exc:
+        raise Unprocessable(str(exc), detail={"field": "points"}) from None

@@ -1,0 +1,93 @@
+"""Write requests as the API receives them: every refusal with its status and detail."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from streams.common.web import HttpError
+from streams.timeseries import requests
+from streams.timeseries.commands import SERIES_ID
+
+LIMITS = {"now_ms": 1_000, "max_points": 3}
+
+
+def refusal(call: Any) -> HttpError:
+    with pytest.raises(HttpError) as refused:
+        call()
+    return refused.value
+
+
+@pytest.mark.parametrize(
+    ("raw", "content_type", "status"),
+    [
+        (b"{}", "text/plain", 415),
+        (b"{}", None, 415),
+        (b"{}", "application/jsonx", 415),
+        (b"{not json", "application/json", 400),
+        (b"", "application/json", 400),
+        (b"x" * 101, "application/json", 413),
+    ],
+)
+def test_bodies_not_json_or_too_large_are_refused(
+    raw: bytes, content_type: str | None, status: int
+) -> None:
+    error = refusal(lambda: requests.json_body(raw, content_type, limit=100))
+    assert error.status == status
+    assert set(error.body()) == {"error", "detail"}
+
+
+def test_json_with_a_charset_is_json() -> None:
+    assert requests.json_body(b'{"a": 1}', "Application/JSON; charset=utf-8", limit=100) == {"a": 1}
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "detail"),
+    [
+        ([], 422, {"field": ""}),
+        ({"name": 5}, 422, {"field": "name"}),
+        ({"name": "x" * 257}, 422, {"field": "name"}),
+        ({"nam": "typo"}, 422, {"field": "nam"}),
+        ({"points": {"ts": 1}}, 422, {"field": "points"}),
+        ({"points": [{"ts": 1, "value": "1"}]}, 422, {"index": 0, "field": "value"}),
+        ({"points": [{"ts": 1, "value": 1}] * 4}, 413, {"limit": 3}),
+    ],
+)
+def test_a_create_that_breaks_a_rule_says_which(
+    body: Any, status: int, detail: dict[str, Any]
+) -> None:
+    error = refusal(lambda: requests.create(body, key=None, request_id="r", **LIMITS))
+    assert error.status == status
+    assert detail.items() <= error.body()["detail"].items()
+
+
+def test_a_create_with_a_key_names_the_same_series_every_time() -> None:
+    body = {"name": "cpu", "points": [{"ts": 2, "value": 1.5}, {"ts": 1, "value": 0.5}]}
+    first, points = requests.create(body, key="k-1", request_id="k-1", **LIMITS)
+    again, _ = requests.create(body, key="k-1", request_id="k-1", **LIMITS)
+    assert (
+        first
+        == again
+        == {"op": "create", "id": first["id"], "rid": "k-1", "at": 1_000, "name": "cpu"}
+    )
+    assert SERIES_ID.fullmatch(first["id"])
+    assert points.times.tolist() == [1000, 2000]
+    unnamed, none = requests.create({}, key=None, request_id="r", **LIMITS)
+    assert "name" not in unnamed and len(none) == 0
+
+
+def test_an_append_needs_its_points() -> None:
+    series = "a" * 32
+    assert refusal(lambda: requests.append({}, series, request_id="r", max_points=3)).status == 422
+    body = {"points": [{"ts": "1970-01-01T00:00:01Z", "value": 2}]}
+    command, points = requests.append(body, series, request_id="r", max_points=3)
+    assert command == {"op": "append", "id": series, "rid": "r"}
+    assert points.values.tolist() == [2.0]
+
+
+@pytest.mark.parametrize("header", ["", "a b", "é", "x" * 129])
+def test_a_malformed_idempotency_key_is_a_400(header: str) -> None:
+    assert refusal(lambda: requests.idempotency_key(header)).status == 400
+    assert requests.idempotency_key(None) is None
+    assert requests.idempotency_key("order-7/retry") == "order-7/retry"
