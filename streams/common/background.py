@@ -16,6 +16,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+from streams.common.sends import Superseded, fenced
+
 log = logging.getLogger(__name__)
 
 Body = TypeVar("Body", bound=Callable[..., Awaitable[None]])
@@ -63,5 +65,24 @@ def guarded_call(failures: Any, task: str, call: Callable[[], None]) -> bool:
     except Exception:
         failures.labels(task).inc()
         log.exception("%s failed", task)
+        return False
+    return True
+
+
+async def unless_rebalanced(app: Any, body: Callable[[], Awaitable[None]]) -> bool:
+    """Run ``body`` (a timer's writes to tables and topics); False if a rebalance began
+    meanwhile, which stops its sends (``sends.fenced``).
+
+    A timer that closes windows or deletes state writes outside any batch: once its
+    partitions may be another worker's, a write that lands after the new owner restored
+    the table would be a stale copy in the changelog. The caller forgets what it held in
+    memory (ahead of what was written) and the next tick starts afresh.
+    """
+    generation: int = app.rebalancing_count
+    try:
+        with fenced(lambda: app.rebalancing_count == generation):
+            await body()
+    except Superseded:
+        log.info("a rebalance began: a timer's writes stopped")
         return False
     return True

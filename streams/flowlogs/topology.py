@@ -14,7 +14,7 @@ from typing import Any
 
 import faust
 
-from streams.common.background import guarded_timer
+from streams.common.background import guarded_timer, unless_rebalanced
 from streams.common.batches import BatchRunner, batch_agent
 from streams.common.deadletter import dead_letter
 from streams.common.mirror import TopicMirror
@@ -101,17 +101,20 @@ def register_worker(
         if app.rebalancing or not pipeline.ready.is_set():
             return
         async with pipeline.lock:
-            changed = []
-            for runtime in pipeline.partitions.values():
-                stale = stale_keys(
-                    runtime.io, time.time(), dedupe_days=settings.dedupe_days,
-                    five_minute_days=settings.five_minute_days, hourly_days=settings.hourly_days,
-                )  # fmt: skip
-                for key in stale:
-                    del runtime.io[key]
-                if stale:
-                    changed.append(runtime.io)
-            await write_all(changed, app.producer)
+            await unless_rebalanced(app, sweep_stale)
+
+    async def sweep_stale() -> None:
+        changed = []
+        for runtime in pipeline.partitions.values():
+            stale = stale_keys(
+                runtime.io, time.time(), dedupe_days=settings.dedupe_days,
+                five_minute_days=settings.five_minute_days, hourly_days=settings.hourly_days,
+            )  # fmt: skip
+            for key in stale:
+                del runtime.io[key]
+            if stale:
+                changed.append(runtime.io)
+        await write_all(changed, app.producer)
 
     runner = BatchRunner(
         app,

@@ -27,7 +27,7 @@ from aiokafka.errors import IllegalStateError
 from faust.types import TP
 from pydantic import ValidationError
 
-from streams.common.background import guarded_timer
+from streams.common.background import guarded_timer, unless_rebalanced
 from streams.common.mirror import TopicMirror
 from streams.common.table_io import RocksPartition, write_all
 from streams.telemetry.config import CONFIG_TOPIC as CONFIG
@@ -169,12 +169,13 @@ def register_timers(pipeline: TelemetryPipeline, emit: Emit) -> None:
         if app.rebalancing or not pipeline.ready.is_set():
             return
         async with pipeline.lock:
+            done = False
             try:
-                await close_idle(pipeline, emit)
-            except Exception:
-                # What was held in memory may be ahead of what was written: reload it.
-                pipeline.forget()
-                raise
+                done = await unless_rebalanced(app, lambda: close_idle(pipeline, emit))
+            finally:
+                if not done:
+                    # What was held in memory may be ahead of what was written: reload it.
+                    pipeline.forget()
 
     @guarded_timer(app, 10.0, failures)
     async def export_busiest_devices() -> None:
