@@ -44,6 +44,29 @@ def message(offset: int, generation: int) -> Message:
     )
 
 
+def revoking_app(name: str) -> Any:
+    """A Faust app, fixes installed, in consumer generation 3, P0 committed at 10."""
+    install_rebalance_fixes()
+    app = faust.App(name, broker="kafka://127.0.0.1:1", store="memory://")
+    app.topics._acking_topics.add("telemetry.readings")
+    app.consumer_generation_id, app.rebalancing_count = 3, 0
+    app.consumer._committed_offset[P0] = 10
+    return app
+
+
+def runner_given_up_at_a_rebalance(app: Any, handle: Any) -> BatchRunner:
+    """A batch runner whose every wait sees a rebalance begin; it rejects nothing."""
+
+    async def rebalance_begins(_seconds: float) -> None:
+        app.rebalancing_count += 1
+
+    async def never_rejects(_event: Any, _error: Exception) -> None:
+        raise AssertionError("a surroundings failure rejects nothing")
+
+    failures = PromCounter("f", "", registry=CollectorRegistry())
+    return BatchRunner(app, "t", handle, never_rejects, failures, sleep=rebalance_begins)
+
+
 def test_a_record_from_before_a_rebalance_is_not_acknowledged() -> None:
     """A record of an earlier generation stays uncommitted (read again); a current one is acked."""
     install_rebalance_fixes()
@@ -63,25 +86,14 @@ def test_a_batch_given_up_at_a_rebalance_is_never_committed() -> None:
     up: Faust acks it when the agent moves on, before the consumer generation changes
     (only an assignment changes it) and before the revocation commits, so that ack must
     not count. The revocation's wait for unacked records must not wait for it either."""
-    install_rebalance_fixes()
-    app = faust.App("abandon-test", broker="kafka://127.0.0.1:1", store="memory://")
+    app = revoking_app("abandon-test")
     consumer = app.consumer
-    app.topics._acking_topics.add("telemetry.readings")
-    app.consumer_generation_id, app.rebalancing_count = 3, 0
-    consumer._committed_offset[P0] = 10
     batch = [SimpleNamespace(message=message(offset, generation=3)) for offset in (10, 11)]
 
     async def fails(_events: list[Any]) -> None:
         raise KafkaConnectionError()
 
-    async def rebalance_begins(_seconds: float) -> None:
-        app.rebalancing_count += 1
-
-    async def never_rejects(_event: Any, _error: Exception) -> None:
-        raise AssertionError("a surroundings failure rejects nothing")
-
-    failures = PromCounter("f", "", registry=CollectorRegistry())
-    runner = BatchRunner(app, "t", fails, never_rejects, failures, sleep=rebalance_begins)
+    runner = runner_given_up_at_a_rebalance(app, fails)
     for item in batch:
         consumer._unacked_messages.add(item.message)
     ignored = counts()[Fix.ACKS_IGNORED]
@@ -400,12 +412,8 @@ def test_after_a_batch_is_given_up_no_record_of_its_generation_is_handled() -> N
     generation (Faust may still yield it while the revocation runs): handling it would
     have its acks commit past the given-up records. It is given up too; records of the
     next generation are handled."""
-    install_rebalance_fixes()
-    app = faust.App("given-up-test", broker="kafka://127.0.0.1:1", store="memory://")
+    app = revoking_app("given-up-test")
     consumer = app.consumer
-    app.topics._acking_topics.add("telemetry.readings")
-    app.consumer_generation_id, app.rebalancing_count = 3, 0
-    consumer._committed_offset[P0] = 10
     handled: list[int] = []
 
     async def handle(events: list[Any]) -> None:
@@ -413,14 +421,7 @@ def test_after_a_batch_is_given_up_no_record_of_its_generation_is_handled() -> N
             raise KafkaConnectionError()  # until the rebalance gives the batch up
         handled.extend(e.message.offset for e in events)
 
-    async def rebalance_begins(_seconds: float) -> None:
-        app.rebalancing_count += 1
-
-    async def never_rejects(_event: Any, _error: Exception) -> None:
-        raise AssertionError("nothing is rejected here")
-
-    failures = PromCounter("g", "", registry=CollectorRegistry())
-    runner = BatchRunner(app, "t", handle, never_rejects, failures, sleep=rebalance_begins)
+    runner = runner_given_up_at_a_rebalance(app, handle)
     first = [SimpleNamespace(message=message(10, generation=3))]
     second = [SimpleNamespace(message=message(11, generation=3))]
     mixed = [SimpleNamespace(message=message(o, generation=g)) for o, g in ((12, 3), (10, 4))]
