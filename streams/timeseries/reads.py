@@ -99,6 +99,17 @@ def read_page(
     )
 
 
+def read_range(
+    get: Callable[[str], Any],
+    meta: dict[str, Any],
+    start: int | None = None,
+    end: int | None = None,
+) -> Points:
+    """Every point of the series in ``[start, end)`` (for metrics, forecasts, checks)."""
+    points, _ = read_page(get, meta, start, end, max(meta["count"], 1))
+    return points
+
+
 def page_answer(
     series_id: str, points: Points, next_cursor: int | None, form: str
 ) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 from streams.timeseries import chunks
 from streams.timeseries.chunks import Rewrite, chunk_key, meta_key
-from streams.timeseries.points import Points, concat, within
+from streams.timeseries.points import Points
 
 COUNT = "count"
 Answer = dict[str, Any]
@@ -122,22 +122,3 @@ def _delete(state: State, series_id: str) -> Answer:
     counted = state.get(COUNT) or {"series": 1}
     state.put(COUNT, {"series": max(counted["series"] - 1, 0)})
     return answer(204, None)
-
-
-def read_points(
-    get: Any, meta: dict[str, Any], start: int | None = None, end: int | None = None
-) -> Points:
-    """The series' points in ``[start, end)``, reading only the chunks that span it.
-
-    ``get(key)`` reads the table (the owner's RocksDB).
-    """
-    index = meta["index"]
-    if not index:
-        return concat([])
-    first = index[0][0] if start is None else start
-    last = index[-1][0] if end is None else end - 1
-    if last < first:
-        return concat([])
-    span = chunks.reached(index, first, last)
-    parts = [chunks.decode(get(chunk_key(meta["id"], index[i][2]))) for i in span]
-    return within(concat(parts), start, end)

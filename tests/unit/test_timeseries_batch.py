@@ -15,7 +15,7 @@ import pytest
 from prometheus_client import CollectorRegistry, Counter
 
 from streams.common.table_io import RocksPartition
-from streams.timeseries import commands, store
+from streams.timeseries import commands, reads, store
 from streams.timeseries.answers import Answers
 from streams.timeseries.batch import DLQ, Applier, handle_batch
 from streams.timeseries.chunks import meta_key
@@ -131,6 +131,6 @@ def test_a_new_owner_restoring_the_changelog_has_every_answered_write(tmp_path: 
         else:
             restored[name] = orjson.loads(value)
     meta = restored[meta_key(SERIES)]
-    points = store.read_points(restored.get, meta)
+    points = reads.read_range(restored.get, meta)
     assert points.times.tolist() == list(range(0, 3_000_000, 1000))
     assert restored[store.answer_key("a")]["body"]["count"] == 3000

@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from streams.common.exactly_once import PartitionState
-from streams.timeseries import chunks, store
+from streams.timeseries import chunks, reads, store
 from streams.timeseries.points import latest_per_time
 
 NOW = 1_800_000_000_000
@@ -47,7 +47,7 @@ def run(table: PhasedTable, command: dict[str, Any], times: list[int], values: l
 
 def stored(table: dict[str, Any], series_id: str) -> dict[int, float]:
     meta = table[chunks.meta_key(series_id)]
-    points = store.read_points(table.get, meta)
+    points = reads.read_range(table.get, meta)
     return dict(zip(points.times.tolist(), points.values.tolist(), strict=True))
 
 
@@ -130,10 +130,10 @@ def test_reads_of_a_range_touch_only_its_chunks() -> None:
         read.append(key)
         return table[key]
 
-    points = store.read_points(get, table[chunks.meta_key("a" * 32)], 5000, 5010)
+    points = reads.read_range(get, table[chunks.meta_key("a" * 32)], 5000, 5010)
     assert points.times.tolist() == list(range(5000, 5010))
     assert len(read) == 1
-    assert len(store.read_points(get, table[chunks.meta_key("a" * 32)], 20_000, None)) == 0
+    assert len(reads.read_range(get, table[chunks.meta_key("a" * 32)], 20_000, None)) == 0
 
 
 def test_a_series_past_its_limit_is_refused_whole(monkeypatch: pytest.MonkeyPatch) -> None:
