@@ -1,7 +1,8 @@
 """JSON web views on a Faust app: one way to declare them, one error shape, timed by route.
 
 Every answer other than a success is ``{"error": message, ...details}`` with its status:
-400 a bad parameter (``parameter`` names it), 404 an unknown key, 405 a method the view
+400 a bad parameter (``parameter`` names it), 401 a missing or wrong ``X-API-Key`` (when
+the views are given a key), 404 an unknown key, 405 a method the view
 does not take (``Allow`` lists those it does), 413 a body too large, 415 a body not in
 the format the view reads, 422 a body that breaks a rule, 503 not ready yet or
 the key's owner unreachable (``Retry-After``), 500 a bug (logged; the worker keeps
@@ -18,6 +19,7 @@ that died or hangs is a 503 after ``forward_timeout``, not an unhandled exceptio
 from __future__ import annotations
 
 import asyncio
+import hmac
 import inspect
 import logging
 import re
@@ -36,13 +38,28 @@ log = logging.getLogger(__name__)
 
 #: Marks a request one worker forwarded to another (value: the sender's URL).
 FORWARDED_BY = "X-Streams-Forwarded-By"
+#: The header of the optional API key.
+API_KEY = "X-API-Key"
 #: Headers of the owner's answer a forwarded answer keeps.
 _PASSED_HEADERS = ("Retry-After", "Allow")
-_READS = ("GET", "HEAD")
+#: The status a route's success has, exported at zero from the start.
+_SUCCESS = {"POST": "201", "DELETE": "204"}
 _ASSIGNMENT_UNDER_WAY = "partition assignment under way; retry"
 
 #: ``answer(query, **path_params)``: a JSON-able value, or an awaitable of one.
 Answer = Callable[..., Any]
+#: ``handler(request, **path_params)``: a :class:`Reply`, a JSON-able value (200), or an
+#: awaitable of either.
+Handler = Callable[..., Any]
+
+
+@dataclass(frozen=True)
+class Reply:
+    """An answer with a status of its own (201, 204...) and headers."""
+
+    body: Any = None
+    status: int = 200
+    headers: Mapping[str, str] | None = None
 
 
 class HttpError(Exception):
@@ -71,6 +88,12 @@ class BadRequest(HttpError, ValueError):
     """A parameter the view cannot use (ValueError too: parsing code may catch it so)."""
 
     status = 400
+
+
+class Unauthorized(HttpError):
+    """401: a missing or wrong ``X-API-Key``."""
+
+    status = 401
 
 
 class NotFound(HttpError):
@@ -167,7 +190,8 @@ class JsonView(View):
 @dataclass(frozen=True)
 class _Page:
     path: str
-    answer: Answer
+    #: By method (GET, POST, DELETE...); HEAD is answered as GET.
+    handlers: Mapping[str, Handler]
     needs_ready: bool
     #: For a routed page: the URL of the worker owning a key, and the key's parameter.
     owner: Callable[[str], URL] | None = None
@@ -175,7 +199,8 @@ class _Page:
 
 
 class Views:
-    """Declares a pipeline's read-only JSON views (GET and HEAD) on ``app``.
+    """Declares a pipeline's JSON views on ``app``: read-only pages (GET and HEAD), and
+    endpoints that take other methods too.
 
     ``latency``: from :func:`route_latency`, or None not to time them. ``ready``: until it
     is set, pages that need it answer 503 with ``Retry-After: retry_after`` rather than
@@ -190,36 +215,73 @@ class Views:
         ready: asyncio.Event | None = None,
         retry_after: int = 1,
         forward_timeout: float = 10.0,
+        api_key: str | None = None,
     ) -> None:
         self.app = app
         self.latency = latency
         self.ready = ready
         self.retry_after = retry_after
         self.forward_timeout = forward_timeout
+        #: When set, every view declared here needs it in ``X-API-Key``.
+        self.api_key = api_key
 
     def page(self, path: str, answer: Answer, *, needs_ready: bool = True) -> None:
         """Serve ``answer(query, **path_params)`` as JSON at ``path`` on this worker."""
-        self._add(_Page(path, answer, needs_ready))
+        self._add(_Page(path, {"GET": _read(answer)}, needs_ready))
 
     def routed(
-        self, path: str, answer: Answer, *, key: str, topic: Any = None, table: Any = None
+        self,
+        path: str,
+        answer: Answer,
+        *,
+        key: str,
+        topic: Any = None,
+        table: Any = None,
+        owner: Callable[[str], URL] | None = None,
     ) -> None:
         """Like :meth:`page`, answered by the worker owning the partition of ``key``.
 
         ``key`` names a path parameter (``{key}`` in ``path``) or else a required query
         parameter. Its partition is that of ``topic`` (a topic the group reads) or of
-        ``table``, as Faust partitions it.
+        ``table``, as Faust partitions it, or ``owner(key)`` gives the owner's URL
+        (KeyError: no assignment known).
         """
+        self._add(_Page(path, {"GET": _read(answer)}, True, self._owner(topic, table, owner), key))
+
+    def endpoint(
+        self,
+        path: str,
+        handlers: Mapping[str, Handler],
+        *,
+        key: str = "",
+        owner: Callable[[str], URL] | None = None,
+        needs_ready: bool = True,
+    ) -> None:
+        """Serve ``handlers[method](request, **path_params)`` at ``path``.
+
+        With ``owner`` (as for :meth:`routed`), reads are forwarded to the worker owning
+        ``key``; other methods are answered here (a write finds its own way to the owner:
+        Faust's forwarding drops request bodies).
+        """
+        self._add(_Page(path, {m.upper(): h for m, h in handlers.items()}, needs_ready, owner, key))
+
+    def _owner(
+        self, topic: Any, table: Any, owner: Callable[[str], URL] | None
+    ) -> Callable[[str], URL]:
+        if owner is not None:
+            if topic is not None or table is not None:
+                raise TypeError("route by a topic, a table or an owner function")
+            return owner
         if (topic is None) == (table is None):
-            raise TypeError("route by a topic or by a table")
+            raise TypeError("route by a topic, a table or an owner function")
         app = self.app
 
-        def owner(value: str) -> URL:
+        def by_assignment(value: str) -> URL:
             if topic is not None:
                 return URL(app.router.external_topic_key_store(topic, value))
             return URL(app.router.key_store(table.name, value))
 
-        self._add(_Page(path, answer, True, owner, key))
+        return by_assignment
 
     def _add(self, page: _Page) -> None:
         views = self
@@ -228,12 +290,19 @@ class Views:
             async def get(self, request: Any, **params: Any) -> Any:
                 return await views._serve(page, self, request, params)
 
+            async def post(self, request: Any, **params: Any) -> Any:
+                return await views._serve(page, self, request, params)
+
+            async def delete(self, request: Any, **params: Any) -> Any:
+                return await views._serve(page, self, request, params)
+
             async def refuse(self, request: Any) -> Any:
                 return await views._serve(page, self, request, {})
 
         if self.latency is not None:
             # Exported from the start, so a dashboard shows the route before its first call.
-            self.latency.labels(page.path, "GET", "200")
+            for method in page.handlers:
+                self.latency.labels(page.path, method, _SUCCESS.get(method, "200"))
         name = re.sub(r"[^A-Za-z0-9]+", "_", page.path).strip("_")
         PageView.__name__ = PageView.__qualname__ = name
         self.app.page(page.path, name=name)(PageView)
@@ -254,9 +323,16 @@ class Views:
         return response
 
     async def _respond(self, page: _Page, view: Any, request: Any, params: dict[str, str]) -> Any:
-        if request.method not in _READS:
-            raise MethodNotAllowed(request.method, _READS)
-        if page.owner is not None:
+        if self.api_key is not None:
+            given = request.headers.get(API_KEY, "").encode()
+            if not hmac.compare_digest(given, self.api_key.encode()):
+                raise Unauthorized(f"missing or wrong {API_KEY}")
+        method = "GET" if request.method == "HEAD" else request.method
+        handler = page.handlers.get(method)
+        if handler is None:
+            allowed = [*page.handlers, *(["HEAD"] if "GET" in page.handlers else [])]
+            raise MethodNotAllowed(request.method, allowed)
+        if page.owner is not None and method == "GET":
             forwarded = await self._forward(page, view, request, params)
             if forwarded is not None:
                 return forwarded
@@ -264,10 +340,14 @@ class Views:
             raise Unavailable(
                 "not ready: this worker is still loading its state", retry_after=self.retry_after
             )
-        result = page.answer(request.query, **params)
+        result = handler(request, **params)
         if inspect.isawaitable(result):
             result = await result
-        return view.json(result)
+        if not isinstance(result, Reply):
+            return view.json(result)
+        if result.body is None:
+            return view.bytes(b"", status=result.status, headers=result.headers)
+        return view.json(result.body, status=result.status, headers=result.headers)
 
     async def _forward(
         self, page: _Page, view: Any, request: Any, params: dict[str, str]
@@ -282,20 +362,23 @@ class Views:
         except KeyError:  # no assignment known yet
             raise Unavailable(_ASSIGNMENT_UNDER_WAY, retry_after=self.retry_after) from None
         here = self.app.conf.canonical_url
-        if _address(owner) == _address(here):
+        if address(owner) == address(here):
             return None
         if FORWARDED_BY in request.headers:
             # The sender thinks we own the key, we think it is someone else's: one of us
             # has an outdated assignment, which the rebalance will settle.
             raise Unavailable(_ASSIGNMENT_UNDER_WAY, retry_after=self.retry_after)
-        host, port = _address(owner)
+        host, port = address(owner)
         target = request.url.with_host(host).with_port(port)
         timeout = aiohttp.ClientTimeout(total=self.forward_timeout)
+        headers = {FORWARDED_BY: str(here)}
+        if self.api_key is not None:
+            headers[API_KEY] = self.api_key
         try:
             async with self.app.http_client.request(
                 request.method,
                 target,
-                headers={FORWARDED_BY: str(here)},
+                headers=headers,
                 timeout=timeout,
                 allow_redirects=False,
             ) as answer:
@@ -312,7 +395,33 @@ class Views:
             ) from None
 
 
-def _address(url: URL) -> tuple[str, int]:
-    # As Faust's router compares them: a URL without scheme is "host:port" in its path.
+async def read_body(request: Any, limit: int) -> bytes:
+    """The request's body, refused with 413 past ``limit`` bytes, declared or streamed
+    (aiohttp's own cap would raise a 500 from ``request.read()``)."""
+    declared = request.content_length
+    if declared is not None and declared > limit:
+        raise PayloadTooLarge(f"a body holds at most {limit} bytes", detail={"limit": limit})
+    parts: list[bytes] = []
+    size = 0
+    while chunk := await request.content.readany():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"a body holds at most {limit} bytes", detail={"limit": limit})
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+def _read(answer: Answer) -> Handler:
+    """A page's ``answer(query, **params)`` as a handler of the request."""
+
+    def handler(request: Any, **params: Any) -> Any:
+        return answer(request.query, **params)
+
+    return handler
+
+
+def address(url: URL) -> tuple[str, int]:
+    """A worker URL's host and port, as Faust's router compares them (a URL without
+    scheme is "host:port" in its path)."""
     url = URL(str(url))
     return (url.host if url.scheme else url.path) or "", int(url.port or 80)

@@ -62,6 +62,9 @@ def decode(raw: bytes | None) -> tuple[dict[str, Any], Points]:
     name = command.get("name")
     if name is not None and not isinstance(name, str):
         raise CommandError("name must be a string")
+    digest = command.get("digest")
+    if digest is not None and not (isinstance(digest, str) and len(digest) <= 64):
+        raise CommandError("digest must be a short string")
     return command, _points(command)
 
 

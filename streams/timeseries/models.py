@@ -75,6 +75,60 @@ class SeriesMetrics(Strict):
     slope_per_second: float | None
 
 
+class SeriesSummary(Strict):
+    id: str = Field(pattern="^[0-9a-f]{32}$")
+    name: str | None
+    count: int = Field(description="points held")
+    created: str
+    first: str | None = Field(description="time of the first point")
+
+
+class SeriesList(Strict):
+    count: int = Field(description="series stored, over every worker")
+    items: list[SeriesSummary]
+    next: str | None = Field(description="cursor of the next page; null on the last")
+
+
+class Band(Strict):
+    level: float
+    lower: float
+    upper: float
+
+
+class ForecastPoint(Strict):
+    ts: str
+    value: float = Field(description="the forecast mean")
+    intervals: list[Band]
+
+
+class FitFigures(Strict):
+    mae: float
+    rmse: float
+    mase: float | None
+    alpha: float
+    beta: float
+    gamma: float
+    phi: float
+
+
+class ForecastAnswer(Strict):
+    id: str
+    method: str
+    season: int | None = Field(description="points per season, null when none")
+    season_detected: bool
+    fit_points: int
+    step_seconds: float
+    fit: FitFigures
+    points: list[ForecastPoint]
+
+
+class Document(BaseModel):
+    """This OpenAPI document."""
+
+    openapi: str
+    paths: dict[str, Any]
+
+
 class Error(BaseModel):
     error: str
     detail: Any = None
@@ -91,6 +145,13 @@ def model_schemas() -> dict[str, type[BaseModel]]:
         PageRows,
         PageColumns,
         SeriesMetrics,
+        SeriesSummary,
+        SeriesList,
+        Band,
+        ForecastPoint,
+        FitFigures,
+        ForecastAnswer,
+        Document,
         Error,
     )
     return {model.__name__: model for model in models}

@@ -17,6 +17,7 @@ ERRORS = {
     "405": "a method this route does not take",
     "413": "a body or a series over its limit",
     "415": "a body that is not application/json",
+    "401": "a missing or wrong X-API-Key (when the server has one)",
     "422": "a body that breaks a rule (detail names the field)",
     "503": "not ready, or the owner of the series unreachable: retry",
 }
@@ -28,6 +29,7 @@ class Parameter:
     where: str  # "path", "query" or "header"
     description: str
     required: bool = False
+    schema: tuple[tuple[str, Any], ...] = (("type", "string"),)
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,12 @@ class Route:
 
 
 SERIES_ID = Parameter("id", "path", "the series' id (32 hex digits)", required=True)
+
+
+def _integer(low: int, high: int) -> tuple[tuple[str, Any], ...]:
+    return (("type", "integer"), ("minimum", low), ("maximum", high))
+
+
 IDEMPOTENCY = Parameter(
     "Idempotency-Key", "header", "a retried request with the same key is applied once"
 )
@@ -49,9 +57,33 @@ RANGE = (
     Parameter("end", "query", "first time excluded"),
 )
 PAGE = (
-    Parameter("limit", "query", "points per page (default and cap: the server's page limit)"),
+    Parameter(
+        "limit",
+        "query",
+        "points per page (default and cap: the server's page limit)",
+        schema=_integer(1, 10_000),
+    ),
     Parameter("cursor", "query", "the next field of the previous page"),
-    Parameter("format", "query", "rows (default) or columns"),
+    Parameter(
+        "format",
+        "query",
+        "rows (default) or columns",
+        schema=(("type", "string"), ("enum", ["rows", "columns"])),
+    ),
+)
+FORECAST = (
+    Parameter("horizon", "query", "points to forecast", required=True, schema=_integer(1, 10_000)),
+    Parameter("level", "query", "interval levels in percent, comma-separated (default 80,95)"),
+    Parameter(
+        "season",
+        "query",
+        "points per season (0: none; absent: detected)",
+        schema=_integer(0, 10_000),
+    ),
+)
+LISTING = (
+    Parameter("limit", "query", "series per page (default 100)", schema=_integer(1, 10_000)),
+    Parameter("cursor", "query", "the next field of the previous page"),
 )
 
 ROUTES: tuple[Route, ...] = (
@@ -64,17 +96,26 @@ ROUTES: tuple[Route, ...] = (
         {"200": "Written"}, body="AppendPoints", parameters=(SERIES_ID, IDEMPOTENCY),
     ),
     Route(
+        "get", "/series", "The count of series stored, and a page of them in id order",
+        {"200": "SeriesList"}, parameters=LISTING,
+    ),
+    Route(
         "get", "/series/{id}", "The series' points in a range, page by page",
-        {"200": "PageRows"}, parameters=(SERIES_ID, *RANGE, *PAGE),
+        {"200": "PageRows|PageColumns"}, parameters=(SERIES_ID, *RANGE, *PAGE),
     ),
     Route(
         "get", "/series/{id}/metrics", "Count, extremes, mean, spread, percentiles, trend",
         {"200": "SeriesMetrics"}, parameters=(SERIES_ID, *RANGE),
     ),
     Route(
+        "get", "/series/{id}/forecast", "Future points with prediction intervals",
+        {"200": "ForecastAnswer"}, parameters=(SERIES_ID, *FORECAST),
+    ),
+    Route(
         "delete", "/series/{id}", "Delete a series; afterwards 404 everywhere",
         {"204": None}, parameters=(SERIES_ID, IDEMPOTENCY),
     ),
+    Route("get", "/openapi.json", "This document", {"200": "Document"}),
 )  # fmt: skip
 
 
@@ -111,7 +152,9 @@ def _operation(route: Route) -> dict[str, Any]:
 
 
 def _json(model: str) -> dict[str, Any]:
-    return {"application/json": {"schema": {"$ref": f"#/components/schemas/{model}"}}}
+    """``Name`` or ``A|B`` (one of them) as a response's or body's content."""
+    refs = [{"$ref": f"#/components/schemas/{name}"} for name in model.split("|")]
+    return {"application/json": {"schema": refs[0] if len(refs) == 1 else {"oneOf": refs}}}
 
 
 def _parameter(parameter: Parameter) -> dict[str, Any]:
@@ -120,7 +163,7 @@ def _parameter(parameter: Parameter) -> dict[str, Any]:
         "in": parameter.where,
         "required": parameter.required,
         "description": parameter.description,
-        "schema": {"type": "string"},
+        "schema": dict(parameter.schema),
     }
 
 

@@ -110,6 +110,18 @@ def read_range(
     return points
 
 
+def read_tail(get: Callable[[str], Any], meta: dict[str, Any], wanted: int) -> Points:
+    """The last ``wanted`` points of the series, reading only the chunks that hold them."""
+    index = meta["index"]
+    held, position = 0, len(index)
+    while position > 0 and held < wanted:
+        position -= 1
+        held += index[position][1]
+    parts = [chunks.decode(get(chunk_key(meta["id"], entry[2]))) for entry in index[position:]]
+    points = concat(parts)
+    return Points(points.times[-wanted:], points.values[-wanted:]) if wanted else concat([])
+
+
 def page_answer(
     series_id: str, points: Points, next_cursor: int | None, form: str
 ) -> dict[str, Any]:

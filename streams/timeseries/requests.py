@@ -11,6 +11,8 @@ Refusals, each ``{"error": message, "detail": ...}``:
 
 from __future__ import annotations
 
+import hashlib
+import uuid
 from typing import Any
 
 import orjson
@@ -49,6 +51,20 @@ def idempotency_key(header: str | None) -> str | None:
             parameter="Idempotency-Key",
         )
     return header
+
+
+def request_id(op: str, series_id: str, key: str | None) -> str:
+    """The id a write's answer is kept under: drawn afresh, or derived from the
+    ``Idempotency-Key`` and what it applies to (one key reused for two series' appends
+    is two requests, not a replay)."""
+    if key is None:
+        return uuid.uuid4().hex
+    return hashlib.blake2b(f"{op}\0{series_id}\0{key}".encode(), digest_size=16).hexdigest()
+
+
+def digest(raw: bytes) -> str:
+    """A fingerprint of a request body: a key replayed with another body is refused."""
+    return hashlib.blake2b(raw, digest_size=16).hexdigest()
 
 
 def create(

@@ -43,15 +43,39 @@ def answer_key(rid: str) -> str:
     return f"r|{rid}"
 
 
+def answered_key(at_ms: int, rid: str) -> str:
+    """The answers in the order they were given: expiry reads only the expired ones."""
+    return f"a|{at_ms:013d}|{rid}"
+
+
 def phase(key: str, deleted: bool) -> int:
     """Chunks written, then meta and count, then answers and chunks deleted (see above)."""
     if key.startswith("c|"):
         return 2 if deleted else 0
-    return 2 if key.startswith("r|") else 1
+    return 2 if key.startswith(("r|", "a|")) else 1
+
+
+def expire_answers(state: Any, before_ms: int, limit: int) -> int:
+    """Forget at most ``limit`` answers given before ``before_ms`` (oldest first): a
+    request replayed after that is applied anew. ``state``: a RocksPartition."""
+    done = 0
+    for key, _ in state.items_between("a|", answered_key(before_ms, "")):
+        rid = key.split("|", 2)[2]
+        del state[answer_key(rid)]
+        del state[key]
+        done += 1
+        if done == limit:
+            break
+    return done
 
 
 def answer(status: int, body: Any) -> Answer:
     return {"status": status, "body": body}
+
+
+def refusal(status: int, message: str, series_id: str) -> Answer:
+    """A refusal in the API's one error shape."""
+    return answer(status, {"error": message, "detail": {"id": series_id}})
 
 
 def apply(state: State, command: dict[str, Any], points: Points, now_ms: int) -> Answer:
@@ -59,6 +83,8 @@ def apply(state: State, command: dict[str, Any], points: Points, now_ms: int) ->
     rid = command["rid"]
     kept = state.get(answer_key(rid))
     if kept is not None:
+        if kept.get("digest") != command.get("digest"):
+            return refusal(422, "this Idempotency-Key was used for another request", command["id"])
         return {"status": kept["status"], "body": kept["body"]}
     op = command["op"]
     if op == "create":
@@ -67,14 +93,15 @@ def apply(state: State, command: dict[str, Any], points: Points, now_ms: int) ->
         result = _append(state, command["id"], points)
     else:
         result = _delete(state, command["id"])
-    state.put(answer_key(rid), {**result, "at": now_ms})
+    state.put(answer_key(rid), {**result, "at": now_ms, "digest": command.get("digest")})
+    state.put(answered_key(now_ms, rid), 1)
     return result
 
 
 def _create(state: State, command: dict[str, Any], points: Points) -> Answer:
     series_id = command["id"]
     if state.get(meta_key(series_id)) is not None:
-        return answer(409, {"error": "a series with this id exists", "id": series_id})
+        return refusal(409, "a series with this id exists", series_id)
     meta = {"id": series_id, "name": command.get("name"), "created": command["at"]}
     meta.update(index=[], next=0, count=0)
     result = _write_points(state, meta, points)
@@ -88,7 +115,7 @@ def _create(state: State, command: dict[str, Any], points: Points) -> Answer:
 def _append(state: State, series_id: str, points: Points) -> Answer:
     meta = state.get(meta_key(series_id))
     if meta is None:
-        return answer(404, {"error": "no such series", "id": series_id})
+        return refusal(404, "no such series", series_id)
     return _write_points(state, meta, points)
 
 
@@ -101,8 +128,7 @@ def _write_points(state: State, meta: dict[str, Any], points: Points) -> Answer:
 
     rewrite.apply(points, read_chunk)
     if rewrite.count > chunks.MAX_POINTS:
-        limit = chunks.MAX_POINTS
-        return answer(413, {"error": f"a series holds at most {limit} points", "id": series_id})
+        return refusal(413, f"a series holds at most {chunks.MAX_POINTS} points", series_id)
     for number, piece in rewrite.chunks.items():
         state.put(chunk_key(series_id, number), chunks.encode(piece))
     for number in rewrite.dropped:
@@ -115,7 +141,7 @@ def _write_points(state: State, meta: dict[str, Any], points: Points) -> Answer:
 def _delete(state: State, series_id: str) -> Answer:
     meta = state.get(meta_key(series_id))
     if meta is None:
-        return answer(404, {"error": "no such series", "id": series_id})
+        return refusal(404, "no such series", series_id)
     state.delete(meta_key(series_id))
     for _first, _points, number in meta["index"]:
         state.delete(chunk_key(series_id, number))

@@ -1,0 +1,3 @@
+from streams.timeseries.main import main
+
+main()
