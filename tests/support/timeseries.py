@@ -1,0 +1,94 @@
+"""Time-series workers and an HTTP client for the integration tests and the bench:
+nothing here imports the API's code."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tests.support.workers import Worker, wait_until
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    body: Any
+    headers: Mapping[str, str]
+
+
+def call(
+    url: str,
+    method: str = "GET",
+    body: Any = None,
+    *,
+    headers: Mapping[str, str] | None = None,
+    raw: bytes | None = None,
+    timeout: float = 30.0,
+) -> Answer:
+    """One request; ``body`` is sent as JSON (``raw``: bytes as they are)."""
+    data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
+    sent = {"Content-Type": "application/json"} if data is not None else {}
+    request = urllib.request.Request(
+        url, data=data, method=method, headers={**sent, **(headers or {})}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            content = response.read()
+            return Answer(
+                response.status, json.loads(content) if content else None, response.headers
+            )
+    except urllib.error.HTTPError as exc:
+        content = exc.read()
+        try:
+            parsed = json.loads(content) if content else None
+        except ValueError:
+            parsed = content
+        return Answer(exc.code, parsed, dict(exc.headers))
+
+
+@dataclass
+class TimeSeriesWorkers:
+    """Starts ``python -m streams.timeseries worker`` processes for one test, each with its
+    own port, data dir and log; ``stop_all`` ends them by pid."""
+
+    bootstrap: str
+    root: Path
+    started: list[Worker] = field(default_factory=list)
+
+    def start(
+        self, env: Mapping[str, str] | None = None, *, data_dir: Path | None = None
+    ) -> Worker:
+        name = f"timeseries{len(self.started)}"
+        worker = Worker(
+            self.bootstrap,
+            data_dir or self.root / name,
+            self.root / f"{name}.log",
+            env=dict(env or {}),
+            module="streams.timeseries",
+        )
+        self.started.append(worker)
+        return worker.start()
+
+    def stop_all(self) -> None:
+        for worker in self.started:
+            worker.stop()
+
+
+def serving(
+    worker: Worker,
+    *,
+    partitions: int,
+    timeout: float = 90.0,
+    headers: Mapping[str, str] | None = None,
+) -> None:
+    """Wait until ``worker`` answers ``GET /series``: every partition assigned and loaded."""
+
+    def probe() -> bool:
+        return call(worker.url + "/series", headers=headers).status == 200
+
+    wait_until(probe, timeout=timeout, what=f"{worker.url}/series to answer 200")
