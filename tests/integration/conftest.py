@@ -13,6 +13,7 @@ from streams.common.faust_fixes import end_offset_correction
 from streams.common.topics import declare
 from streams.orders.pipeline import topic_specs
 from tests.support.telemetry import TelemetryProcesses
+from tests.support.timeseries import TimeSeriesWorkers
 from tests.support.workers import Worker, produce
 
 
@@ -67,3 +68,11 @@ def telemetry(broker: EmbeddedBroker, tmp_path: Path) -> Iterator[TelemetryProce
     processes = TelemetryProcesses(broker.bootstrap, tmp_path)
     yield processes
     processes.stop_all()
+
+
+@pytest.fixture
+def timeseries(broker: EmbeddedBroker, tmp_path: Path) -> Iterator[TimeSeriesWorkers]:
+    """Start time-series workers; each is stopped by pid at the end."""
+    workers = TimeSeriesWorkers(broker.bootstrap, tmp_path)
+    yield workers
+    workers.stop_all()
