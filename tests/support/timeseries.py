@@ -82,7 +82,6 @@ class TimeSeriesWorkers:
 def serving(
     worker: Worker,
     *,
-    partitions: int,
     timeout: float = 90.0,
     headers: Mapping[str, str] | None = None,
 ) -> None:
