@@ -14,6 +14,12 @@ from typing import Any
 Answer = dict[str, Any]
 
 
+def waiting_key(rid: str, digest: str | None) -> str:
+    """What a request waits under: its request id and its body's fingerprint, so a
+    request that reuses a key with another body never takes the other's answer."""
+    return f"{rid} {digest or ''}"
+
+
 class Answers:
     """Futures of the answers awaited on this worker, by request id."""
 

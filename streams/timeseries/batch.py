@@ -20,7 +20,7 @@ from streams.common.exactly_once import PartitionState
 from streams.common.sends import Confirmed
 from streams.common.table_io import RocksPartition, write_all
 from streams.timeseries import commands, store
-from streams.timeseries.answers import Answers
+from streams.timeseries.answers import Answers, waiting_key
 
 DLQ = "timeseries.dlq"
 INVALID_COMMAND = "invalid_command"
@@ -59,14 +59,14 @@ async def handle_batch(applier: Applier, events: list[Any]) -> None:
                 letters[INVALID_COMMAND] += 1
                 continue
             answer = store.apply(state, command, points, now_ms)
-            answered.append((command["rid"], answer))
+            answered.append((waiting_key(command["rid"], command.get("digest")), answer))
             tally[(command["op"], str(answer["status"]))] += 1
         state.flush_in_phases(store.phase)
         written.append(io)
     await sends.confirm()
     await write_all(written, applier.producer)
-    for rid, answer in answered:
-        applier.answers.resolve(rid, answer)
+    for key, answer in answered:
+        applier.answers.resolve(key, answer)
     for (op, status), count in tally.items():
         applier.applied.labels(op, status).inc(count)
     for reason, count in letters.items():

@@ -8,7 +8,7 @@ points (or two seasons when a longer season is given), and only those are read.
 
 from __future__ import annotations
 
-import math
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -27,6 +27,8 @@ from streams.timeseries.points import LATEST_MS, iso
 MAX_HORIZON = 10_000
 MAX_LEVELS = 5
 MAX_SEASON = 10_000
+#: A level as written in a URL: ASCII digits, an optional fraction ("99.5").
+_LEVEL = re.compile(r"[0-9]{1,2}(?:\.[0-9]{1,6})?")
 #: The fit window: the last points the model sees (a 10-million-point series costs no
 #: more than this).
 MAX_FIT_POINTS = DEFAULT_MAX_FIT_POINTS
@@ -49,12 +51,10 @@ def _levels(raw: str | None) -> tuple[float, ...]:
         return DEFAULT_LEVELS
     levels: list[float] = []
     for text in raw.split(",")[: MAX_LEVELS + 1]:
-        try:
-            level = float(text)
-        except ValueError:
-            level = math.nan
-        if not (0 < level < 100) or not text.strip().replace(".", "", 1).isdigit():
+        text = text.strip(" ")
+        if not _LEVEL.fullmatch(text) or not 0 < float(text) < 100:
             raise BadRequest("level: percentages between 0 and 100, e.g. 80,95", parameter="level")
+        level = float(text)
         levels.append(level)
     if len(levels) > MAX_LEVELS:
         raise BadRequest(f"level: at most {MAX_LEVELS} levels", parameter="level")

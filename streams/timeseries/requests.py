@@ -12,6 +12,7 @@ Refusals, each ``{"error": message, "detail": ...}``:
 from __future__ import annotations
 
 import hashlib
+import json
 import uuid
 from typing import Any
 
@@ -38,7 +39,17 @@ def json_body(raw: bytes, content_type: str | None, *, limit: int) -> Any:
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise BadRequest("the body is not JSON", detail=str(exc)[:200]) from None
+        problem = str(exc)[:200]
+    try:
+        # Valid JSON that orjson refuses: a number beyond a double (1e999). Read as
+        # infinity, it is refused as a non-finite value (422, naming the point).
+        return json.loads(raw, parse_constant=_not_json)
+    except (ValueError, RecursionError):
+        raise BadRequest("the body is not JSON", detail=problem) from None
+
+
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not JSON")
 
 
 def idempotency_key(header: str | None) -> str | None:

@@ -45,7 +45,7 @@ def answer_key(rid: str) -> str:
 
 def answered_key(at_ms: int, rid: str) -> str:
     """The answers in the order they were given: expiry reads only the expired ones."""
-    return f"a|{at_ms:013d}|{rid}"
+    return f"a|{at_ms:015d}|{rid}"  # 15 digits: in order until the year 33658
 
 
 def phase(key: str, deleted: bool) -> int:
@@ -60,12 +60,12 @@ def expire_answers(state: Any, before_ms: int, limit: int) -> int:
     request replayed after that is applied anew. ``state``: a RocksPartition."""
     done = 0
     for key, _ in state.items_between("a|", answered_key(before_ms, "")):
+        if done >= limit:
+            break
         rid = key.split("|", 2)[2]
         del state[answer_key(rid)]
         del state[key]
         done += 1
-        if done == limit:
-            break
     return done
 
 
@@ -78,14 +78,21 @@ def refusal(status: int, message: str, series_id: str) -> Answer:
     return answer(status, {"error": message, "detail": {"id": series_id}})
 
 
+def replayed(kept: dict[str, Any], digest: str | None) -> Answer:
+    """The answer to a request already answered: the same answer, unless the request
+    reuses an ``Idempotency-Key`` with another body (422, nothing applied)."""
+    if kept.get("digest") != digest:
+        message = "this Idempotency-Key was used for another request"
+        return answer(422, {"error": message, "detail": {"field": "Idempotency-Key"}})
+    return {"status": kept["status"], "body": kept["body"]}
+
+
 def apply(state: State, command: dict[str, Any], points: Points, now_ms: int) -> Answer:
     """Apply ``command`` once; its answer (kept, and returned, also for a repeat)."""
     rid = command["rid"]
     kept = state.get(answer_key(rid))
     if kept is not None:
-        if kept.get("digest") != command.get("digest"):
-            return refusal(422, "this Idempotency-Key was used for another request", command["id"])
-        return {"status": kept["status"], "body": kept["body"]}
+        return replayed(kept, command.get("digest"))
     op = command["op"]
     if op == "create":
         result = _create(state, command, points)

@@ -228,7 +228,8 @@ class Api:
         if self.series.local(partition) is None:
             raise Unavailable("not the owner of this partition")
         rid = requests.idempotency_key(query.get("rid")) or ""
-        return {"answer": await wait_here(self.series, rid, partition, wait)}
+        request = (rid, query.get("digest") or None)
+        return {"answer": await wait_here(self.series, request, partition, wait)}
 
 
 def _known(series_id: str) -> None:

@@ -23,9 +23,10 @@ import aiohttp
 from streams.common.sends import Confirmed
 from streams.common.web import API_KEY, Unavailable
 from streams.timeseries import commands
+from streams.timeseries.answers import waiting_key
 from streams.timeseries.points import Points
 from streams.timeseries.service import TimeSeries
-from streams.timeseries.store import Answer, answer_key
+from streams.timeseries.store import Answer, answer_key, replayed
 
 #: The path of the answer route between workers (not part of the public API).
 ANSWER_ROUTE = "/_internal/timeseries/answer"
@@ -50,15 +51,20 @@ async def submit(series: TimeSeries, command: dict[str, Any], points: Points | N
     deadline = time.monotonic() + series.settings.write_timeout_seconds
     series.metrics.waiting.inc()
     try:
-        answer, where = await _await(series, command["rid"], partition, deadline)
+        request = (command["rid"], command.get("digest"))
+        answer, where = await _await(series, request, partition, deadline)
     finally:
         series.metrics.waiting.dec()
     series.metrics.write_wait.labels(where).observe(time.perf_counter() - started)
     return answer
 
 
+#: A write request: its request id and its body's fingerprint.
+Request = tuple[str, str | None]
+
+
 async def _await(
-    series: TimeSeries, rid: str, partition: int, deadline: float
+    series: TimeSeries, request: Request, partition: int, deadline: float
 ) -> tuple[Answer, str]:
     while (remaining := deadline - time.monotonic()) > 0:
         wait = min(remaining, POLL_SECONDS)
@@ -70,9 +76,9 @@ async def _await(
             await asyncio.sleep(SETTLING_SECONDS)
             continue
         if series.is_here(owner):
-            found, where = await wait_here(series, rid, partition, wait), "here"
+            found, where = await wait_here(series, request, partition, wait), "here"
         else:
-            found, where = await _ask(series, str(owner), rid, partition, wait), "owner"
+            found, where = await _ask(series, str(owner), request, partition, wait), "owner"
         if found is not None:
             return found, where
     seconds = series.settings.write_timeout_seconds
@@ -82,30 +88,40 @@ async def _await(
     )
 
 
-async def wait_here(series: TimeSeries, rid: str, partition: int, wait: float) -> Answer | None:
-    """The answer to ``rid`` in this worker's ``partition`` within ``wait`` seconds;
+async def wait_here(
+    series: TimeSeries, request: Request, partition: int, wait: float
+) -> Answer | None:
+    """The answer to ``request`` in this worker's ``partition`` within ``wait`` seconds;
     None if not yet, or if this worker does not serve the partition (now)."""
     local = series.local(partition)
     if local is None:
         await asyncio.sleep(min(wait, SETTLING_SECONDS))
         return None
-    future = series.answers.expect(rid)  # before the look: no answer slips between
+    rid, digest = request
+    key = waiting_key(rid, digest)
+    future = series.answers.expect(key)  # before the look: no answer slips between
     try:
         kept = local.get(answer_key(rid))
         if kept is not None:
-            return {"status": kept["status"], "body": kept["body"]}
+            return replayed(kept, digest)  # as the agent answers a replay
         return await asyncio.wait_for(future, wait)
     except TimeoutError:
         return None
     finally:
-        series.answers.forget(rid, future)
+        series.answers.forget(key, future)
 
 
 async def _ask(
-    series: TimeSeries, owner: str, rid: str, partition: int, wait: float
+    series: TimeSeries, owner: str, request: Request, partition: int, wait: float
 ) -> Answer | None:
     headers = {} if series.settings.api_key is None else {API_KEY: series.settings.api_key}
-    query = {"rid": rid, "partition": str(partition), "wait_ms": str(int(wait * 1000))}
+    rid, digest = request
+    query = {
+        "rid": rid,
+        "digest": digest or "",
+        "partition": str(partition),
+        "wait_ms": str(int(wait * 1000)),
+    }
     timeout = aiohttp.ClientTimeout(total=wait + 2.0)
     try:
         async with series.app.http_client.get(

@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry, Counter
 
 from streams.common.table_io import RocksPartition
 from streams.timeseries import commands, reads, store
-from streams.timeseries.answers import Answers
+from streams.timeseries.answers import Answers, waiting_key
 from streams.timeseries.batch import DLQ, Applier, handle_batch
 from streams.timeseries.chunks import meta_key
 from streams.timeseries.points import Points
@@ -63,7 +63,7 @@ def applier(store_: Store, producer: Producer) -> Applier:
 
 
 async def handled(target: Applier, events: list[Any]) -> dict[str, Any]:
-    waiting = {rid: target.answers.expect(rid) for rid in ("c", "a", "x")}
+    waiting = {rid: target.answers.expect(waiting_key(rid, None)) for rid in ("c", "a", "x")}
     await handle_batch(target, events)
     return {rid: future.result() for rid, future in waiting.items() if future.done()}
 
@@ -106,7 +106,7 @@ def test_no_answer_before_the_changelog_is_acknowledged(tmp_path: Path) -> None:
     target = applier(Store(tmp_path), producer)
 
     async def attempt() -> tuple[bool, dict[str, Any]]:
-        waiting = target.answers.expect("a")
+        waiting = target.answers.expect(waiting_key("a", None))
         with pytest.raises(Exception, match="sends failed"):
             await handle_batch(target, writes())
         unanswered = not waiting.done()

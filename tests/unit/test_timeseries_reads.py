@@ -119,3 +119,70 @@ def test_bad_parameters_are_a_400_naming_them(query: dict[str, str], parameter: 
         reads.time_range(query)
         reads.page_request(query, 10_000)
     assert refused.value.details["parameter"] == parameter
+
+
+@pytest.mark.parametrize(
+    ("wanted", "chunks_read"),
+    [(0, 0), (1, 1), (999, 1), (1000, 1), (1001, 2), (2500, 3), (5000, 5), (5001, 5), (10**6, 5)],
+)
+def test_a_tail_is_the_last_points_read_from_only_the_chunks_holding_them(
+    wanted: int, chunks_read: int
+) -> None:
+    """The last ``wanted`` points across chunk boundaries (all of them when the series is
+    shorter), reading only the last chunks that hold them, each once."""
+    times = list(range(0, 10_000, 2))
+    table = series(times)
+    meta = table[chunks.meta_key(SERIES)]
+    assert [entry[1] for entry in meta["index"]] == [1000] * 5
+    read: list[str] = []
+
+    def get(key: str) -> Any:
+        read.append(key)
+        return table[key]
+
+    points = reads.read_tail(get, meta, wanted)
+
+    expected = times[-wanted:] if wanted else []
+    assert points.times.tolist() == expected
+    assert points.values.tolist() == [t / 10 for t in expected]
+    assert len(read) == len(set(read)) == chunks_read
+    last_chunks = [chunks.chunk_key(SERIES, entry[2]) for entry in meta["index"][5 - chunks_read :]]
+    assert sorted(read) == sorted(last_chunks)
+
+
+def test_the_tail_of_an_empty_series_is_empty_and_reads_nothing() -> None:
+    table = series([])
+    read: list[str] = []
+
+    def get(key: str) -> Any:
+        read.append(key)
+        return table[key]
+
+    assert len(reads.read_tail(get, table[chunks.meta_key(SERIES)], 10)) == 0
+    assert read == []
+
+
+@pytest.mark.parametrize("wanted", [1, 700, 1500, 3000])
+def test_the_tail_after_appends_out_of_order_is_the_last_points_in_time(wanted: int) -> None:
+    """Chunks split and merged unevenly by appends in any order: the tail is still the
+    last ``wanted`` points in time, with the values last written."""
+    rng = np.random.default_rng(0)
+    table: dict[str, Any] = {}
+    state = PartitionState(table)
+    store.apply(state, {"op": "create", "id": SERIES, "rid": "c", "at": 0}, _points([]), 0)
+    expected: dict[int, float] = {}
+    for n in range(12):
+        base = int(rng.choice([0, 5_000, 50_000]))
+        times = np.unique(rng.integers(base, base + 20_000, int(rng.choice([3, 300, 1500]))))
+        values = rng.normal(size=len(times))
+        expected.update(zip(times.tolist(), values.tolist(), strict=True))
+        store.apply(state, {"op": "append", "id": SERIES, "rid": f"a{n}"}, Points(times, values), 0)
+    state.flush_in_phases(store.phase)
+    meta = table[chunks.meta_key(SERIES)]
+    assert len({entry[1] for entry in meta["index"]}) > 1  # chunks of several sizes
+
+    points = reads.read_tail(table.get, meta, wanted)
+
+    tail = sorted(expected.items())[-wanted:]
+    assert points.times.tolist() == [t for t, _ in tail]
+    assert points.values.tolist() == [v for _, v in tail]

@@ -8,7 +8,7 @@ import pytest
 
 from streams.common.web import HttpError
 from streams.timeseries import requests
-from streams.timeseries.commands import SERIES_ID
+from streams.timeseries.commands import REQUEST_ID, SERIES_ID, decode, encode
 
 LIMITS = {"now_ms": 1_000, "max_points": 3}
 
@@ -91,3 +91,37 @@ def test_a_malformed_idempotency_key_is_a_400(header: str) -> None:
     assert refusal(lambda: requests.idempotency_key(header)).status == 400
     assert requests.idempotency_key(None) is None
     assert requests.idempotency_key("order-7/retry") == "order-7/retry"
+
+
+def test_a_write_without_a_key_is_a_new_request_every_time() -> None:
+    rids = {requests.request_id("append", "a" * 32, None) for _ in range(100)}
+    assert len(rids) == 100
+    assert all(REQUEST_ID.fullmatch(rid) for rid in rids)
+
+
+def test_a_key_names_one_request_per_operation_and_series() -> None:
+    """The same key, op and series: the same request (a retry); another series or op
+    with the same key, or another key: another request."""
+    rid = requests.request_id("append", "a" * 32, "key-1")
+    assert requests.request_id("append", "a" * 32, "key-1") == rid
+    assert REQUEST_ID.fullmatch(rid)
+    others = {
+        requests.request_id("append", "b" * 32, "key-1"),
+        requests.request_id("delete", "a" * 32, "key-1"),
+        requests.request_id("create", "a" * 32, "key-1"),
+        requests.request_id("append", "a" * 32, "key-2"),
+    }
+    assert len(others) == 4 and rid not in others
+
+
+def test_a_digest_tells_bodies_apart_and_travels_in_a_command() -> None:
+    body = b'{"points": [{"ts": 1, "value": 2}]}'
+    assert requests.digest(body) == requests.digest(bytes(body))
+    changed = {
+        requests.digest(body.replace(b"2", b"3")),
+        requests.digest(body + b" "),
+        requests.digest(b""),
+    }
+    assert len(changed) == 3 and requests.digest(body) not in changed
+    command = {"op": "append", "id": "a" * 32, "rid": "r", "digest": requests.digest(body)}
+    assert decode(encode(command))[0]["digest"] == requests.digest(body)

@@ -3,6 +3,7 @@ time -> value (last write wins), the rule the API documents."""
 
 from __future__ import annotations
 
+import copy
 import random
 from typing import Any
 
@@ -150,3 +151,67 @@ def test_create_of_an_existing_id_is_a_conflict() -> None:
     create(table)
     assert create(table, rid="other")["status"] == 409
     assert table[store.COUNT] == {"series": 1}
+
+
+def test_a_key_replayed_with_the_same_body_gets_the_kept_answer() -> None:
+    """Same request id and digest: the first answer, nothing applied again (a create
+    retried is a 201 again, not a conflict)."""
+    table = PhasedTable()
+    made = {"op": "create", "id": "a" * 32, "rid": "k0", "name": "s", "at": NOW, "digest": "d0"}
+    assert run(table, dict(made), [], [])["status"] == 201
+    assert run(table, dict(made), [], [])["status"] == 201
+    command = {"op": "append", "id": "a" * 32, "rid": "k1", "digest": "d1"}
+    first = run(table, dict(command), [1000], [1.0])
+    run(table, {"op": "append", "id": "a" * 32, "rid": "k2", "digest": "d2"}, [1000], [5.0])
+
+    again = run(table, dict(command), [1000], [1.0])
+
+    assert first == again == {"status": 200, "body": {"id": "a" * 32, "count": 1}}
+    assert stored(table, "a" * 32) == {1000: 5.0}
+    assert table[store.COUNT] == {"series": 1}
+
+
+def test_a_key_replayed_with_another_body_is_a_422_and_nothing_is_written() -> None:
+    """Same request id, another digest (a key reused for another body): a 422 naming the
+    Idempotency-Key; the series, its answer and its count stay as they were."""
+    table = PhasedTable()
+    made = {"op": "create", "id": "a" * 32, "rid": "k0", "name": "s", "at": NOW, "digest": "d0"}
+    created = run(table, dict(made), [], [])
+    command = {"op": "append", "id": "a" * 32, "rid": "k1", "digest": "d1"}
+    appended = run(table, dict(command), [1000], [1.0])
+    before = copy.deepcopy(dict(table))
+
+    refusals = [
+        run(table, {**made, "name": "other", "digest": "d9"}, [5], [5.0]),
+        run(table, {**command, "digest": "d2"}, [1000, 2000], [9.0, 2.0]),
+        run(table, {**command, "digest": None}, [1000], [1.0]),
+    ]
+
+    for refused in refusals:
+        assert refused["status"] == 422
+        assert set(refused["body"]) == {"error", "detail"}
+        assert refused["body"]["detail"] == {"field": "Idempotency-Key"}
+    assert dict(table) == before
+    assert table[chunks.meta_key("a" * 32)]["name"] == "s"
+    assert stored(table, "a" * 32) == {1000: 1.0}
+    assert run(table, dict(made), [], []) == created
+    assert run(table, dict(command), [1000], [1.0]) == appended
+
+
+def test_refusals_of_a_series_name_its_id() -> None:
+    """A conflict and a missing series answer {"error", "detail": {"id"}}."""
+    table = PhasedTable()
+    create(table)
+    missing = {"op": "append", "id": "b" * 32, "rid": "m"}
+    refusals = {
+        409: create(table, rid="again"),
+        404: run(table, missing, [1], [1.0]),
+    }
+    deleted = run(table, {**missing, "op": "delete", "rid": "n"}, [], [])
+    assert deleted == refusals[404]
+    for status, refused in refusals.items():
+        assert refused["status"] == status
+        assert set(refused["body"]) == {"error", "detail"}
+        assert isinstance(refused["body"]["error"], str)
+    assert refusals[409]["body"]["detail"] == {"id": "a" * 32}
+    assert refusals[404]["body"]["detail"] == {"id": "b" * 32}
