@@ -1,4 +1,5 @@
-"""Producers: ``python -m producers {orders,catalog,inventory,telemetry} --help``."""
+"""Producers: ``python -m producers <command> --help`` (orders, catalog, inventory,
+telemetry, flowlogs, timeseries)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,8 @@ from producers.orders import (
 from producers.send import paced, send_all
 from producers.telemetry_cli import add_parser as add_telemetry_parser
 from producers.telemetry_cli import run as run_telemetry
+from producers.timeseries_cli import add_parser as add_timeseries_parser
+from producers.timeseries_cli import run as run_timeseries
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -58,6 +61,7 @@ def _parser() -> argparse.ArgumentParser:
     inventory.add_argument("--file", type=Path)
 
     add_telemetry_parser(sub)
+    add_timeseries_parser(sub)
     add_flowlogs_parser(sub)
     return parser
 
@@ -112,6 +116,8 @@ def _generated(args: argparse.Namespace) -> tuple[Iterator[Record], float | None
 async def _run(args: argparse.Namespace) -> int:
     if args.command == "telemetry":
         return await run_telemetry(args)
+    if args.command == "timeseries":
+        return await run_timeseries(args)
     if args.command == "flowlogs":
         return run_flowlogs(args)
     await _declare_orders_topics(args.bootstrap)

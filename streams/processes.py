@@ -55,6 +55,7 @@ class Ports:
     ingest: int
     flowlogs: int
     flowlogs_reader: int
+    timeseries: list[int] = field(default_factory=list)
 
     @property
     def ingest_url(self) -> str:
@@ -73,6 +74,8 @@ def choose_ports(
     telemetry: int,
     ingest_port: int,
     flowlogs_port: int = 6080,
+    timeseries_port: int = 6090,
+    timeseries: int = 2,
 ) -> Ports:
     """Orders on fixed ports; the telemetry processes on their preferred ports when free."""
     orders_ports = [web_port + i for i in range(orders)]
@@ -91,7 +94,8 @@ def choose_ports(
     workers = [pick(telemetry_port + i, f"telemetry worker {i}") for i in range(telemetry)]
     flowlogs = pick(flowlogs_port, "flow-logs worker")
     reader = pick(flowlogs_port + 1, "flow-logs reader")
-    return Ports(orders_ports, workers, ingest, flowlogs, reader)
+    series = [pick(timeseries_port + i, f"time-series worker {i}") for i in range(timeseries)]
+    return Ports(orders_ports, workers, ingest, flowlogs, reader, series)
 
 
 def servers(
@@ -124,6 +128,15 @@ def servers(
     ingest_env = {"WEB_PORT": str(ports.ingest), "STREAMS_DATA_DIR": str(state_dir / "ingest")}
     ingest = ("-m", "streams.telemetry", "ingest", "-l", "info")
     procs.append(Process("telemetry-ingest", ingest, ingest_env, ports.ingest))
+    procs += [
+        Process(
+            f"timeseries-worker{i}",
+            ("-m", "streams.timeseries", "worker", "-l", "info"),
+            {"WEB_PORT": str(port), "STREAMS_DATA_DIR": str(state_dir / f"timeseries-worker{i}")},
+            port,
+        )
+        for i, port in enumerate(ports.timeseries)
+    ]
     return procs + flowlogs_servers(state_dir, ports, source, settled=demo)
 
 
@@ -171,6 +184,13 @@ def demo_producers(ports: Ports) -> list[Process]:
             "telemetry-simulator",
             ("-m", "producers", *DEMO_TELEMETRY, "--url", ports.ingest_url),
         ),
+        *[
+            Process(
+                "timeseries-client",
+                ("-m", "producers", "timeseries", "--url", f"http://127.0.0.1:{port}"),
+            )
+            for port in ports.timeseries[:1]
+        ],
     ]
 
 
@@ -182,8 +202,13 @@ def guide(bootstrap: str, ports: Ports, state_dir: Path, demo: bool) -> str:
     def metrics(port_list: list[int]) -> str:
         return "  ".join(f"http://127.0.0.1:{p}/metrics" for p in port_list)
 
-    producers = "demo orders at 20/s, 20 devices every 5 s" if demo else "none (make produce)"
+    producers = (
+        "demo orders at 20/s, 20 devices every 5 s, a temperature series every 5 s"
+        if demo
+        else "none (make produce)"
+    )
     flows = f"http://127.0.0.1:{ports.flowlogs}"
+    series = f"http://127.0.0.1:{ports.timeseries[0]}" if ports.timeseries else "(no workers)"
     return "\n".join(
         [
             "",
@@ -198,10 +223,12 @@ def guide(bootstrap: str, ports: Ports, state_dir: Path, demo: bool) -> str:
             f"Flow-logs views     {flows}/flowlogs/summary   {flows}/flowlogs/hourly",
             f"                    {flows}/flowlogs/top?field=srcaddr&by=bytes",
             f"                    {flows}/flowlogs/alerts",
+            f"Time-series API     {series}/series   {series}/openapi.json (any worker answers)",
             f"Orders metrics      {metrics(ports.orders)}",
             f"Telemetry metrics   {metrics(ports.telemetry)}",
             f"Ingest metrics      {metrics([ports.ingest])}",
             f"Flow-logs metrics   {metrics([ports.flowlogs, ports.flowlogs_reader])}",
+            f"Time-series metrics {metrics(ports.timeseries)}",
             f"Logs and state      {state_dir}",
             f"Process ids         {state_dir / 'pids'}/<name>.pid",
             f"Producers           {producers}",

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import urllib.request
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -115,6 +116,11 @@ def orders_counted(view: Worker) -> int:
     return sum(row["orders_all_statuses"] for row in rows) if status == 200 else 0
 
 
+def lists_one_series(worker: Worker) -> bool:
+    status, body = worker.status("/series")
+    return status == 200 and body["count"] == 1
+
+
 def run_once(state_dir: Path, web_port: int, broker_port: int, ingest_port: int) -> None:
     output = state_dir.parent / "launcher.out"
     launcher = launch(output, state_dir, web_port, broker_port, ingest_port)
@@ -156,6 +162,14 @@ def run_once(state_dir: Path, web_port: int, broker_port: int, ingest_port: int)
             timeout=120,
             what="demo flow logs counted",
         )
+        # Two time-series workers; the demo client's series is listed by either.
+        series = [
+            Worker("", state_dir, state_dir / "unused.log", port=port_of(url))
+            for url in printed(output, "Time-series metrics")
+        ]
+        assert len(series) == 2
+        for worker in series:
+            wait_until(partial(lists_one_series, worker), timeout=120, what="the demo series")
         launcher.send_signal(signal.SIGINT)
         launcher.wait(timeout=60)
     finally:
@@ -163,7 +177,8 @@ def run_once(state_dir: Path, web_port: int, broker_port: int, ingest_port: int)
     text = output.read_text()
     assert launcher.returncode == 0, text
     assert f"http://127.0.0.1:{web_port}/orders/revenue/daily" in text
-    for port in (web_port, broker_port, ingest_port, flows.port, *(w.port for w in telemetry)):
+    servers = [*telemetry, *series]
+    for port in (web_port, broker_port, ingest_port, flows.port, *(w.port for w in servers)):
         assert not listening(port), f"something still listens on {port}"
 
 

@@ -239,7 +239,10 @@ def test_the_readme_links_every_docs_page() -> None:
 def test_the_readme_shows_the_guide_make_run_prints() -> None:
     """The guide block is what `make run` prints with its default ports and state."""
     printed = guide(
-        "127.0.0.1:9092", Ports([6066], [6071, 6072], 6070, 6080, 6081), Path("var"), True
+        "127.0.0.1:9092",
+        Ports([6066], [6071, 6072], 6070, 6080, 6081, [6090, 6091]),
+        Path("var"),
+        True,
     )
     assert ("", printed.strip("\n")) in code_blocks(README)
 
