@@ -116,28 +116,25 @@ def servers(
         )
         for i, port in enumerate(ports.orders)
     ]
-    procs += [
-        Process(
-            f"telemetry-worker{i}",
-            ("-m", "streams.telemetry", "worker", "-l", "info"),
-            {"WEB_PORT": str(port), "STREAMS_DATA_DIR": str(state_dir / f"telemetry-worker{i}")},
-            port,
-        )
-        for i, port in enumerate(ports.telemetry)
-    ]
+    procs += workers(state_dir, "telemetry", ports.telemetry)
     ingest_env = {"WEB_PORT": str(ports.ingest), "STREAMS_DATA_DIR": str(state_dir / "ingest")}
     ingest = ("-m", "streams.telemetry", "ingest", "-l", "info")
     procs.append(Process("telemetry-ingest", ingest, ingest_env, ports.ingest))
-    procs += [
+    procs += workers(state_dir, "timeseries", ports.timeseries)
+    return procs + flowlogs_servers(state_dir, ports, source, settled=demo)
+
+
+def workers(state_dir: Path, pipeline: str, ports: list[int]) -> list[Process]:
+    """``python -m streams.<pipeline> worker`` on each port, each with its own state."""
+    return [
         Process(
-            f"timeseries-worker{i}",
-            ("-m", "streams.timeseries", "worker", "-l", "info"),
-            {"WEB_PORT": str(port), "STREAMS_DATA_DIR": str(state_dir / f"timeseries-worker{i}")},
+            f"{pipeline}-worker{i}",
+            ("-m", f"streams.{pipeline}", "worker", "-l", "info"),
+            {"WEB_PORT": str(port), "STREAMS_DATA_DIR": str(state_dir / f"{pipeline}-worker{i}")},
             port,
         )
-        for i, port in enumerate(ports.timeseries)
+        for i, port in enumerate(ports)
     ]
-    return procs + flowlogs_servers(state_dir, ports, source, settled=demo)
 
 
 def flowlogs_servers(

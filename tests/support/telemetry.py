@@ -8,19 +8,18 @@ import math
 import os
 import signal
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import orjson
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from tests.support.workers import Record, Worker, read_topic, wait_until
+from tests.support.workers import Processes, Record, Worker, read_topic, wait_until
 
 #: (interface, metric, value, ts in epoch ms, seq): a reading as a ReadingGroup holds it.
 Row = tuple[str, str, float, int, int]
@@ -30,39 +29,10 @@ FIGURES = ("count", "min", "max", "mean", "p95")
 
 
 @dataclass
-class TelemetryProcesses:
-    """Starts ``python -m streams.telemetry worker|ingest`` processes for one test; each
-    gets its own port, data dir and log, and ``stop_all`` ends them by pid."""
+class TelemetryProcesses(Processes):
+    """``python -m streams.telemetry worker|ingest`` processes for one test."""
 
-    bootstrap: str
-    root: Path
-    started: list[Worker] = field(default_factory=list)
-
-    def start(
-        self,
-        env: Mapping[str, str] | None = None,
-        *,
-        command: str = "worker",
-        data_dir: Path | None = None,
-    ) -> Worker:
-        name = f"{command}{len(self.started)}"
-        process = Worker(
-            self.bootstrap,
-            data_dir or self.root / name,
-            self.root / f"{name}.log",
-            env=dict(env or {}),
-            module="streams.telemetry",
-            command=command,
-        )
-        self.started.append(process)
-        return process.start()
-
-    def stop_all(self) -> None:
-        for process in self.started:
-            if process.proc is not None:
-                # A stopped process would hold SIGTERM pending until the timeout.
-                os.kill(process.proc.pid, signal.SIGCONT)
-            process.stop()
+    module: str = "streams.telemetry"
 
 
 def rebalanced(worker: Worker, at_least: int = 1) -> bool:

@@ -7,11 +7,10 @@ import json
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
-from tests.support.workers import Worker, wait_until
+from tests.support.workers import Processes, Worker, wait_until
 
 
 @dataclass(frozen=True)
@@ -52,31 +51,10 @@ def call(
 
 
 @dataclass
-class TimeSeriesWorkers:
-    """Starts ``python -m streams.timeseries worker`` processes for one test, each with its
-    own port, data dir and log; ``stop_all`` ends them by pid."""
+class TimeSeriesWorkers(Processes):
+    """``python -m streams.timeseries worker`` processes for one test."""
 
-    bootstrap: str
-    root: Path
-    started: list[Worker] = field(default_factory=list)
-
-    def start(
-        self, env: Mapping[str, str] | None = None, *, data_dir: Path | None = None
-    ) -> Worker:
-        name = f"timeseries{len(self.started)}"
-        worker = Worker(
-            self.bootstrap,
-            data_dir or self.root / name,
-            self.root / f"{name}.log",
-            env=dict(env or {}),
-            module="streams.timeseries",
-        )
-        self.started.append(worker)
-        return worker.start()
-
-    def stop_all(self) -> None:
-        for worker in self.started:
-            worker.stop()
+    module: str = "streams.timeseries"
 
 
 def serving(

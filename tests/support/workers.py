@@ -11,7 +11,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -128,6 +128,43 @@ class Worker:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+
+@dataclass
+class Processes:
+    """Starts ``python -m <module> <command>`` processes for one test; each gets its own
+    port, data dir and log, and ``stop_all`` ends them by pid."""
+
+    bootstrap: str
+    root: Path
+    module: str = "streams.orders"
+    started: list[Worker] = field(default_factory=list)
+
+    def start(
+        self,
+        env: Mapping[str, str] | None = None,
+        *,
+        command: str = "worker",
+        data_dir: Path | None = None,
+    ) -> Worker:
+        name = f"{command}{len(self.started)}"
+        process = Worker(
+            self.bootstrap,
+            data_dir or self.root / name,
+            self.root / f"{name}.log",
+            env=dict(env or {}),
+            module=self.module,
+            command=command,
+        )
+        self.started.append(process)
+        return process.start()
+
+    def stop_all(self) -> None:
+        for process in self.started:
+            if process.proc is not None:
+                # A stopped process would hold SIGTERM pending until the timeout.
+                os.kill(process.proc.pid, signal.SIGCONT)
+            process.stop()
 
 
 def produce(
