@@ -24,6 +24,7 @@ from streams.flowlogs.settings import FlowLogsSettings
 from streams.orders.settings import OrdersSettings
 from streams.processes import Ports, guide
 from streams.telemetry.settings import IngestSettings, TelemetrySettings
+from streams.timeseries.settings import TimeSeriesSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 README = "README.md"
@@ -31,6 +32,7 @@ PLATFORM = "docs/platform.md"
 ORDERS = "docs/orders.md"
 TELEMETRY = "docs/telemetry.md"
 FLOWLOGS = "docs/flowlogs.md"
+TIMESERIES = "docs/timeseries.md"
 OPERATIONS = "docs/operations.md"
 
 #: Where each settings class is documented.
@@ -41,6 +43,7 @@ HOME: dict[type[BaseSettings], str] = {
     TelemetrySettings: TELEMETRY,
     IngestSettings: TELEMETRY,
     FlowLogsSettings: FLOWLOGS,
+    TimeSeriesSettings: TIMESERIES,
 }
 #: Variables read outside the settings classes (the launcher, the Makefile, the storage
 #: helpers), and where each is documented.
