@@ -21,9 +21,9 @@ from streams.common.sends import Confirmed
 from streams.common.table_io import RocksPartition, write_all
 from streams.timeseries import commands, store
 from streams.timeseries.answers import Answers, waiting_key
+from streams.timeseries.metrics import INVALID_COMMAND
 
 DLQ = "timeseries.dlq"
-INVALID_COMMAND = "invalid_command"
 
 
 class Counting(Protocol):

@@ -11,9 +11,14 @@ from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from streams.common.batches import PROCESSING_ERROR
 from streams.common.web import route_latency
 
 PREFIX = "streams_timeseries"
+#: A record of timeseries.writes that is no write command.
+INVALID_COMMAND = "invalid_command"
+DEAD_LETTER_REASONS = (INVALID_COMMAND, PROCESSING_ERROR)
+TASKS = ("expire_answers",)
 
 
 def _name(thing: str) -> str:
@@ -34,7 +39,7 @@ class Metrics:
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> Metrics:
-        return cls(
+        metrics = cls(
             requests=route_latency(registry, PREFIX),
             applied=Counter(
                 _name("commands_applied"),
@@ -82,3 +87,9 @@ class Metrics:
                 registry=registry,
             ),
         )
+        # Exported at 0 from the start: an alert on increase() fires on the first one.
+        for reason in DEAD_LETTER_REASONS:
+            metrics.dead_letters.labels(reason)
+        for task in TASKS:
+            metrics.task_failures.labels(task)
+        return metrics

@@ -24,7 +24,7 @@ from streams.common.topics import COMPACTED, TopicSpec, changelog, raw_topic
 from streams.timeseries import store
 from streams.timeseries.answers import Answers
 from streams.timeseries.batch import DLQ, Applier, handle_batch
-from streams.timeseries.metrics import Metrics
+from streams.timeseries.metrics import TASKS, Metrics
 from streams.timeseries.service import TimeSeries
 from streams.timeseries.settings import TimeSeriesSettings
 
@@ -82,7 +82,7 @@ def register(app: faust.App, settings: TimeSeriesSettings, metrics: Metrics) -> 
     )
 
     @app.timer(EXPIRY_EVERY_SECONDS)
-    @guarded(metrics.task_failures, "expire_answers")
+    @guarded(metrics.task_failures, TASKS[0])
     async def expire_answers() -> None:
         before = int(time.time() * 1000) - settings.answers_days * 86_400_000
         for partition in range(n):

@@ -23,6 +23,8 @@ from streams.flowlogs import metrics as flowlogs_metrics
 from streams.orders import metrics as orders_metrics
 from streams.orders.logic import REASONS
 from streams.telemetry import metrics as telemetry_metrics
+from streams.timeseries import metrics as timeseries_metrics
+from streams.timeseries.commands import OPS as TIMESERIES_OPS
 from tests.support.prometheus import alert_expressions, dashboard_queries, recording_expressions
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -228,7 +230,21 @@ FLOWLOGS = Pipeline(
         ("streams_flowlogs_worker_task_failures_total", "task"): flowlogs_metrics.TASKS,
     },
 )
-PIPELINES = (ORDERS, TELEMETRY, FLOWLOGS)
+TIMESERIES = Pipeline(
+    name="timeseries",
+    title="Time series",
+    rows=("API", "Writes", "Operations"),
+    # Metrics.create builds the request histogram (route_latency) with the rest.
+    jobs={"timeseries": exported_series(timeseries_metrics.Metrics.create)},
+    label_values={
+        ("streams_timeseries_commands_applied_total", "op"): TIMESERIES_OPS,
+        # batch.py dead-letters records that are no command; the batch runner those that
+        # fail alone on every retry.
+        ("streams_timeseries_dead_letters_total", "reason"): timeseries_metrics.DEAD_LETTER_REASONS,
+        ("streams_timeseries_task_failures_total", "task"): timeseries_metrics.TASKS,
+    },
+)
+PIPELINES = (ORDERS, TELEMETRY, FLOWLOGS, TIMESERIES)
 each_pipeline = pytest.mark.parametrize("pipeline", PIPELINES, ids=[p.name for p in PIPELINES])
 
 

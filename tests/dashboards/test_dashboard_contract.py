@@ -15,6 +15,7 @@ from streams.orders.logic import REASONS
 from streams.orders.metrics import ALERT_KINDS
 from streams.orders.metrics import TASKS as orders_tasks
 from streams.telemetry.metrics import IngestMetrics, WorkerMetrics
+from streams.timeseries import metrics as timeseries_metrics
 from tests.dashboards.contract import CHANNELS, PIPELINES, STATUSES
 from tests.support.prometheus import (
     Prometheus,
@@ -151,6 +152,29 @@ def flowlogs_reader_registry(now: float) -> CollectorRegistry:
     return registry
 
 
+def timeseries_worker_registry() -> CollectorRegistry:
+    """A registry exporting what a time-series worker exports, built by its own factory."""
+    from faust.sensors.prometheus import FaustMetrics
+
+    registry = CollectorRegistry()
+    metrics = timeseries_metrics.Metrics.create(registry)
+    metrics.requests.labels("/series", "POST", "201").observe(0.02)
+    metrics.requests.labels("/series/{id}", "GET", "404").observe(0.002)
+    metrics.requests.labels("/series/{id}/points", "POST", "503").observe(0.3)
+    metrics.applied.labels("create", "201").inc(10)
+    metrics.points_written.inc(1000)
+    metrics.write_wait.labels("here").observe(0.01)
+    # Not created at start by the factory: exported once they first move.
+    metrics.dead_letters.labels("invalid_command").inc(0)
+    metrics.task_failures.labels("expire_answers").inc(0)
+    faust = FaustMetrics.create(registry, "faust")
+    faust.topic_partition_end_offset.labels(topic="timeseries.writes", partition=0).set(120)
+    faust.topic_partition_offset_commited.labels(topic="timeseries.writes", partition=0).set(100)
+    faust.total_events.inc(100)
+    faust.events_runtime_latency.observe(3.0)
+    return registry
+
+
 @pytest.fixture(scope="module")
 def contract_prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]:
     """A real Prometheus with every pipeline's rules scraping two fake targets per job."""
@@ -161,6 +185,7 @@ def contract_prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pr
         "telemetry-ingest": [telemetry_ingest_registry(30), telemetry_ingest_registry(40)],
         "flowlogs": [flowlogs_worker_registry(), flowlogs_worker_registry()],
         "flowlogs-reader": [flowlogs_reader_registry(now), flowlogs_reader_registry(now)],
+        "timeseries": [timeseries_worker_registry(), timeseries_worker_registry()],
     }
     assert registries.keys() == {job for pipeline in PIPELINES for job in pipeline.jobs}
     rule_files = [pipeline.rules for pipeline in PIPELINES]

@@ -52,11 +52,21 @@ BROKERS = ("kafka-1", "kafka-2", "kafka-3")
 # Services behind a profile are left out of `config` unless the profile is enabled.
 PROFILES = ("demo", "scale")
 # The worker replicas, one service each: started by default, and with `--profile scale`.
-DEFAULT_WORKERS = ("orders-1", "telemetry-1", "telemetry-2", "telemetry-3", "flowlogs-1")
+DEFAULT_WORKERS = (
+    "orders-1",
+    "telemetry-1",
+    "telemetry-2",
+    "telemetry-3",
+    "flowlogs-1",
+    "timeseries-1",
+    "timeseries-2",
+)
 ALL_WORKERS = (
     *(f"orders-{n}" for n in range(1, 4)),
     *(f"telemetry-{n}" for n in range(1, 7)),
     "flowlogs-1",
+    "timeseries-1",
+    "timeseries-2",
 )
 # Services that talk to Kafka directly and serve HTTP on port 6066.
 PIPELINE_SERVICES = (*ALL_WORKERS, "telemetry-ingest", "flowlogs-reader")
@@ -256,15 +266,18 @@ def test_every_worker_keeps_its_own_state(services: dict[str, dict[str, Any]], n
 def test_stack_runs_one_orders_and_three_telemetry_workers_and_the_scale_profile_more(
     compose: Compose, services: dict[str, dict[str, Any]]
 ) -> None:
-    """By default one orders, three telemetry and one flow-logs worker run, `--profile
-    scale` makes it three orders and six telemetry, all from the one shared image."""
+    """By default one orders, three telemetry, one flow-logs and two time-series workers
+    run, `--profile scale` makes it three orders and six telemetry, all from the one
+    shared image."""
     plain = compose("config", "--services", secrets=DUMMY_SECRETS, profiles=())
     assert plain.returncode == 0, plain.stderr
     started = set(plain.stdout.split())
     assert started & set(ALL_WORKERS) == set(DEFAULT_WORKERS)
     found = workers(services)
     assert sorted(found) == sorted(ALL_WORKERS)
-    assert sorted(found.values()) == ["flowlogs"] + ["orders"] * 3 + ["telemetry"] * 6
+    assert sorted(found.values()) == (
+        ["flowlogs"] + ["orders"] * 3 + ["telemetry"] * 6 + ["timeseries"] * 2
+    )
     for name, pipeline in found.items():
         service = services[name]
         assert service["image"] == "streams:local"
@@ -378,6 +391,7 @@ def test_prometheus_scrapes_every_pipeline_service(services: dict[str, dict[str,
         "telemetry-ingest": {"telemetry-ingest"},
         "flowlogs": {"flowlogs-1"},
         "flowlogs-reader": {"flowlogs-reader"},
+        "timeseries": {"timeseries-1", "timeseries-2"},
     }
     for dns, port in scraped.items():
         for name in resolved[dns]:
