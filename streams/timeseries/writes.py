@@ -49,13 +49,14 @@ async def submit(series: TimeSeries, command: dict[str, Any], points: Points | N
     )
     await sends.confirm()
     deadline = time.monotonic() + series.settings.write_timeout_seconds
+    request = (command["rid"], command.get("digest"))
     series.metrics.waiting.inc()
+    where = "timeout"  # unless answered: the worst waits are seen too
     try:
-        request = (command["rid"], command.get("digest"))
         answer, where = await _await(series, request, partition, deadline)
     finally:
         series.metrics.waiting.dec()
-    series.metrics.write_wait.labels(where).observe(time.perf_counter() - started)
+        series.metrics.write_wait.labels(where).observe(time.perf_counter() - started)
     return answer
 
 
