@@ -12,6 +12,7 @@ from streams.common.faust_fixes import (
     install_end_offset_correction,
     install_rebalance_fixes,
     register_fix_metrics,
+    set_fetch_max_wait,
 )
 from streams.common.sensor import serve_batch_sensor
 from streams.common.settings import KafkaSettings, WorkerSettings
@@ -24,12 +25,15 @@ def make_app(
     registry: CollectorRegistry,
     *,
     partitions: int,
+    fetch_max_wait_ms: int | None = None,
     **overrides: Any,
 ) -> faust.App:
     """Build a pipeline's Faust app with every option stated, metrics and /health served.
 
     ``name`` is the app id: it names the consumer group and every changelog topic, so
-    each pipeline scales and fails apart from the others.
+    each pipeline scales and fails apart from the others. ``fetch_max_wait_ms``: how
+    long the broker may hold a fetch (Faust's fixed 1,500 ms when None); an app that
+    answers requests keeps it short (streams/common/faust_fixes/fetch_wait.py).
     """
     install_rebalance_fixes()
     if kafka.correct_end_offsets:  # the embedded broker only
@@ -64,6 +68,8 @@ def make_app(
     }
     options.update(overrides)
     app = faust.App(name, **options)
+    if fetch_max_wait_ms is not None:
+        set_fetch_max_wait(app, fetch_max_wait_ms)
     serve_batch_sensor(app, registry)
 
     @app.task

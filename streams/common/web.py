@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import aiohttp
+import aiohttp.web
 import faust
 from faust.web import View
 from prometheus_client import CollectorRegistry, Histogram
@@ -158,10 +159,13 @@ class JsonView(View):
     """A Faust view whose refusals are JSON too: a method it does not define answers 405.
 
     Faust routes only the methods a view defines, and aiohttp answers the others with a
-    plain-text 405; defining them all here brings them to ``refuse``.
+    plain-text 405; defining all Faust knows here brings them to ``refuse`` (the rest,
+    TRACE or CONNECT, are refused by ``Views``' middleware).
     """
 
-    _METHODS: ClassVar[tuple[str, ...]] = ("get", "post", "put", "patch", "delete")
+    _METHODS: ClassVar[tuple[str, ...]] = (
+        "get", "post", "put", "patch", "delete", "options", "search",
+    )  # fmt: skip
 
     def allowed(self) -> list[str]:
         mine = type(self)
@@ -184,6 +188,12 @@ class JsonView(View):
         return await self.refuse(request)
 
     async def delete(self, request: Any, **params: Any) -> Any:
+        return await self.refuse(request)
+
+    async def options(self, request: Any, **params: Any) -> Any:
+        return await self.refuse(request)
+
+    async def search(self, request: Any, **params: Any) -> Any:
         return await self.refuse(request)
 
 
@@ -224,6 +234,25 @@ class Views:
         self.forward_timeout = forward_timeout
         #: When set, every view declared here needs it in ``X-API-Key``.
         self.api_key = api_key
+        #: The methods each declared path takes, for refusals aiohttp would make.
+        self._allowed: dict[str, list[str]] = {}
+        app.web.web_app.middlewares.append(self._refuse_other_methods)
+
+    @aiohttp.web.middleware
+    async def _refuse_other_methods(self, request: Any, handler: Any) -> Any:
+        """A method no Faust view can define (TRACE...) on one of our paths: the JSON
+        405 of the path, not aiohttp's plain text listing every method of every view."""
+        try:
+            return await handler(request)
+        except aiohttp.web.HTTPMethodNotAllowed:
+            for resource in request.app.router.resources():
+                allowed = self._allowed.get(resource.canonical)
+                if allowed is not None and (await resource.resolve(request))[1]:
+                    error = MethodNotAllowed(request.method, allowed)
+                    return aiohttp.web.json_response(
+                        error.body(), status=error.status, headers=error.headers
+                    )
+            raise
 
     def page(self, path: str, answer: Answer, *, needs_ready: bool = True) -> None:
         """Serve ``answer(query, **path_params)`` as JSON at ``path`` on this worker."""
@@ -299,6 +328,7 @@ class Views:
             async def refuse(self, request: Any) -> Any:
                 return await views._serve(page, self, request, {})
 
+        self._allowed[page.path] = _allowed(page)
         if self.latency is not None:
             # Exported from the start, so a dashboard shows the route before its first call.
             for method in page.handlers:
@@ -330,8 +360,7 @@ class Views:
         method = "GET" if request.method == "HEAD" else request.method
         handler = page.handlers.get(method)
         if handler is None:
-            allowed = [*page.handlers, *(["HEAD"] if "GET" in page.handlers else [])]
-            raise MethodNotAllowed(request.method, allowed)
+            raise MethodNotAllowed(request.method, _allowed(page))
         if page.owner is not None and method == "GET":
             forwarded = await self._forward(page, view, request, params)
             if forwarded is not None:
@@ -409,6 +438,10 @@ async def read_body(request: Any, limit: int) -> bytes:
             raise PayloadTooLarge(f"a body holds at most {limit} bytes", detail={"limit": limit})
         parts.append(chunk)
     return b"".join(parts)
+
+
+def _allowed(page: _Page) -> list[str]:
+    return [*page.handlers, *(["HEAD"] if "GET" in page.handlers else [])]
 
 
 def _read(answer: Answer) -> Handler:

@@ -16,6 +16,8 @@ from streams.common.app import make_app
 from streams.common.settings import KafkaSettings, WorkerSettings
 from streams.timeseries.settings import TimeSeriesSettings
 
+FETCH_MAX_WAIT_MS = 20
+
 
 def build_worker_app(
     kafka: KafkaSettings | None = None,
@@ -30,7 +32,18 @@ def build_worker_app(
     worker = worker or WorkerSettings()
     settings = settings or TimeSeriesSettings()
     registry = CollectorRegistry()
-    app = make_app(APP_ID, kafka, worker, registry, partitions=settings.partitions)
+    app = make_app(
+        APP_ID,
+        kafka,
+        worker,
+        registry,
+        partitions=settings.partitions,
+        # A write waits for the agent to fetch its command: request latency over the
+        # few idle fetches a short wait costs (fetch_wait.py; 750 ms a write at 1,500).
+        fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
+        # Each write is four sends in a row (command, then three table phases).
+        producer_linger_ms=1,
+    )
     register_views(register(app, settings, Metrics.create(registry)))
     return app
 

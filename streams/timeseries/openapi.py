@@ -158,13 +158,16 @@ def _json(model: str) -> dict[str, Any]:
 
 
 def _parameter(parameter: Parameter) -> dict[str, Any]:
-    return {
+    described = {
         "name": parameter.name,
         "in": parameter.where,
         "required": parameter.required,
         "description": parameter.description,
         "schema": dict(parameter.schema),
     }
+    if parameter.where == "query" and not parameter.required:
+        described["allowEmptyValue"] = True  # ?limit= is the same as no limit
+    return described
 
 
 def _schemas() -> dict[str, Any]:

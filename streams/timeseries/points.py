@@ -66,7 +66,7 @@ def parse_time(raw: Any) -> int:
     if isinstance(raw, int):
         return _in_span(raw * 1000)
     if isinstance(raw, float):
-        if not math.isfinite(raw):
+        if not math.isfinite(raw * 1000):  # 1e308 seconds overflow as milliseconds
             raise ValueError("a finite number of Unix seconds")
         return _in_span(round(raw * 1000))
     if isinstance(raw, str):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from faust.transport.consumer import Consumer
@@ -26,12 +27,13 @@ from streams.common.faust_fixes import versions as versions_module
 from streams.common.faust_fixes.__main__ import main as describe_fixes
 from streams.common.faust_fixes.counters import count
 from streams.common.faust_fixes.end_offsets import END_OFFSETS
+from streams.common.faust_fixes.fetch_wait import FETCH_WAIT
 from streams.common.faust_fixes.patching import Code, Original, Patch, install_all
 from streams.common.faust_fixes.rebalance import ACK, NEW_OFFSET, PATCHES
 from streams.common.faust_fixes.versions import check_versions
 from streams.common.settings import KafkaSettings, WorkerSettings
 
-ALL_PATCHES = (*PATCHES, END_OFFSETS)
+ALL_PATCHES = (*PATCHES, END_OFFSETS, FETCH_WAIT)
 
 # -- Version gate --------------------------------------------------------------------
 
@@ -96,6 +98,7 @@ def test_the_version_gate_stops_make_app(monkeypatch: pytest.MonkeyPatch, tmp_pa
 def test_every_patched_and_relied_upon_function_is_the_expected_one() -> None:
     """The fingerprints recorded in the patches match Faust's and aiokafka's code."""
     install_rebalance_fixes()
+    install_all((FETCH_WAIT,))
     with end_offset_correction():
         assert describe_fixes() == 0
         for patch in ALL_PATCHES:
@@ -252,6 +255,27 @@ def test_make_app_registers_the_counters_and_corrects_end_offsets_only_when_aske
         embedded = KafkaSettings(correct_end_offsets=True)
         make_app("on", embedded, worker, CollectorRegistry(), partitions=1)
         assert is_end_offset_correction_installed()
+
+
+async def test_an_app_that_asks_for_a_short_fetch_wait_gets_it_and_others_keep_fausts(
+    tmp_path: Path,
+) -> None:
+    """The embedded broker holds a fetch for half its wait: 750 ms a write of the API at
+    Faust's fixed 1,500 ms."""
+    worker = WorkerSettings(data_dir=tmp_path, store="memory://")
+    kafka = KafkaSettings()
+
+    def consumer_of(app: Any) -> Any:
+        return app.consumer._thread._create_worker_consumer(app.transport)
+
+    short = make_app(
+        "short", kafka, worker, CollectorRegistry(), partitions=1, fetch_max_wait_ms=20
+    )
+    usual = make_app("usual", kafka, worker, CollectorRegistry(), partitions=1)
+    assert consumer_of(short)._fetch_max_wait_ms == 20
+    assert consumer_of(usual)._fetch_max_wait_ms == 1500
+    with pytest.raises(ValueError, match="at least 1 ms"):
+        make_app("none", kafka, worker, CollectorRegistry(), partitions=1, fetch_max_wait_ms=0)
 
 
 def test_the_end_offset_correction_is_off_unless_the_environment_asks(

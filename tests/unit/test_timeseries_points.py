@@ -46,6 +46,9 @@ def test_times_in_iso_8601_with_an_offset_or_unix_seconds(raw: Any, ms: int) -> 
         (float("nan"), "finite"),
         (float("inf"), "finite"),
         (10**20, "outside years"),
+        # Finite seconds whose milliseconds are not (found by the fuzzer: an OverflowError).
+        (1e308, "finite"),
+        (-1e308, "finite"),
         ("1899-12-31T23:59:59Z", "outside years"),
         ("9999-12-31T23:59:59-01:00", "outside years"),
         ("0001-01-01T00:00:00+01:00", "outside years"),

@@ -24,6 +24,8 @@ The corrections:
 - ``install_end_offset_correction()`` (``end_offsets.py``): the embedded broker's
   under-reported end offsets, corrected from a Fetch's high watermark. Installed only
   when ``KafkaSettings.correct_end_offsets`` is on (the embedded broker).
+- ``set_fetch_max_wait(app, ms)`` (``fetch_wait.py``): the fetch wait Faust hard-codes
+  (1,500 ms), for an app that answers requests; ``make_app(fetch_max_wait_ms=...)``.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from streams.common.faust_fixes.end_offsets import (
     is_end_offset_correction_installed,
     uninstall_end_offset_correction,
 )
+from streams.common.faust_fixes.fetch_wait import set_fetch_max_wait
 from streams.common.faust_fixes.patching import PatchMismatchError
 from streams.common.faust_fixes.rebalance import install_rebalance_fixes
 from streams.common.faust_fixes.versions import SUPPORTED, UnsupportedVersionError
@@ -50,5 +53,6 @@ __all__ = [
     "install_rebalance_fixes",
     "is_end_offset_correction_installed",
     "register_fix_metrics",
+    "set_fetch_max_wait",
     "uninstall_end_offset_correction",
 ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 
 from streams.common.faust_fixes.end_offsets import END_OFFSETS
+from streams.common.faust_fixes.fetch_wait import FETCH_WAIT
 from streams.common.faust_fixes.patching import describe
 from streams.common.faust_fixes.rebalance import PATCHES
 from streams.common.faust_fixes.versions import SUPPORTED, installed_versions
@@ -21,7 +22,7 @@ def main() -> int:
         ok = found[name] == supported
         same &= ok
         sys.stdout.write(f"{'ok ' if ok else 'BAD'} {name} {found[name]} (supported {supported})\n")
-    for where, expected, actual in describe((*PATCHES, END_OFFSETS)):
+    for where, expected, actual in describe((*PATCHES, END_OFFSETS, FETCH_WAIT)):
         ok = expected == actual
         same &= ok
         sys.stdout.write(f"{'ok ' if ok else 'BAD'} {where}\n")
