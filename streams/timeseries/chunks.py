@@ -11,11 +11,14 @@ few tens of thousands of points. So a series is
   values (float64) as base64 of little-endian arrays: 16 bytes a point before base64,
   ~22 kB a full chunk, decoded with one ``numpy.frombuffer`` each.
 
-An append touches only the chunks whose time span it reaches (the last one for points
-newer than the rest, the usual case); a chunk that grows past ``CHUNK_POINTS`` is split
-in halves, the new half under the next unused chunk number. A 10-million-point series
-is ~9,800 chunks and an index of ~280 kB, well under Kafka's limit; ``MAX_POINTS``
-(2^24) keeps the index under ~480 kB.
+An append rewrites only the chunks that receive a point (the last one for points newer
+than the rest, the usual case; two for two points at both ends of a long series); a
+chunk that grows past ``CHUNK_POINTS`` is split in even pieces. Copy on write: every
+chunk written takes a new number and the numbers it replaces are dropped (deleted once
+the new index is durable), so a crash between the chunks and the index leaves the
+stored index pointing at intact chunks. A 10-million-point series is ~9,800 chunks and
+an index of ~280 kB, well under Kafka's limit; ``MAX_POINTS`` (2^24) keeps the index
+under ~480 kB.
 """
 
 from __future__ import annotations
@@ -85,34 +88,40 @@ class Rewrite:
         self.dropped: list[int] = []
 
     def apply(self, new: Points, read_chunk: Any) -> None:
-        """Write ``new`` over the series; ``read_chunk(number)`` gives a stored chunk."""
+        """Write ``new`` (sorted, one per time) over the series; ``read_chunk(number)``
+        gives a stored chunk."""
         if not len(new):
             return
         if not self.index:
-            self._replace(0, 0, new)
+            self._replace(0, new)
             return
-        span = reached(self.index, int(new.times[0]), int(new.times[-1]))
-        old = [self._current(self.index[i][2], read_chunk) for i in span]
-        merged = merge(_joined(old), new)
-        self._replace(span.start, span.stop, merged)
+        starts = np.array([entry[0] for entry in self.index], dtype=np.int64)
+        # Each point goes to the last chunk starting at or before it (the first chunk
+        # for points older than the series).
+        target = np.maximum(np.searchsorted(starts, new.times, "right") - 1, 0)
+        positions, firsts = np.unique(target, return_index=True)
+        bounds = [*firsts[1:].tolist(), len(new)]
+        # From the last chunk back, so the positions still to do stay where they are.
+        for position, low, high in reversed(list(zip(positions, firsts, bounds, strict=True))):
+            number = self.index[position][2]
+            old = self.chunks[number] if number in self.chunks else read_chunk(number)
+            self._replace(
+                int(position), merge(old, Points(new.times[low:high], new.values[low:high]))
+            )
 
-    def _current(self, number: int, read_chunk: Any) -> Points:
-        if number in self.chunks:
-            return self.chunks[number]
-        stored: Points = read_chunk(number)
-        return stored
-
-    def _replace(self, start: int, stop: int, points: Points) -> None:
-        reused = [entry[2] for entry in self.index[start:stop]]
+    def _replace(self, position: int, points: Points) -> None:
+        """The chunk at ``position`` (none in an empty index) replaced by ``points``, in
+        as many new chunks as needed."""
+        replaced = self.index[position : position + 1]
         entries = []
         for piece in split(points):
-            number = reused.pop(0) if reused else self._new_number()
+            number = self._new_number()
             self.chunks[number] = piece
             entries.append([int(piece.times[0]), len(piece), number])
-        self.index[start:stop] = entries
-        for number in reused:  # more chunks than the span's points now need
-            self.chunks.pop(number, None)
-            self.dropped.append(number)
+        self.index[position : position + 1] = entries
+        for _first, _count, number in replaced:
+            if self.chunks.pop(number, None) is None:  # stored: delete it once durable
+                self.dropped.append(number)
 
     def _new_number(self) -> int:
         number = self.next_number

@@ -22,6 +22,8 @@ from streams.common.web import BadRequest, PayloadTooLarge, Unprocessable, Unsup
 from streams.timeseries.commands import REQUEST_ID, new_series_id
 from streams.timeseries.points import PointError, Points, parse_points
 
+#: Points one write command carries at most (~350 kB as a record).
+COMMAND_POINTS = 16_384
 #: Longest series name kept.
 MAX_NAME = 256
 JSON = "application/json"
@@ -73,9 +75,41 @@ def request_id(op: str, series_id: str, key: str | None) -> str:
     return hashlib.blake2b(f"{op}\0{series_id}\0{key}".encode(), digest_size=16).hexdigest()
 
 
-def digest(raw: bytes) -> str:
-    """A fingerprint of a request body: a key replayed with another body is refused."""
-    return hashlib.blake2b(raw, digest_size=16).hexdigest()
+def digest(command: dict[str, Any], points: Points) -> str:
+    """A fingerprint of what a write asks for: a key replayed with another request is
+    refused. Of the checked request, not of its bytes: the same points in another order,
+    or the fields in another order, are the same request."""
+    asked = {key: command.get(key) for key in ("op", "id", "name")}
+    fingerprint = hashlib.blake2b(orjson.dumps(asked), digest_size=16)
+    fingerprint.update(points.times.tobytes())
+    fingerprint.update(points.values.tobytes())
+    return fingerprint.hexdigest()
+
+
+def in_parts(
+    command: dict[str, Any], points: Points | None, size: int = COMMAND_POINTS
+) -> list[tuple[dict[str, Any], Points | None]]:
+    """The commands a write is sent as: one, or for more than ``size`` points the
+    command with the first ``size`` and appends with the rest, each under its own
+    request id (``<rid>.<n>``), applied in order. A record stays far below Kafka's 1 MB
+    (a point is ~21 bytes in a command). A retry with the same ``Idempotency-Key`` finds
+    the parts already applied and applies the others."""
+    if points is None or len(points) <= size:
+        return [(command, points)]
+    parts: list[tuple[dict[str, Any], Points | None]] = []
+    for n, start in enumerate(range(0, len(points), size)):
+        piece = Points(points.times[start : start + size], points.values[start : start + size])
+        if n == 0:
+            parts.append((command, piece))
+            continue
+        rid = f"{command['rid']}.{n}"
+        parts.append(
+            (
+                {"op": "append", "id": command["id"], "rid": rid, "digest": command.get("digest")},
+                piece,
+            )
+        )
+    return parts
 
 
 def create(
@@ -84,9 +118,10 @@ def create(
     """The create command of ``POST /series`` (``{"name"?, "points"?}``) and its points."""
     fields = _object(body, allowed={"name", "points"})
     name = fields.get("name")
-    if name is not None and (not isinstance(name, str) or len(name) > MAX_NAME):
+    if name is not None and (not isinstance(name, str) or len(name) > MAX_NAME or _unpaired(name)):
         raise Unprocessable(
-            f"name must be a string of at most {MAX_NAME} characters", detail={"field": "name"}
+            f"name must be a Unicode string of at most {MAX_NAME} characters",
+            detail={"field": "name"},
         )
     points = _points(fields.get("points", []), max_points)
     command = {"op": "create", "id": new_series_id(key), "rid": request_id, "at": now_ms}
@@ -104,6 +139,15 @@ def append(
         raise Unprocessable("points are required", detail={"field": "points"})
     command = {"op": "append", "id": series_id, "rid": request_id}
     return command, _points(fields["points"], max_points)
+
+
+def _unpaired(text: str) -> bool:
+    """Whether ``text`` holds a lone surrogate (valid in JSON's escapes, not in UTF-8)."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def _object(body: Any, *, allowed: set[str]) -> dict[str, Any]:

@@ -25,7 +25,8 @@ class TimeSeriesSettings(BaseSettings):
     write_timeout_seconds: float = Field(
         10.0, gt=0, description="a write not answered within this is a 503 (it may still apply)"
     )
-    batch_size: int = Field(500, ge=1, description="write commands per agent batch")
+    # At most store.COUNTED_BY: the count remembers one batch's changes for its replay.
+    batch_size: int = Field(500, ge=1, le=1024, description="write commands per agent batch")
     batch_seconds: float = Field(0.005, gt=0, description="longest wait to fill a batch")
     answers_days: int = Field(
         1, ge=1, description="how long a request's answer is kept for its Idempotency-Key"

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import aiohttp
 from yarl import URL
@@ -22,6 +23,7 @@ from streams.timeseries import forecasting, listing, openapi, requests, stats
 from streams.timeseries.chunks import meta_key
 from streams.timeseries.commands import SERIES_ID
 from streams.timeseries.forecast import ForecastInputError, forecast
+from streams.timeseries.points import Points
 from streams.timeseries.reads import (
     page_answer,
     page_request,
@@ -34,6 +36,9 @@ from streams.timeseries.service import TimeSeries
 from streams.timeseries.writes import ANSWER_ROUTE, submit, wait_here
 
 LISTING_ROUTE = "/_internal/timeseries/listing"
+#: Metrics of fewer points are computed on the loop (~1 ms); more, in a thread.
+IN_LOOP_POINTS = 50_000
+T = TypeVar("T")
 VERSION = "1.0.0"
 
 
@@ -71,6 +76,7 @@ class Api:
         self.series = series
         self.settings = series.settings
         self._document = openapi.document(VERSION)
+        self._heavy = asyncio.Semaphore(1)
 
     # -- routing ----------------------------------------------------------------------
 
@@ -94,15 +100,14 @@ class Api:
 
     # -- writes -----------------------------------------------------------------------
 
-    async def _body(self, request: Any) -> tuple[Any, str]:
+    async def _body(self, request: Any) -> Any:
         limit = self.settings.max_body_bytes
         raw = await read_body(request, limit)
-        body = requests.json_body(raw, request.headers.get("Content-Type"), limit=limit)
-        return body, requests.digest(raw)
+        return requests.json_body(raw, request.headers.get("Content-Type"), limit=limit)
 
     async def create(self, request: Any) -> Reply:
         key = requests.idempotency_key(request.headers.get("Idempotency-Key"))
-        body, fingerprint = await self._body(request)
+        body = await self._body(request)
         command, points = requests.create(
             body,
             key=key,
@@ -111,20 +116,18 @@ class Api:
             max_points=self.settings.max_points_per_request,
         )
         command["rid"] = requests.request_id("create", command["id"], key)
-        command["digest"] = fingerprint
         return await self._write(command, points)
 
     async def append(self, request: Any, id: str) -> Reply:
         _known(id)
         key = requests.idempotency_key(request.headers.get("Idempotency-Key"))
-        body, fingerprint = await self._body(request)
+        body = await self._body(request)
         command, points = requests.append(
             body,
             id,
             request_id=requests.request_id("append", id, key),
             max_points=self.settings.max_points_per_request,
         )
-        command["digest"] = fingerprint
         return await self._write(command, points)
 
     async def delete(self, request: Any, id: str) -> Reply:
@@ -133,11 +136,17 @@ class Api:
         command = {"op": "delete", "id": id, "rid": requests.request_id("delete", id, key)}
         return await self._write(command, None)
 
-    async def _write(self, command: dict[str, Any], points: Any) -> Reply:
-        answer = await submit(self.series, command, points)
-        if answer["status"] < 300 and points is not None:
+    async def _write(self, command: dict[str, Any], points: Points | None) -> Reply:
+        if points is not None:
+            command["digest"] = requests.digest(command, points)
+        answers = await submit(self.series, requests.in_parts(command, points))
+        refused = [answer for answer in answers if answer["status"] >= 300]
+        if refused:
+            return Reply(refused[0]["body"], refused[0]["status"])
+        if points is not None:
             self.series.metrics.points_written.inc(len(points))
-        return Reply(answer["body"], answer["status"])
+        # A request in parts: the first part's status (201 for a create), the last's count.
+        return Reply(answers[-1]["body"], answers[0]["status"])
 
     # -- reads ------------------------------------------------------------------------
 
@@ -151,21 +160,33 @@ class Api:
         points, following = read_page(local.get, meta, start, end, limit)
         return page_answer(id, points, following, form)
 
-    def metrics(self, request: Any, id: str) -> dict[str, Any]:
+    async def metrics(self, request: Any, id: str) -> dict[str, Any]:
         start, end = time_range(request.query)
         local, meta = self._meta(id)
-        return stats.metrics(read_range(local.get, meta, start, end))
+        points = read_range(local.get, meta, start, end)
+        if len(points) < IN_LOOP_POINTS:
+            return stats.metrics(points)
+        return await self._off_loop(stats.metrics, points)
 
-    def forecast(self, request: Any, id: str) -> dict[str, Any]:
+    async def forecast(self, request: Any, id: str) -> dict[str, Any]:
         horizon, levels, season = forecasting.parameters(request.query)
         local, meta = self._meta(id)
         fit_points = forecasting.MAX_FIT_POINTS
         points = read_tail(local.get, meta, forecasting.points_needed(fit_points, season))
         try:
-            result = forecast(points.times, points.values, horizon, levels, season, fit_points)
+            result = await self._off_loop(
+                forecast, points.times, points.values, horizon, levels, season, fit_points
+            )
         except ForecastInputError as exc:
             raise forecasting.unprocessable(exc) from None
         return forecasting.answer(id, result)
+
+    async def _off_loop(self, compute: Callable[..., T], *args: Any) -> T:
+        """``compute`` in a thread, one at a time: the loop keeps serving the cheap
+        requests meanwhile (numpy releases the GIL), and the memory of many heavy ones
+        at once stays bounded."""
+        async with self._heavy:
+            return await asyncio.to_thread(compute, *args)
 
     def document(self, request: Any) -> dict[str, Any]:
         return self._document

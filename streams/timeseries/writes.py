@@ -36,20 +36,32 @@ POLL_SECONDS = 1.0
 SETTLING_SECONDS = 0.05
 
 
-async def submit(series: TimeSeries, command: dict[str, Any], points: Points | None) -> Answer:
-    """Send ``command`` to its partition and return its answer once applied."""
-    partition = series.partition(command["id"])
+async def submit(
+    series: TimeSeries, parts: list[tuple[dict[str, Any], Points | None]]
+) -> list[Answer]:
+    """Send the commands of a write, in order, to their partition (one series: one
+    partition) and return their answers once applied, in order."""
     started = time.perf_counter()
     sends = Confirmed(series.app.producer)
-    await sends.send(
-        series.writes.get_topic_name(),
-        command["id"].encode(),
-        commands.encode(command, points),
-        partition=partition,
-    )
+    topic = series.writes.get_topic_name()
+    for command, points in parts:
+        key = command["id"].encode()
+        value = commands.encode(command, points)
+        await sends.send(topic, key, value, partition=series.partition(command["id"]))
     await sends.confirm()
     deadline = time.monotonic() + series.settings.write_timeout_seconds
-    request = (command["rid"], command.get("digest"))
+    answers = []
+    for command, _points in parts:
+        request = (command["rid"], command.get("digest"))
+        answers.append(
+            await _answer(series, request, series.partition(command["id"]), deadline, started)
+        )
+    return answers
+
+
+async def _answer(
+    series: TimeSeries, request: Request, partition: int, deadline: float, started: float
+) -> Answer:
     series.metrics.waiting.inc()
     where = "timeout"  # unless answered: the worst waits are seen too
     try:

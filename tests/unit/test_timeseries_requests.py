@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+import orjson
 import pytest
 
 from streams.common.web import HttpError
 from streams.timeseries import requests
 from streams.timeseries.commands import REQUEST_ID, SERIES_ID, decode, encode
+from streams.timeseries.points import Points
 
 LIMITS = {"now_ms": 1_000, "max_points": 3}
 
@@ -114,14 +117,45 @@ def test_a_key_names_one_request_per_operation_and_series() -> None:
     assert len(others) == 4 and rid not in others
 
 
-def test_a_digest_tells_bodies_apart_and_travels_in_a_command() -> None:
-    body = b'{"points": [{"ts": 1, "value": 2}]}'
-    assert requests.digest(body) == requests.digest(bytes(body))
-    changed = {
-        requests.digest(body.replace(b"2", b"3")),
-        requests.digest(body + b" "),
-        requests.digest(b""),
+def test_a_digest_tells_requests_apart_not_their_bytes_and_travels_in_a_command() -> None:
+    def digest(raw: bytes, series_id: str = "a" * 32) -> str:
+        command, points = requests.append(
+            orjson.loads(raw), series_id, request_id="r", max_points=10
+        )
+        return requests.digest(command, points)
+
+    body = b'{"points": [{"ts": 1, "value": 2}, {"ts": 5, "value": 6}]}'
+    # The same request written differently: points reordered, spaces, an ISO time.
+    same = {
+        digest(b'{"points": [{"ts": 5, "value": 6}, {"ts": 1, "value": 2}]}'),
+        digest(body + b" "),
+        digest(b'{"points": [{"value": 2, "ts": "1970-01-01T00:00:01Z"}, {"ts": 5, "value": 6}]}'),
     }
-    assert len(changed) == 3 and requests.digest(body) not in changed
-    command = {"op": "append", "id": "a" * 32, "rid": "r", "digest": requests.digest(body)}
-    assert decode(encode(command))[0]["digest"] == requests.digest(body)
+    assert same == {digest(body)}
+    other = {
+        digest(body.replace(b"2}", b"3}")),
+        digest(body.replace(b"5,", b"4,")),
+        digest(body, "b" * 32),
+    }
+    assert len(other) == 3 and digest(body) not in other
+    command = {"op": "append", "id": "a" * 32, "rid": "r", "digest": digest(body)}
+    assert decode(encode(command))[0]["digest"] == digest(body)
+
+
+def test_a_write_of_many_points_is_sent_in_ordered_parts_under_their_own_ids() -> None:
+    times = np.arange(40_000, dtype=np.int64)
+    points = Points(times, times.astype(np.float64))
+    command = {"op": "create", "id": "a" * 32, "rid": "r" * 32, "at": 1, "digest": "d"}
+    parts = requests.in_parts(command, points, size=16_384)
+    assert [len(p) for _, p in parts if p is not None] == [16_384, 16_384, 7_232]
+    assert parts[0][0] is command
+    assert [c["op"] for c, _ in parts] == ["create", "append", "append"]
+    assert [c["rid"] for c, _ in parts][1:] == ["r" * 32 + ".1", "r" * 32 + ".2"]
+    joined = np.concatenate([p.times for _, p in parts if p is not None])
+    assert (joined == times).all()
+    for part, piece in parts:
+        assert len(encode(part, piece)) < 500_000  # far below Kafka's 1 MB
+        assert decode(encode(part, piece))[0]["rid"] == part["rid"]
+    small = Points(times[:5], times[:5].astype(np.float64))
+    [(alone, piece)] = requests.in_parts(command, small)
+    assert alone is command and piece is small

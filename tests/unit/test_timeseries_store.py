@@ -113,10 +113,11 @@ def test_delete_forgets_the_series_and_its_chunks_after_its_meta() -> None:
         "status": 204,
         "body": None,
     }
-    assert not [k for k in table if "a" * 32 in k]
+    # Only the marker a replay would finish the delete with stays (until its answer expires).
+    assert [k for k in table if "a" * 32 in k] == [store.deleting_key("a" * 32)]
     meta_gone = next(p for p, k, _ in table.writes if k.startswith("s|"))
     assert all(p > meta_gone for p, k, _ in table.writes if k.startswith("c|"))
-    assert table[store.COUNT] == {"series": 1}
+    assert table[store.COUNT]["series"] == 1
     missing = run(table, {"op": "append", "id": "a" * 32, "rid": "z"}, [1], [1.0])
     assert missing["status"] == 404
 
@@ -150,7 +151,7 @@ def test_create_of_an_existing_id_is_a_conflict() -> None:
     table = PhasedTable()
     create(table)
     assert create(table, rid="other")["status"] == 409
-    assert table[store.COUNT] == {"series": 1}
+    assert table[store.COUNT]["series"] == 1
 
 
 def test_a_key_replayed_with_the_same_body_gets_the_kept_answer() -> None:
@@ -168,7 +169,7 @@ def test_a_key_replayed_with_the_same_body_gets_the_kept_answer() -> None:
 
     assert first == again == {"status": 200, "body": {"id": "a" * 32, "count": 1}}
     assert stored(table, "a" * 32) == {1000: 5.0}
-    assert table[store.COUNT] == {"series": 1}
+    assert table[store.COUNT]["series"] == 1
 
 
 def test_a_key_replayed_with_another_body_is_a_422_and_nothing_is_written() -> None:
