@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pytest
 
 from streams.timeseries.points import (
     EARLIEST_MS,
     LATEST_MS,
     PointError,
+    Points,
+    as_rows,
     iso,
     parse_points,
     parse_time,
@@ -102,3 +105,15 @@ def test_answers_give_times_in_utc_with_milliseconds() -> None:
     assert iso(1_796_292_000_250) == "2026-12-03T10:00:00.250Z"
     assert iso(EARLIEST_MS) == "1900-01-01T00:00:00.000Z"
     assert iso(-1) == "1969-12-31T23:59:59.999Z"
+
+
+def test_rows_give_each_time_as_iso_does_across_the_whole_span() -> None:
+    rng = np.random.default_rng(4)
+    times = np.sort(
+        np.concatenate(
+            [rng.integers(EARLIEST_MS, LATEST_MS, 5_000), [EARLIEST_MS, -1, 0, 999, LATEST_MS]]
+        )
+    ).astype(np.int64)
+    rows = as_rows(Points(times, times.astype(np.float64)))
+    assert [row["ts"] for row in rows] == [iso(ms) for ms in times.tolist()]
+    assert [row["value"] for row in rows] == times.astype(np.float64).tolist()
