@@ -1,19 +1,27 @@
 """JSON web views on a Faust app: one way to declare them, one error shape, timed by route.
 
-Every answer other than a success is ``{"error": message, ...details}`` with its status:
-400 a bad parameter (``parameter`` names it), 401 a missing or wrong ``X-API-Key`` (when
-the views are given a key), 404 an unknown key, 405 a method the view
-does not take (``Allow`` lists those it does), 413 a body too large, 415 a body not in
-the format the view reads, 422 a body that breaks a rule, 503 not ready yet or
-the key's owner unreachable (``Retry-After``), 500 a bug (logged; the worker keeps
-serving). Query parameters are parsed by :mod:`streams.common.query`.
+Every answer other than a success is ``{"error": message, "detail": ...}`` with its
+status. ``detail`` is what the refusal names (``{"parameter": "limit"}``, ``{"limit":
+1048576}``...) or null; details given by name are also at top level (``parameter``,
+``allowed``), where clients written before ``detail`` read them. 400 a bad parameter
+(``parameter`` names it) or a body that does not decode as its ``Content-Encoding``
+says, 401 a missing or wrong ``X-API-Key`` (when the views are given a key), 404 an
+unknown key or a path no view has, 405 a method the view does not take (``Allow`` and
+``allowed`` list those it does), 413 a body too large, 415 a body not in the format the
+view reads, 422 a body that breaks a rule, 503 not ready yet or the key's owner
+unreachable (``Retry-After``), 500 a bug (logged; the worker keeps serving). The one
+exception: a request aiohttp's parser refuses before the app sees it (a malformed
+request line or header, a ``Content-Encoding`` it cannot decode such as ``br``) is
+aiohttp's plain-text 400. Query parameters are parsed by :mod:`streams.common.query`.
 
 A routed page answers on the worker that owns the key's partition, of a topic read by the
 group or of a table, as Faust's ``app.topic_route``/``app.table_route`` do. The forwarding
 is ours, not Faust's router's, for three reasons: a forwarded request carries a header, so
 two workers that disagree on the assignment during a rebalance answer 503 instead of
 passing it back and forth; the owner's ``Retry-After`` reaches the client; and an owner
-that died or hangs is a 503 after ``forward_timeout``, not an unhandled exception.
+that died or hangs is a 503 after ``forward_timeout``, not an unhandled exception. The
+answer keeps the owner's headers that describe it (``Content-Type`` with its charset, a
+HEAD's ``Content-Length``), so every worker answers alike.
 """
 
 from __future__ import annotations
@@ -41,8 +49,10 @@ log = logging.getLogger(__name__)
 FORWARDED_BY = "X-Streams-Forwarded-By"
 #: The header of the optional API key.
 API_KEY = "X-API-Key"
-#: Headers of the owner's answer a forwarded answer keeps.
-_PASSED_HEADERS = ("Retry-After", "Allow")
+#: Headers of a refusal that tell the client what to do next.
+_REFUSAL_HEADERS = ("Retry-After", "Allow")
+#: Headers of the owner's answer a forwarded answer keeps (and a HEAD's Content-Length).
+_PASSED_HEADERS = ("Content-Type", *_REFUSAL_HEADERS)
 #: The status a route's success has, exported at zero from the start.
 _SUCCESS = {"POST": "201", "DELETE": "204"}
 _ASSIGNMENT_UNDER_WAY = "partition assignment under way; retry"
@@ -64,7 +74,7 @@ class Reply:
 
 
 class HttpError(Exception):
-    """An answer other than a success: ``{"error": message, **details}`` with ``status``."""
+    """An answer other than a success: :func:`error_body` with ``status``."""
 
     status: ClassVar[int] = 500
 
@@ -81,8 +91,14 @@ class HttpError(Exception):
 
 
 def error_body(message: str, **details: Any) -> dict[str, Any]:
-    """The body of every refusal: ``{"error": message, **details}``."""
-    return {"error": message, **details}
+    """The body of every refusal: ``{"error": message, "detail": ...}``.
+
+    ``detail`` is the one given, else the other details as a dict, else null. The other
+    details are at top level too: the pipelines' clients read ``parameter`` there.
+    """
+    named = {name: value for name, value in details.items() if name != "detail"}
+    detail = details.get("detail", named or None)
+    return {"error": message, "detail": detail, **named}
 
 
 class BadRequest(HttpError, ValueError):
@@ -236,7 +252,10 @@ class Views:
         self.api_key = api_key
         #: The methods each declared path takes, for refusals aiohttp would make.
         self._allowed: dict[str, list[str]] = {}
-        app.web.web_app.middlewares.append(self._refuse_other_methods)
+        middlewares = app.web.web_app.middlewares
+        if _refuse_in_json not in middlewares:  # once per app, however many Views it has
+            middlewares.insert(0, _refuse_in_json)  # outermost: sees what the others raise
+        middlewares.append(self._refuse_other_methods)
 
     @aiohttp.web.middleware
     async def _refuse_other_methods(self, request: Any, handler: Any) -> Any:
@@ -354,7 +373,8 @@ class Views:
 
     async def _respond(self, page: _Page, view: Any, request: Any, params: dict[str, str]) -> Any:
         if self.api_key is not None:
-            given = request.headers.get(API_KEY, "").encode()
+            # Header bytes that are not UTF-8 arrive surrogate-escaped: compare the bytes.
+            given = request.headers.get(API_KEY, "").encode("utf-8", "surrogateescape")
             if not hmac.compare_digest(given, self.api_key.encode()):
                 raise Unauthorized(f"missing or wrong {API_KEY}")
         method = "GET" if request.method == "HEAD" else request.method
@@ -412,10 +432,7 @@ class Views:
                 allow_redirects=False,
             ) as answer:
                 body = await answer.read()
-                kept = {h: answer.headers[h] for h in _PASSED_HEADERS if h in answer.headers}
-                return view.bytes(
-                    body, content_type=answer.content_type, status=answer.status, headers=kept
-                )
+                return view.bytes(body, status=answer.status, headers=_kept(request, answer))
         except (aiohttp.ClientError, TimeoutError) as exc:
             log.warning("web: %s not answered by its owner %s: %r", request.path, owner, exc)
             raise Unavailable(
@@ -424,20 +441,81 @@ class Views:
             ) from None
 
 
+def _kept(request: Any, answer: aiohttp.ClientResponse) -> dict[str, str]:
+    """The owner's headers a forwarded answer keeps: a HEAD's body is empty, so its
+    Content-Length is the owner's, not that of the empty body."""
+    kept = {h: answer.headers[h] for h in _PASSED_HEADERS if h in answer.headers}
+    if request.method == "HEAD" and "Content-Length" in answer.headers:
+        kept["Content-Length"] = answer.headers["Content-Length"]
+    return kept
+
+
 async def read_body(request: Any, limit: int) -> bytes:
     """The request's body, refused with 413 past ``limit`` bytes, declared or streamed
-    (aiohttp's own cap would raise a 500 from ``request.read()``)."""
+    (aiohttp's own cap would raise a 500 from ``request.read()``), and with 400 when it
+    cannot be read (aiohttp decodes gzip and deflate as it reads: data that is neither
+    raises then). ``limit`` counts decoded bytes: a small body that inflates is a 413."""
     declared = request.content_length
     if declared is not None and declared > limit:
         raise PayloadTooLarge(f"a body holds at most {limit} bytes", detail={"limit": limit})
     parts: list[bytes] = []
     size = 0
-    while chunk := await request.content.readany():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"a body holds at most {limit} bytes", detail={"limit": limit})
-        parts.append(chunk)
+    try:
+        while chunk := await request.content.readany():
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLarge(
+                    f"a body holds at most {limit} bytes", detail={"limit": limit}
+                )
+            parts.append(chunk)
+    except aiohttp.web.RequestPayloadError:
+        raise _unreadable(request) from None
     return b"".join(parts)
+
+
+def _unreadable(request: Any) -> BadRequest:
+    encoding = request.headers.get("Content-Encoding")
+    if encoding:
+        return BadRequest(
+            f"the body is not {encoding} data, as its Content-Encoding says",
+            detail={"header": "Content-Encoding"},
+        )
+    return BadRequest("the body could not be read as its headers describe it")
+
+
+@aiohttp.web.middleware
+async def _refuse_in_json(request: Any, handler: Any) -> Any:
+    """aiohttp's own refusals in the one error shape rather than plain text: the
+    router's, raised before any view runs, 404 of a path no view has (a trailing slash or
+    another case included) and 405 of a method a view lacks (on a path ``Views`` did not
+    declare; its own paths are answered by ``Views._refuse_other_methods``), and any
+    other it raises (413 past ``client_max_size`` from a plain view's ``request.read()``).
+
+    Not every refusal can be caught here: a request aiohttp's parser cannot read (a
+    malformed request line or header, a ``Content-Encoding`` it has no decoder for, such
+    as br or zstd without Brotli or backports.zstd) is answered with aiohttp's
+    plain-text 400 by the protocol handler, before the app and its middlewares run.
+    """
+    try:
+        return await handler(request)
+    except aiohttp.web.HTTPException as refusal:
+        if refusal.status < 400 or refusal.content_type == "application/json":
+            raise
+        error = _as_error(request, refusal)
+        return aiohttp.web.json_response(
+            error.body(), status=refusal.status, headers=error.headers or None
+        )
+
+
+def _as_error(request: Any, refusal: aiohttp.web.HTTPException) -> HttpError:
+    if isinstance(refusal, aiohttp.web.HTTPMethodNotAllowed):
+        return MethodNotAllowed(request.method, sorted(refusal.allowed_methods))
+    if isinstance(refusal, aiohttp.web.HTTPNotFound) and (
+        refusal is request.match_info.http_exception  # the router's: no route matched
+    ):
+        return NotFound("no such path", detail={"path": request.path})
+    kept = {h: refusal.headers[h] for h in _REFUSAL_HEADERS if h in refusal.headers}
+    return HttpError(refusal.text or refusal.reason, headers=kept)
 
 
 def _allowed(page: _Page) -> list[str]:

@@ -4,7 +4,8 @@
 JSON; ``t``/``v`` are the points as the chunks store them (base64 arrays). The worker
 that took the request checked the points; the worker applying the command checks the
 record again, because anything can write to a topic: a record that is no command is
-dead-lettered, never applied.
+dead-lettered, never applied. That includes a create whose ``at`` is no time in years
+1900-9999: listings show it as a date, and one that cannot be shown would break them.
 """
 
 from __future__ import annotations
@@ -57,8 +58,8 @@ def decode(raw: bytes | None) -> tuple[dict[str, Any], Points]:
         raise CommandError("no op of " + ", ".join(OPS))
     _check(command, "id", SERIES_ID)
     _check(command, "rid", REQUEST_ID)
-    if command["op"] == "create" and not isinstance(command.get("at"), int):
-        raise CommandError("a create needs its time, at")
+    if command["op"] == "create" and not _is_time(command.get("at")):
+        raise CommandError("a create needs its time, at: Unix ms in years 1900-9999")
     name = command.get("name")
     if name is not None and not isinstance(name, str):
         raise CommandError("name must be a string")
@@ -66,6 +67,11 @@ def decode(raw: bytes | None) -> tuple[dict[str, Any], Points]:
     if digest is not None and not (isinstance(digest, str) and len(digest) <= 64):
         raise CommandError("digest must be a short string")
     return command, _points(command)
+
+
+def _is_time(value: Any) -> bool:
+    """Unix ms a listing can show as a date (``true`` is an int to Python, not a time)."""
+    return type(value) is int and EARLIEST_MS <= value <= LATEST_MS
 
 
 def _check(command: dict[str, Any], field: str, pattern: re.Pattern[str]) -> None:

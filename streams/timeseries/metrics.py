@@ -17,7 +17,9 @@ from streams.common.web import route_latency
 PREFIX = "streams_timeseries"
 #: A record of timeseries.writes that is no write command.
 INVALID_COMMAND = "invalid_command"
-DEAD_LETTER_REASONS = (INVALID_COMMAND, PROCESSING_ERROR)
+#: A command on another partition than its series': applied, it could never be read.
+MISPLACED_COMMAND = "misplaced_command"
+DEAD_LETTER_REASONS = (INVALID_COMMAND, MISPLACED_COMMAND, PROCESSING_ERROR)
 TASKS = ("expire_answers",)
 
 

@@ -31,6 +31,9 @@ from streams.timeseries.points import Points, as_rows, concat, parse_time, withi
 FORMATS = ("rows", "columns")
 _SECONDS = re.compile(r"-?[0-9]{1,12}(?:\.[0-9]{1,9})?")
 _SPACED_OFFSET = re.compile(r" ([0-9]{2}(?::?[0-9]{2})?)$")
+#: A cursor as pages give them: an integer time in ms (``[0-9]`` is ASCII digits only,
+#: so ``int()`` reads whatever matches; ``--1`` or other scripts' digits do not).
+_CURSOR = re.compile(r"-?[0-9]{1,19}")
 Query = Mapping[str, str]
 
 
@@ -64,7 +67,7 @@ def page_request(query: Query, page_limit: int) -> tuple[int, int | None, str]:
     cursor = query.get("cursor") or None
     after: int | None = None
     if cursor is not None:
-        if not cursor.isascii() or not cursor.lstrip("-").isdigit() or len(cursor) > 20:
+        if not _CURSOR.fullmatch(cursor):
             raise BadRequest("cursor is the next field of a previous page", parameter="cursor")
         after = int(cursor)
     form = query.get("format") or "rows"

@@ -57,7 +57,12 @@ def register(app: faust.App, settings: TimeSeriesSettings, metrics: Metrics) -> 
 
     async def attempt(events: list[Any]) -> None:
         applier = Applier(
-            table, app.producer, series.answers, metrics.applied, metrics.dead_letters
+            table,
+            app.producer,
+            series.answers,
+            metrics.applied,
+            metrics.dead_letters,
+            partitions=n,
         )
         async with series.lock:
             await handle_batch(applier, events)

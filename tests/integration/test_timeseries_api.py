@@ -88,8 +88,7 @@ def test_writes_through_either_worker_are_read_back_from_the_other(two: list[Wor
         sent = [(T0 + 100 + k, 1000.0 + k) for k in range(50)]
         plus_one = timezone(timedelta(hours=1))
         iso = [
-            {"ts": datetime.fromtimestamp(ts, plus_one).isoformat(), "value": v}
-            for ts, v in sent
+            {"ts": datetime.fromtimestamp(ts, plus_one).isoformat(), "value": v} for ts, v in sent
         ]
         answer = call(f"{second.url}/series/{series_id}/points", "POST", {"points": iso})
         assert answer.status == 200, answer

@@ -278,7 +278,7 @@ def misfits(
                 (answer.status != 405, "a documented method refused"),
                 (str(answer.status) in statuses, f"a status in {statuses}"),
                 (answer.status < 500, "no server error"),
-                # A series' 404 is JSON; a route the worker lacks is aiohttp's plain text.
+                # Every 404 is JSON: a series' and a path the worker lacks.
                 (answer.status != 404 or is_json(answer), "a JSON 404 (no such series)"),
             )
             if not ok

@@ -14,6 +14,7 @@ import orjson
 import pytest
 from prometheus_client import CollectorRegistry, Counter
 
+from streams.common.partitioning import partition_for
 from streams.common.table_io import RocksPartition
 from streams.timeseries import commands, reads, store
 from streams.timeseries.answers import Answers, waiting_key
@@ -27,9 +28,9 @@ CHANGELOG = "timeseries-series-changelog"
 SERIES = "ab" * 16
 
 
-def event(offset: int, value: bytes) -> Any:
+def event(offset: int, value: bytes, partition: int = 0) -> Any:
     message = FakeMessage(
-        topic="timeseries.writes", partition=0, offset=offset, key=None, value=value,
+        topic="timeseries.writes", partition=partition, offset=offset, key=None, value=value,
         timestamp=0.0, headers=[],
     )  # fmt: skip
     return SimpleNamespace(message=message)
@@ -51,7 +52,7 @@ def writes() -> list[Any]:
     ]
 
 
-def applier(store_: Store, producer: Producer) -> Applier:
+def applier(store_: Store, producer: Producer, partitions: int | None = None) -> Applier:
     registry = CollectorRegistry()
     return Applier(
         rocks_table(store_, "series", CHANGELOG),
@@ -59,6 +60,7 @@ def applier(store_: Store, producer: Producer) -> Applier:
         Answers(),
         Counter("applied", "", ["op", "status"], registry=registry),
         Counter("letters", "", ["reason"], registry=registry),
+        partitions=partitions,
     )
 
 
@@ -134,3 +136,30 @@ def test_a_new_owner_restoring_the_changelog_has_every_answered_write(tmp_path: 
     points = reads.read_range(restored.get, meta)
     assert points.times.tolist() == list(range(0, 3_000_000, 1000))
     assert restored[store.answer_key("a")]["body"]["count"] == 3000
+
+
+def test_a_command_on_another_partition_than_its_series_is_dead_lettered_not_applied(
+    tmp_path: Path,
+) -> None:
+    """A series created in a partition its reads never look in would be listed and
+    counted but never found: such a command is a dead letter, whatever its op."""
+    producer = Producer(lambda *_: None)
+    target = applier(Store(tmp_path), producer, partitions=4)
+    home, other = partition_for(SERIES.encode(), 4), "cd" * 16
+    stray = next(p for p in range(4) if p not in (home, partition_for(other.encode(), 4)))
+    events = [
+        event(0, commands.encode({"op": "create", "id": SERIES, "rid": "c", "at": 1}), stray),
+        event(1, commands.encode({"op": "create", "id": other, "rid": "x", "at": 1}), stray),
+        event(0, commands.encode({"op": "create", "id": SERIES, "rid": "a", "at": 1}), home),
+    ]
+
+    answers = asyncio.run(handled(target, events))
+
+    assert set(answers) == {"a"} and answers["a"]["status"] == 201
+    letters = producer.delivered[DLQ]
+    assert [dict(letter[2])["dlq.reason"] for letter in letters] == [b"misplaced_command"] * 2
+    assert RocksPartition(target.table, stray).get(meta_key(SERIES)) is None
+    assert RocksPartition(target.table, stray).get(meta_key(other)) is None
+    assert RocksPartition(target.table, home).get(meta_key(SERIES))["count"] == 0
+    assert target.dead_letters.labels("misplaced_command")._value.get() == 2
+    assert target.applied.labels("create", "201")._value.get() == 1

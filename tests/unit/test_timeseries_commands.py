@@ -11,7 +11,7 @@ import pytest
 
 from streams.timeseries import commands
 from streams.timeseries.commands import CommandError
-from streams.timeseries.points import Points
+from streams.timeseries.points import EARLIEST_MS, LATEST_MS, Points
 
 SERIES = "0123456789abcdef0123456789abcdef"
 
@@ -24,6 +24,12 @@ def test_a_command_and_its_points_round_trip() -> None:
     assert decoded.times.tolist() == [1, 5] and decoded.values.tolist() == [0.5, -2.0]
     _, none = commands.decode(commands.encode({"op": "delete", "id": SERIES, "rid": "d"}))
     assert len(none) == 0
+
+
+@pytest.mark.parametrize("at", [EARLIEST_MS, 0, 1_700_000_000_000, LATEST_MS])
+def test_a_create_is_timed_at_any_time_a_listing_can_show(at: int) -> None:
+    raw = commands.encode({"op": "create", "id": SERIES, "rid": "c", "at": at})
+    assert commands.decode(raw)[0]["at"] == at
 
 
 def test_an_idempotency_key_always_gives_the_same_series_id() -> None:
@@ -49,6 +55,12 @@ def b64(array: Any) -> str:
         orjson.dumps({"op": "append", "id": SERIES, "rid": "a b"}),
         orjson.dumps({"op": "create", "id": SERIES, "rid": "r"}),
         orjson.dumps({"op": "create", "id": SERIES, "rid": "r", "at": 1, "name": 5}),
+        orjson.dumps({"op": "create", "id": SERIES, "rid": "r", "at": True}),
+        orjson.dumps({"op": "create", "id": SERIES, "rid": "r", "at": 1.5}),
+        orjson.dumps({"op": "create", "id": SERIES, "rid": "r", "at": 10**17}),
+        orjson.dumps({"op": "create", "id": SERIES, "rid": "r", "at": -(10**17)}),
+        orjson.dumps({"op": "create", "id": SERIES, "rid": "r", "at": LATEST_MS + 1}),
+        orjson.dumps({"op": "create", "id": SERIES, "rid": "r", "at": EARLIEST_MS - 1}),
         orjson.dumps({"op": "append", "id": SERIES, "rid": "r", "t": "!!", "v": "!!"}),
         orjson.dumps({"op": "append", "id": SERIES, "rid": "r", "t": b64(np.array([1], np.int64))}),
         orjson.dumps(

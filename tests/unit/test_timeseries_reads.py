@@ -111,6 +111,14 @@ def test_times_in_queries_as_in_points(query: dict[str, str], ms: int | None) ->
         ({"limit": "²"}, "limit"),
         ({"cursor": "abc"}, "cursor"),
         ({"cursor": "1" * 21}, "cursor"),
+        ({"cursor": "--1"}, "cursor"),
+        ({"cursor": "-"}, "cursor"),
+        ({"cursor": "1-"}, "cursor"),
+        ({"cursor": "+1"}, "cursor"),
+        ({"cursor": " 1"}, "cursor"),
+        ({"cursor": "1_000"}, "cursor"),
+        ({"cursor": "\u0661"}, "cursor"),
+        ({"cursor": "1" * 20}, "cursor"),
         ({"format": "csv"}, "format"),
     ],
 )
@@ -119,6 +127,11 @@ def test_bad_parameters_are_a_400_naming_them(query: dict[str, str], parameter: 
         reads.time_range(query)
         reads.page_request(query, 10_000)
     assert refused.value.details["parameter"] == parameter
+
+
+@pytest.mark.parametrize("cursor", ["0", "1700000000000", "-1", "-2208988800000"])
+def test_a_cursor_is_any_integer_time_a_page_can_give(cursor: str) -> None:
+    assert reads.page_request({"cursor": cursor}, 10)[1] == int(cursor)
 
 
 @pytest.mark.parametrize(

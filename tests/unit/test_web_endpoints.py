@@ -5,6 +5,8 @@ ports as in test_web_views.py."""
 from __future__ import annotations
 
 import asyncio
+import gzip
+import zlib
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +22,7 @@ from tests.unit.test_web_views import TOPIC, worker
 
 LIMIT = 100
 KEY = "s3cret-key"
+UNAUTHORIZED = {"error": f"missing or wrong {API_KEY}", "detail": None}
 LATENCY = "streams_test_http_request_duration_seconds"
 
 
@@ -192,6 +195,94 @@ async def test_a_declared_length_over_the_limit_is_refused_before_the_body_arriv
     assert orjson.loads(body)["detail"] == {"limit": LIMIT}
 
 
+@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
+async def test_a_body_not_in_its_content_encoding_is_a_json_400(encoding: str) -> None:
+    """aiohttp decodes a compressed body as it is read: data that does not decode is the
+    client's error, refused in the error shape, not a 500."""
+    async with worker(things) as w:
+        refused = await send(
+            f"{w.url}/uploads",
+            "POST",
+            data=b"\x1f\x8b garbage",
+            headers={"Content-Encoding": encoding},
+        )
+        made = await send(
+            f"{w.url}/things/t1",
+            "POST",
+            data=b"\x78\x9c garbage",
+            headers={"Content-Encoding": encoding},
+        )
+
+    for answer in (refused, made):
+        assert answer.status == 400
+        assert answer.body["detail"] == {"header": "Content-Encoding"}
+        assert encoding in answer.body["error"]
+
+
+async def test_a_body_in_its_content_encoding_is_read_decoded() -> None:
+    async with worker(things) as w:
+        zipped = await send(
+            f"{w.url}/uploads",
+            "POST",
+            data=gzip.compress(b"hello"),
+            headers={"Content-Encoding": "gzip"},
+        )
+        deflated = await send(
+            f"{w.url}/uploads",
+            "POST",
+            data=zlib.compress(b"hello"),
+            headers={"Content-Encoding": "deflate"},
+        )
+
+    assert (zipped.status, zipped.body["body"]) == (200, "hello")
+    assert (deflated.status, deflated.body["body"]) == (200, "hello")
+
+
+@pytest.mark.parametrize("encoding", ["br", "zstd"])
+async def test_an_encoding_aiohttp_cannot_decode_is_its_own_400(encoding: str) -> None:
+    """Refused by aiohttp's parser before any middleware or view runs (it decodes br and
+    zstd only with Brotli or backports.zstd installed): a 400, in plain text."""
+    async with worker(things) as w:
+        refused = await send(
+            f"{w.url}/uploads", "POST", data=b"garbage", headers={"Content-Encoding": encoding}
+        )
+
+    assert refused.status == 400
+
+
+async def exchange(url: str, request: bytes) -> tuple[int, bytes]:
+    """The status and body of the answer to ``request``, sent as raw bytes (for headers
+    no HTTP client would send)."""
+    parsed = URL(url)
+    assert parsed.host is not None and parsed.port is not None
+    reader, writer = await asyncio.open_connection(parsed.host, parsed.port)
+    try:
+        writer.write(request)
+        await writer.drain()
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        lines = head.decode().split("\r\n")
+        fields = {k.lower(): v for k, v in (line.split(": ", 1) for line in lines[1:] if line)}
+        body = await asyncio.wait_for(reader.readexactly(int(fields["content-length"])), 5)
+    finally:
+        writer.close()
+    return int(lines[0].split(" ", 2)[1]), body
+
+
+@pytest.mark.parametrize("value", [b"\xe9", KEY.encode() + b"\xe9", b"\xff\xfe"])
+async def test_an_api_key_that_is_not_utf8_is_a_401(value: bytes) -> None:
+    async with worker(keyed(things)) as w:
+        status, body = await exchange(
+            w.url,
+            b"GET /things/t1 HTTP/1.1\r\nHost: test\r\nConnection: close\r\n"
+            + API_KEY.encode()
+            + b": "
+            + value
+            + b"\r\n\r\n",
+        )
+
+    assert (status, orjson.loads(body)) == (401, UNAUTHORIZED)
+
+
 def keyed(declare: Any) -> Any:
     """``declare`` on views that need X-API-Key."""
 
@@ -216,7 +307,7 @@ async def test_without_the_api_key_every_view_is_a_json_401(headers: dict[str, s
         ]
 
     for answer in answers:
-        assert (answer.status, answer.body) == (401, {"error": f"missing or wrong {API_KEY}"})
+        assert (answer.status, answer.body) == (401, UNAUTHORIZED)
 
 
 async def test_with_the_api_key_views_answer() -> None:
@@ -262,7 +353,7 @@ async def test_a_page_routed_by_an_owner_function_is_answered_by_that_owner() ->
     assert (local.status, local.body) == (200, {"device_id": "d2", "answered_by": a.url})
     assert (refused.status, refused.headers["Retry-After"]) == (503, "7")
     assert (unassigned.status, unassigned.headers["Retry-After"]) == (503, "1")
-    assert unassigned.body == {"error": "partition assignment under way; retry"}
+    assert unassigned.body == {"error": "partition assignment under way; retry", "detail": None}
 
 
 async def test_a_routed_read_forwarded_to_its_owner_carries_the_api_key() -> None:
@@ -279,7 +370,7 @@ async def test_a_routed_read_forwarded_to_its_owner_carries_the_api_key() -> Non
         assert b.count("/devices/{device_id}", "GET", 401) == 0
 
     assert (forwarded.status, forwarded.body) == (200, {"device_id": "d1", "answered_by": b.url})
-    assert (without.status, without.body) == (401, {"error": f"missing or wrong {API_KEY}"})
+    assert (without.status, without.body) == (401, UNAUTHORIZED)
 
 
 async def test_an_endpoint_with_an_owner_forwards_reads_and_answers_writes_itself() -> None:
