@@ -51,8 +51,15 @@ telemetry: install ## Simulate network devices POSTing to the ingest (DEVICES, I
 flowlogs: install ## Write a day of VPC flow logs (FLOWLOGS_OUT, HOURS) for a reader to ingest
 	$(FLOWLOGS)
 
+# The suite mostly waits (for consumer groups, worker starts, HTTP polls): two pytest
+# processes (pytest-xdist) take about half the time on 2 cores. Each test file runs
+# whole in one of them (--dist loadfile: module fixtures start once); every test starts
+# its own broker and servers on ports no other test process is handed
+# (tests/support/ports.py). PYTEST_WORKERS=0 runs it in one process.
+PYTEST_WORKERS ?= 2
+
 test: install prometheus ## Run the whole test suite (starts its own broker and servers)
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 lint: install ## ruff and mypy (never edits files)
 	$(VENV)/bin/ruff check .

@@ -12,9 +12,10 @@ from streams.common.broker import EmbeddedBroker
 from streams.common.faust_fixes import end_offset_correction
 from streams.common.topics import declare
 from streams.orders.pipeline import topic_specs
+from tests.support.ports import free_port
 from tests.support.telemetry import TelemetryProcesses
 from tests.support.timeseries import TimeSeriesWorkers
-from tests.support.workers import Worker, produce
+from tests.support.workers import Worker, produce, stop_together
 
 
 @pytest.fixture
@@ -28,7 +29,7 @@ def broker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Embedded
     monkeypatch.setenv("KAFKA_CORRECT_END_OFFSETS", "true")
     with (
         end_offset_correction(),  # and so does the test's own process
-        EmbeddedBroker(log_path=tmp_path / "broker.log") as running,
+        EmbeddedBroker(port=free_port(), log_path=tmp_path / "broker.log") as running,
     ):
         yield running
 
@@ -58,8 +59,7 @@ def start_worker(broker: EmbeddedBroker, tmp_path: Path) -> Iterator[Callable[..
         return worker.start()
 
     yield start
-    for worker in started:
-        worker.stop()
+    stop_together(started)
 
 
 @pytest.fixture

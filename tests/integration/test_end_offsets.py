@@ -15,13 +15,14 @@ from aiokafka.structs import TopicPartition
 from streams.common.broker import EmbeddedBroker
 from streams.common.faust_fixes import Fix, counts
 from streams.common.faust_fixes import end_offsets as eo
+from tests.support.ports import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
 
 @pytest.fixture(scope="module")
 def bootstrap() -> Iterator[str]:
-    with EmbeddedBroker() as broker:
+    with EmbeddedBroker(port=free_port()) as broker:
         yield broker.bootstrap
 
 

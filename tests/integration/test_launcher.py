@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 import orjson
 import pytest
 
-from streams.common.broker import free_port
+from tests.support.ports import free_port
 from tests.support.workers import Worker, wait_until
 
 pytestmark = pytest.mark.integration

@@ -62,13 +62,21 @@ from tests.support.poison import (
     repeated_bad_values,
     send,
 )
+from tests.support.ports import free_port
 from tests.support.telemetry import (
     committed_records,
     expected_figures,
     figure_differences,
     read_aggregates,
 )
-from tests.support.workers import Consumed, Worker, produce, read_topic, wait_until
+from tests.support.workers import (
+    Consumed,
+    Worker,
+    produce,
+    read_topic,
+    stop_together,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -193,7 +201,10 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
             zip(sample, lines, strict=True)]  # fmt: skip
     replay = interleave(real, poison)
 
-    with EmbeddedBroker(log_path=root / "broker.log") as broker, ExitStack() as stack:
+    with (
+        EmbeddedBroker(port=free_port(), log_path=root / "broker.log") as broker,
+        ExitStack() as stack,
+    ):
         bootstrap = broker.bootstrap
         declare(bootstrap, topic_specs(4), replication_factor=1)
         produce(bootstrap, CATALOG, catalog_records(load_catalog()))
@@ -213,8 +224,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
                 module="streams.telemetry", command="ingest",
             ),
         }  # fmt: skip
-        for process in processes.values():
-            stack.callback(process.stop)
+        stack.callback(stop_together, processes.values())
         with ThreadPoolExecutor(len(processes)) as pool:
             list(pool.map(Worker.start, processes.values()))
         pids = {name: p.proc.pid for name, p in processes.items() if p.proc is not None}

@@ -16,7 +16,7 @@ import pytest
 from streams.common.broker import EmbeddedBroker
 from streams.common.partitioning import partition_for
 from streams.telemetry.models import ReadingGroup, decode_groups
-from tests.support.workers import Worker, read_topic, wait_until
+from tests.support.workers import Worker, read_topic, stop_together, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -47,8 +47,7 @@ def start_ingest(broker: EmbeddedBroker, tmp_path: Path) -> Iterator[Callable[..
         return ingest.start()
 
     yield start
-    for ingest in started:
-        ingest.stop()
+    stop_together(started)
 
 
 def reading(device: str, seq: int, value: float = 1.0) -> dict[str, Any]:

@@ -28,7 +28,7 @@ from tests.support.prometheus import (
     recording_expressions,
     running_prometheus,
 )
-from tests.support.workers import Worker, wait_until
+from tests.support.workers import Worker, stop_together, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -70,8 +70,7 @@ def start_process(
             return list(pool.map(Worker.start, processes))
 
     yield start
-    for process in started:
-        process.stop()
+    stop_together(started)
 
 
 def post(ingest: Worker, body: Any) -> int:

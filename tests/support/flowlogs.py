@@ -6,7 +6,7 @@ import gzip
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.support.workers import Worker, wait_until
+from tests.support.workers import Worker, stop_together, wait_until
 
 
 @dataclass
@@ -44,8 +44,7 @@ class FlowLogsProcesses:
         return self._start("reader", name, {"FLOWLOGS_SOURCE": source, **env})
 
     def stop_all(self) -> None:
-        for worker in self.started:
-            worker.stop()
+        stop_together(self.started)
 
 
 def ingested(reader: Worker) -> float:

@@ -22,7 +22,6 @@ import contextlib
 import json
 import re
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -35,6 +34,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from tests.support import ports
 
 READY_TIMEOUT = 15.0
 FIRST_SCRAPE_TIMEOUT = 20.0
@@ -63,10 +64,9 @@ class PrometheusError(RuntimeError):
 
 
 def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """Return a TCP port on 127.0.0.1 that was free a moment ago (and that no other
+    test process was handed: see tests.support.ports)."""
+    return ports.free_port()
 
 
 def prometheus_binary() -> str:

@@ -20,10 +20,15 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from producers.send import Record as Record
 from producers.send import paced, send_all
-from streams.common.broker import free_port, stop_process
+from streams.common.broker import stop_process
 from streams.common.faust_fixes import end_offset_correction
+from tests.support.ports import free_port
 
 T = TypeVar("T")
+
+
+class PortTaken(Exception):
+    """A process exited at startup because something else listens on its port."""
 
 
 def wait_until(
@@ -59,6 +64,18 @@ class Worker:
     proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Worker:
+        """Start the process and wait until it answers /health; should it exit because
+        its port was taken meanwhile, start it again on another."""
+        for attempt in range(1, 4):
+            try:
+                return self._start()
+            except PortTaken:
+                if attempt == 3:
+                    raise
+                self.port = free_port()
+        raise AssertionError("unreachable")
+
+    def _start(self) -> Worker:
         env = {
             **os.environ,
             "KAFKA_BOOTSTRAP": self.bootstrap,
@@ -69,15 +86,34 @@ class Worker:
             "ORDERS_PARQUET_URI": str(self.lake),
             **self.env,
         }
-        log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", self.module, self.command, "-l", "info"],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        wait_until(lambda: self.get("/health"), timeout=60, what=f"{self.module} /health")
+        logged = self.log_path.stat().st_size if self.log_path.exists() else 0
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", self.module, self.command, "-l", "info"],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        wait_until(lambda: self._health(logged), timeout=60, what=f"{self.module} /health")
         return self
+
+    def _health(self, logged: int) -> Any:
+        """/health, asked only while this process runs: one that exited (its log from
+        byte ``logged`` says why) fails the start at once."""
+        assert self.proc is not None
+        code = self.proc.poll()
+        if code is None:
+            return self.get("/health")
+        self.proc = None
+        with self.log_path.open("rb") as log:
+            log.seek(logged)
+            said = log.read().decode(errors="replace")
+        if "address already in use" in said:
+            raise PortTaken(f"port {self.port} taken: {said[-2000:]}")
+        raise AssertionError(
+            f"{self.module} {self.command} exited ({code}) before answering /health:\n"
+            f"{said[-4000:]}"
+        )
 
     @property
     def lake(self) -> Path:
@@ -160,11 +196,28 @@ class Processes:
         return process.start()
 
     def stop_all(self) -> None:
-        for process in self.started:
-            if process.proc is not None:
-                # A stopped process would hold SIGTERM pending until the timeout.
-                os.kill(process.proc.pid, signal.SIGCONT)
-            process.stop()
+        stop_together(self.started)
+
+
+def stop_together(workers: Iterable[Worker], timeout: float = 30.0) -> None:
+    """SIGTERM every running process at once, then wait for each (SIGKILL after
+    ``timeout``). One at a time, each leaving the group would start a rebalance that
+    the next one's shutdown waits out (half a session timeout on the embedded broker)."""
+    running = [w for w in workers if w.proc is not None]
+    for worker in running:
+        assert worker.proc is not None
+        # A SIGSTOPped process would hold SIGTERM pending until the timeout.
+        worker.proc.send_signal(signal.SIGCONT)
+        worker.proc.terminate()
+    deadline = time.monotonic() + timeout
+    for worker in running:
+        assert worker.proc is not None
+        try:
+            worker.proc.wait(timeout=max(deadline - time.monotonic(), 0.1))
+        except subprocess.TimeoutExpired:
+            worker.proc.kill()
+            worker.proc.wait()
+        worker.proc = None
 
 
 def produce(

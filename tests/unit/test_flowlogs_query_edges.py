@@ -20,12 +20,12 @@ import pytest
 from aiohttp.test_utils import TestServer
 from yarl import URL
 
-from streams.common.broker import free_port
 from streams.flowlogs.chunks import conform
 from streams.flowlogs.lake import FlowLake
 from streams.flowlogs.rollups import OFFSET_COLUMN
 from streams.flowlogs.runtime import RECORDS, FlowPipeline
 from streams.flowlogs.views import register_views
+from tests.support.ports import free_port
 
 T = 1_796_268_462  # 2026-12-03T03:27:42Z
 T_ISO = "2026-12-03T03:27:42"

@@ -12,12 +12,14 @@ import aiohttp
 import faust
 import pytest
 from aiohttp.test_utils import TestServer
+from faust.web import View
 from prometheus_client import CollectorRegistry
 from yarl import URL
 
-from streams.common.broker import free_port
+from streams.common import web
 from streams.common.query import integer
-from streams.common.web import JsonView, NotFound, Unavailable, Views, route_latency
+from streams.common.web import JsonView, NotFound, Unavailable, Views, error_body, route_latency
+from tests.support.ports import free_port
 
 LATENCY = "streams_test_http_request_duration_seconds"
 #: The topic a routed page is keyed by; the tests decide who owns which key.
@@ -87,6 +89,7 @@ async def test_a_page_answers_json_and_names_a_bad_parameter() -> None:
     assert status == 400
     assert body == {
         "error": "limit must be an integer from 1 to 100, got '500'",
+        "detail": {"parameter": "limit"},
         "parameter": "limit",
     }
 
@@ -100,7 +103,7 @@ async def test_pages_answer_503_with_retry_after_until_the_worker_is_ready() -> 
         after = await call(f"{w.url}/items")
 
     assert (status, headers["Retry-After"]) == (503, "1")
-    assert set(body) == {"error"}
+    assert set(body) == {"error", "detail"} and body["detail"] is None
     assert after[:2] == (200, {"limit": 10})
 
 
@@ -121,7 +124,7 @@ async def test_a_view_that_raises_is_a_logged_500_and_the_worker_keeps_serving(
         broken = await call(f"{w.url}/broken")
         fine = await call(f"{w.url}/items")
 
-    assert broken[:2] == (500, {"error": "internal error"})
+    assert broken[:2] == (500, {"error": "internal error", "detail": None})
     assert "GET /broken failed" in caplog.text and "KeyError" in caplog.text
     assert fine[0] == 200
 
@@ -143,9 +146,16 @@ async def test_other_methods_are_a_json_405_listing_the_allowed_ones() -> None:
         ingest = await call(f"{w.url}/submit", "GET")
         posted = await call(f"{w.url}/submit", "POST")
 
-    assert page[:2] == (405, {"error": "method DELETE not allowed", "allowed": ["GET", "HEAD"]})
+    allowed = ["GET", "HEAD"]
+    assert page[:2] == (
+        405,
+        {"error": "method DELETE not allowed", "detail": {"allowed": allowed}, "allowed": allowed},
+    )
     assert page[2]["Allow"] == "GET, HEAD"
-    assert ingest[:2] == (405, {"error": "method GET not allowed", "allowed": ["POST"]})
+    assert ingest[:2] == (
+        405,
+        {"error": "method GET not allowed", "detail": {"allowed": ["POST"]}, "allowed": ["POST"]},
+    )
     assert posted[:2] == (200, {"posted": True})
 
 
@@ -209,7 +219,7 @@ async def test_workers_that_disagree_on_the_owner_answer_503_instead_of_looping(
         status, body, headers = await call(f"{a.url}/devices/d1")
 
         assert (status, headers["Retry-After"]) == (503, "1")
-        assert body == {"error": "partition assignment under way; retry"}
+        assert body == {"error": "partition assignment under way; retry", "detail": None}
         assert b.count("/devices/{device_id}", "GET", 503) == 1
 
 
@@ -224,4 +234,107 @@ async def test_an_owner_that_does_not_answer_or_no_assignment_is_a_503() -> None
 
     assert (unreachable[0], unreachable[2]["Retry-After"]) == (503, "1")
     assert "did not answer" in unreachable[1]["error"]
-    assert unassigned[:2] == (503, {"error": "partition assignment under way; retry"})
+    assert unassigned[:2] == (
+        503,
+        {"error": "partition assignment under way; retry", "detail": None},
+    )
+
+
+def test_every_refusal_has_a_detail_and_keeps_its_details_at_top_level() -> None:
+    """``detail`` is the one passed, else the other details (null when none); those stay
+    at top level too, where clients of the other pipelines read ``parameter``."""
+    assert error_body("down") == {"error": "down", "detail": None}
+    assert error_body("bad", parameter="p") == {
+        "error": "bad",
+        "detail": {"parameter": "p"},
+        "parameter": "p",
+    }
+    assert error_body("big", detail={"limit": 5}) == {"error": "big", "detail": {"limit": 5}}
+    assert error_body("gone", detail=None) == {"error": "gone", "detail": None}
+    assert error_body("x", detail=[1], parameter="p") == {
+        "error": "x",
+        "detail": [1],
+        "parameter": "p",
+    }
+
+
+@pytest.mark.parametrize("path", ["/nowhere", "/items/", "/ITEMS", "/items/x", "/"])
+async def test_a_path_no_view_has_is_a_json_404(path: str) -> None:
+    """aiohttp's router refuses unknown paths (a trailing slash or another case
+    included) before any view runs: the kit's middleware answers in the error shape."""
+    async with worker(items) as w:
+        status, body, headers = await call(f"{w.url}{path}")
+        posted = await call(f"{w.url}{path}", "POST")
+
+    assert headers["Content-Type"] == "application/json; charset=utf-8"
+    assert (status, body) == (404, {"error": "no such path", "detail": {"path": path}})
+    assert posted[:2] == (status, body)
+
+
+async def test_aiohttp_refusals_of_views_not_declared_by_the_kit_are_json_too() -> None:
+    """A plain Faust view's missing method is aiohttp's 405, a body past aiohttp's cap
+    its 413: both in the error shape, the 405 with its Allow."""
+
+    class Plain(View):
+        async def get(self, request: Any, **params: Any) -> Any:
+            return self.json({"got": True})
+
+        async def post(self, request: Any, **params: Any) -> Any:
+            return self.json({"read": len(await request.read())})
+
+    def declare(views: Views) -> None:
+        items(views)
+        views.app.page("/plain")(Plain)
+
+    async with worker(declare) as w:
+        status, body, headers = await call(f"{w.url}/plain", "DELETE")
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(f"{w.url}/plain", data=b"x" * (2**20 + 1)) as response,
+        ):
+            too_large = (response.status, await response.json())
+
+    assert status == 405
+    assert headers["Allow"].split(", ") == body["allowed"] == ["GET", "HEAD", "POST"]
+    assert body["error"] == "method DELETE not allowed"
+    assert body["detail"] == {"allowed": body["allowed"]}
+    assert too_large[0] == 413
+    assert too_large[1]["detail"] is None and "1048576" in too_large[1]["error"]
+
+
+async def test_one_app_with_several_views_has_one_json_404() -> None:
+    def declare(views: Views) -> None:
+        items(views)
+        other = Views(views.app)
+        other.page("/others", lambda q: {"other": True})
+
+    async with worker(declare) as w:
+        middlewares = list(w.app.web.web_app.middlewares)
+        missing = await call(f"{w.url}/nowhere")
+        other = await call(f"{w.url}/others", "DELETE")
+
+    assert middlewares.count(web._refuse_in_json) == 1
+    assert middlewares[0] is web._refuse_in_json  # outermost: sees what the others re-raise
+    assert missing[:2] == (404, {"error": "no such path", "detail": {"path": "/nowhere"}})
+    assert (other[0], other[1]["allowed"]) == (405, ["GET", "HEAD"])
+
+
+async def test_a_forwarded_read_has_the_owners_headers() -> None:
+    """Whichever worker is asked, the answer is the same: the owner's full Content-Type
+    (charset included), and a HEAD's Content-Length."""
+    async with worker(devices) as a, worker(devices) as b:
+        owners = {"d1": b.url}
+        a.route(owners)
+        b.route(owners)
+
+        owned = await call(f"{b.url}/devices/d1")
+        forwarded = await call(f"{a.url}/devices/d1")
+        owned_head = await call(f"{b.url}/devices/d1", "HEAD")
+        forwarded_head = await call(f"{a.url}/devices/d1", "HEAD")
+
+    assert forwarded[:2] == owned[:2]
+    assert forwarded[2]["Content-Type"] == owned[2]["Content-Type"]
+    assert owned[2]["Content-Type"] == "application/json; charset=utf-8"
+    assert forwarded_head[2]["Content-Type"] == owned[2]["Content-Type"]
+    length = owned[2]["Content-Length"]
+    assert forwarded_head[2]["Content-Length"] == owned_head[2]["Content-Length"] == length
