@@ -23,7 +23,16 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--repeat", type=int, default=1, help="runs per figure (median)")
     parser.add_argument(
         "--only",
-        choices=("pipeline", "logic", "views", "ingest", "telemetry", "memory", "flowlogs"),
+        choices=(
+            "pipeline",
+            "logic",
+            "views",
+            "ingest",
+            "telemetry",
+            "memory",
+            "flowlogs",
+            "timeseries",
+        ),
         help="one part",
     )
     parser.add_argument(
@@ -46,7 +55,7 @@ def _parser() -> argparse.ArgumentParser:
         "--profile",
         type=Path,
         help="py-spy the worker during variant (a)'s first run (telemetry: the first "
-        "throughput run); collapsed stacks to this file",
+        "throughput run; timeseries: an extra mixed run); collapsed stacks to this file",
     )
     parser.add_argument(
         "--flowlogs-records", type=int, default=2_000_000, help="flow logs: records end to end"
@@ -56,6 +65,11 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         default=10_000_000,
         help="flow logs: records in the lake the queries read",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="timeseries: shorter runs (15 s of mixed traffic instead of 60)",
     )
     parser.add_argument("--output", type=Path, default=report.RESULTS, help="results JSON")
     return parser
@@ -171,6 +185,25 @@ def _ingest(args: argparse.Namespace) -> int:
     return _write_part(args, "ingest", figures, ingest.markdown(figures))
 
 
+def _timeseries(args: argparse.Namespace) -> int:
+    """The time-series API on two workers (bench/timeseries.py): ``--repeat`` runs, each
+    on a fresh broker; with --profile, the first run has one extra mixed run under
+    py-spy (kept out of the figures)."""
+    from bench import timeseries
+
+    runs = []
+    profiled: dict[str, Any] | None = None
+    for repeat in range(args.repeat):
+        log.info("timeseries, run %d/%d", repeat + 1, args.repeat)
+        run = timeseries.run(quick=args.quick, profile_to=args.profile if repeat == 0 else None)
+        profiled = run.pop("profile", profiled)
+        runs.append(run)
+    figures: dict[str, Any] = {**timeseries.median_runs(runs), "runs": runs}
+    if profiled is not None:
+        figures["profile"] = profiled
+    return _write_part(args, "timeseries", figures, timeseries.markdown(figures))
+
+
 def _telemetry_throughput(args: argparse.Namespace) -> dict[str, Any]:
     """(a) per variant, ``--repeat`` runs; with --profile, one extra run of the first
     variant under py-spy, kept out of the medians (sampling costs the worker CPU)."""
@@ -247,6 +280,8 @@ def main(argv: list[str] | None = None) -> int:
         return _memory(args)
     if args.only == "flowlogs":
         return _flowlogs(args)
+    if args.only == "timeseries":
+        return _timeseries(args)
     started = time.monotonic()
     partitions = int(os.environ.get("ORDERS_PARTITIONS", "4"))
     batch_size = int(os.environ.get("ORDERS_BATCH_SIZE", "2000"))

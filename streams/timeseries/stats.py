@@ -78,7 +78,9 @@ def _slope(points: Points) -> float | None:
         return None
     seconds = (points.times - points.times[0]).astype(np.float64) / 1000
     centred = seconds - seconds.mean()
-    spread = float(np.dot(centred, centred))
+    # Sums of products, not np.dot: no BLAS call (its thread pool costs more than the
+    # product), and numpy's pairwise summation is as exact.
+    spread = float(np.sum(centred * centred))
     if spread == 0.0:
         return None
-    return float(np.dot(centred, points.values - points.values.mean()) / spread)
+    return float(np.sum(centred * (points.values - points.values.mean())) / spread)

@@ -1,0 +1,753 @@
+"""The time-series API's speed (``python -m bench --only timeseries``): two workers on a
+fresh embedded broker, ``SERIES`` series of ``POINTS`` points loaded through the API first.
+
+(a) Mixed traffic, open loop: ``RATE`` requests/s on a fixed schedule (wrk2's method),
+    alternately to each worker, so about half of the reads are forwarded to the other
+    worker and half of the writes are awaited from it. The mix (``MIX``): a week's range
+    of a series (672 points; rows or columns), the metrics of a whole series, appends of
+    10-100 points after a series' last time, forecasts of 24-96 points (season
+    detected). Each request is sent at its scheduled time, concurrently, whatever came
+    before it; its latency runs from the scheduled time to the end of its answer's body,
+    so a stall counts for every request queued behind it. Any status but 2xx is an error.
+    Then the same at each of ``EXTRA_RATES`` (shorter): where the workers keep up.
+(b) Appends as fast as they are acknowledged: one client process, a few connections
+    each posting a batch of points, waiting for its answer, posting the next, to eight
+    series in turn, alternately to each worker; only points in requests answered 200
+    count. The variants (``APPENDS``): batch sizes with times as Unix seconds, one with
+    ISO times, and more connections.
+
+The clients run in a separate process (aiohttp on uvloop); on a 2-core machine they
+share it with the broker and both workers, and so does anything else running: the
+1-minute load average is recorded before each measurement, which waits (a while) for it
+to fall under ``QUIET_LOAD``. Each measurement records the CPU seconds of both workers
+and the broker, and of each worker's threads by name ("main"; numpy's OpenBLAS pool is
+among the threads named "python"; RocksDB names its own). With ``--profile``, one more
+mixed run has worker 0 under py-spy, kept out of the figures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import os
+import random
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from datetime import UTC, datetime
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+
+from bench import profile
+from bench.machine import cpu_seconds, fingerprint
+from bench.pipeline import BenchError, Profiler, Worker
+from streams.common.broker import EmbeddedBroker
+
+log = logging.getLogger("bench")
+
+SERIES = 30
+POINTS = 10_000
+STEP_S = 900  # 15 minutes: 10,000 points are ~104 days
+SEASON = 96  # a daily season at that step
+RATE = 200.0
+#: kind -> share of the mixed traffic.
+MIX = {
+    "read_rows": 0.25,
+    "read_columns": 0.25,
+    "metrics": 0.20,
+    "append": 0.20,
+    "forecast": 0.10,
+}
+READ_POINTS = 672  # a week at 15 minutes
+APPEND_POINTS = (10, 100)
+HORIZON = (24, 96)
+READS = ("read_rows", "read_columns", "metrics", "forecast")
+#: The issue's targets: p99 in ms.
+TARGET_P99_MS = {"reads": 20.0, "writes": 100.0}
+TARGET_POINTS_PER_S = 50_000
+EXTRA_RATES = (100.0,)
+#: (points per request, ISO times rather than Unix seconds, connections)
+APPENDS = (
+    (1_000, False, 4),
+    (5_000, False, 4),
+    (10_000, False, 4),
+    (20_000, False, 4),
+    (5_000, True, 4),
+    (5_000, False, 16),
+)
+THROUGHPUT_SERIES = 8
+QUIET_LOAD = 1.5
+#: Environment the workers inherit that changes the figures (recorded when set).
+WORKER_ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "PYTHONOPTIMIZE")
+ROUTE_METRIC = "streams_timeseries_http_request_duration_seconds_count"
+WAIT_METRIC = "streams_timeseries_write_wait_seconds_count"
+JSON = {"Content-Type": "application/json"}
+#: Seconds of each part: (measured, warm-up) per mode; how long py-spy records.
+DURATIONS: dict[str, dict[str, Any]] = {
+    "full": {"mixed": (60.0, 5.0), "extra": (30.0, 5.0), "appends": (15.0, 3.0), "profile": 20.0},
+    "quick": {"mixed": (15.0, 3.0), "extra": (8.0, 2.0), "appends": (6.0, 2.0), "profile": 10.0},
+}
+
+
+# -- the data ---------------------------------------------------------------------------
+
+
+def values(series: int, first: int, count: int) -> list[float]:
+    """A level, a slow trend, a daily season and noise: something a forecast can fit."""
+    index = np.arange(first, first + count, dtype=np.int64)
+    noise = (index * 2_654_435_761 + series * 40_503) % 1_000 / 100 - 5  # uniform, ±5
+    season = 20 * np.sin(2 * np.pi * index / SEASON)
+    out: list[float] = np.round(100 + 10 * series + 0.002 * index + season + noise, 3).tolist()
+    return out
+
+
+def points(series: int, first: int, count: int, t0: int, step: int = STEP_S) -> list[Any]:
+    times = range(t0 + first * step, t0 + (first + count) * step, step)
+    return [{"ts": t, "value": v} for t, v in zip(times, values(series, first, count), strict=True)]
+
+
+def percentiles(times: Sequence[float]) -> dict[str, Any]:
+    """Nearest-rank p50/p90/p99 and max of ``times`` (ms)."""
+    ordered = sorted(times)
+    if not ordered:
+        return {"count": 0, "p50_ms": None, "p90_ms": None, "p99_ms": None, "max_ms": None}
+
+    def rank(p: float) -> float:
+        return ordered[max(math.ceil(len(ordered) * p) - 1, 0)]
+
+    return {
+        "count": len(ordered),
+        "p50_ms": rank(0.50),
+        "p90_ms": rank(0.90),
+        "p99_ms": rank(0.99),
+        "max_ms": ordered[-1],
+    }
+
+
+# -- (a) the mixed, open-loop client ----------------------------------------------------
+
+
+def plan(
+    urls: list[str], ids: list[str], t0: int, total: int, seed: int = 11
+) -> list[tuple[str, str, str, bytes | None]]:
+    """``total`` requests (kind, method, url, body), in the order they are scheduled."""
+    rng = random.Random(seed)
+    kinds, weights = list(MIX), list(MIX.values())
+    following = dict.fromkeys(range(len(ids)), POINTS)
+    out: list[tuple[str, str, str, bytes | None]] = []
+    for n in range(total):
+        kind = rng.choices(kinds, weights)[0]
+        series = rng.randrange(len(ids))
+        base = f"{urls[n % len(urls)]}/series/{ids[series]}"
+        if kind.startswith("read"):
+            first = rng.randrange(POINTS - READ_POINTS)
+            start, end = t0 + first * STEP_S, t0 + (first + READ_POINTS) * STEP_S
+            form = kind.removeprefix("read_")
+            out.append((kind, "GET", f"{base}?start={start}&end={end}&format={form}", None))
+        elif kind == "metrics":
+            out.append((kind, "GET", f"{base}/metrics", None))
+        elif kind == "forecast":
+            out.append((kind, "GET", f"{base}/forecast?horizon={rng.randint(*HORIZON)}", None))
+        else:
+            count = rng.randint(*APPEND_POINTS)
+            body = orjson.dumps({"points": points(series, following[series], count, t0)})
+            following[series] += count
+            out.append((kind, "POST", f"{base}/points", body))
+    return out
+
+
+async def _mixed(
+    urls: list[str], ids: list[str], t0: int, rate: float, seconds: float, warmup: float
+) -> dict[str, Any]:
+    import aiohttp
+
+    total = int((seconds + warmup) * rate)
+    requests = plan(urls, ids, t0, total)
+    skipped = int(warmup * rate)
+    latency: dict[str, list[float]] = {kind: [] for kind in MIX}
+    statuses: dict[str, dict[str, int]] = {kind: {} for kind in MIX}
+    lateness: list[float] = []  # ms from the scheduled time to the request's task running
+    timeline: dict[int, list[float]] = {}  # 5 s bucket -> latencies
+    finished: list[float] = []
+
+    async def one(n: int, scheduled: float, session: aiohttp.ClientSession) -> None:
+        kind, method, url, body = requests[n]
+        started = time.perf_counter()
+        try:
+            async with session.request(method, url, data=body, headers=JSON) as response:
+                await response.read()
+            status = str(response.status)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            status = type(exc).__name__
+        done = time.perf_counter()
+        if n < skipped:
+            return
+        took = (done - scheduled) * 1000
+        latency[kind].append(took)
+        lateness.append((started - scheduled) * 1000)
+        statuses[kind][status] = statuses[kind].get(status, 0) + 1
+        timeline.setdefault(int((n - skipped) / rate) // 5, []).append(took)
+        finished.append(done)
+
+    connector = aiohttp.TCPConnector(limit=1024)
+    timeout = aiohttp.ClientTimeout(total=30)
+    cpu = time.process_time()
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        began = time.perf_counter() + 0.1
+        tasks = []
+        for n in range(total):
+            scheduled = began + n / rate
+            await asyncio.sleep(max(scheduled - time.perf_counter(), 0))
+            tasks.append(asyncio.create_task(one(n, scheduled, session)))
+        await asyncio.gather(*tasks)
+    measured_from = began + skipped / rate
+    window = max(finished) - measured_from if finished else float("nan")
+    kinds: dict[str, Any] = {}
+    for kind in MIX:
+        errors = sum(c for s, c in statuses[kind].items() if not s.startswith("2"))
+        kinds[kind] = {**percentiles(latency[kind]), "errors": errors, "statuses": statuses[kind]}
+    reads = [t for kind in READS for t in latency[kind]]
+    done_ok = sum(c for kind in MIX for s, c in statuses[kind].items() if s.startswith("2"))
+    return {
+        "rate": rate,
+        "seconds": seconds,
+        "warmup_s": warmup,
+        "sent": total - skipped,
+        "reads_sent_with_warmup": sum(1 for r in requests if r[0] in READS),
+        "achieved_per_s": (total - skipped) / window,
+        "ok_per_s": done_ok / window,
+        "errors": sum(k["errors"] for k in kinds.values()),
+        "kinds": kinds,
+        "reads": percentiles(reads),
+        "writes": percentiles(latency["append"]),
+        "client_lateness": percentiles(lateness),
+        "p99_ms_per_5s": [percentiles(timeline[b])["p99_ms"] for b in sorted(timeline)],
+        "client_cpu_s": time.process_time() - cpu,
+    }
+
+
+def mixed_client(
+    urls: list[str], ids: list[str], t0: int, rate: float, seconds: float, warmup: float
+) -> dict[str, Any]:
+    import uvloop
+
+    return uvloop.run(_mixed(urls, ids, t0, rate, seconds, warmup))
+
+
+# -- (b) the appends client -------------------------------------------------------------
+
+
+def _iso(seconds: int) -> str:
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+async def _appends(
+    urls: list[str],
+    ids: list[str],
+    t0: int,
+    variant: tuple[int, bool, int],
+    seconds: float,
+    warmup: float,
+) -> dict[str, Any]:
+    import aiohttp
+
+    batch, iso, connections = variant
+    following = dict.fromkeys(ids, 0)  # shared: connections may append to one series
+    statuses: dict[str, int] = {}
+    took: list[float] = []
+    counted = 0
+    requests = 0
+    start = time.monotonic() + warmup
+    stop = start + seconds
+    last = start
+
+    def body(series: str) -> bytes:
+        first = following[series]
+        following[series] += batch
+        number = ids.index(series)
+        if iso:
+            rows = [
+                {"ts": _iso(t0 + first + i), "value": v}
+                for i, v in enumerate(values(number, first, batch))
+            ]
+        else:
+            rows = points(number, first, batch, t0, step=1)
+        return orjson.dumps({"points": rows})
+
+    async def connection(index: int, session: aiohttp.ClientSession) -> None:
+        nonlocal counted, requests, last
+        k = 0
+        while time.monotonic() < stop:
+            series = ids[(index + k * connections) % len(ids)]
+            url = f"{urls[(index + k) % len(urls)]}/series/{series}/points"
+            data = body(series)
+            k += 1
+            sent = time.monotonic()
+            try:
+                async with session.post(url, data=data, headers=JSON) as response:
+                    await response.read()
+                status = str(response.status)
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                status = type(exc).__name__
+            if sent < start:
+                continue
+            last = max(last, time.monotonic())
+            requests += 1
+            statuses[status] = statuses.get(status, 0) + 1
+            took.append((time.monotonic() - sent) * 1000)
+            if status == "200":
+                counted += batch
+
+    cpu = time.process_time()
+    timeout = aiohttp.ClientTimeout(total=60)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        await asyncio.gather(*(connection(i, session) for i in range(connections)))
+    elapsed = last - start
+    return {
+        "batch": batch,
+        "times": "iso" if iso else "unix_seconds",
+        "connections": connections,
+        "series": len(ids),
+        "seconds": elapsed,
+        "points_per_s": counted / elapsed,
+        "requests_per_s": requests / elapsed,
+        "points_acknowledged": counted,
+        "statuses": statuses,
+        "errors": sum(c for s, c in statuses.items() if s != "200"),
+        "latency": percentiles(took),
+        "client_cpu_s": time.process_time() - cpu,
+    }
+
+
+def appends_client(
+    urls: list[str],
+    ids: list[str],
+    t0: int,
+    variant: tuple[int, bool, int],
+    seconds: float,
+    warmup: float,
+) -> dict[str, Any]:
+    import uvloop
+
+    return uvloop.run(_appends(urls, ids, t0, variant, seconds, warmup))
+
+
+# -- the workers ------------------------------------------------------------------------
+
+
+def _call(url: str, method: str = "GET", body: Any = None, timeout: float = 60) -> tuple[int, Any]:
+    data = None if body is None else orjson.dumps(body)
+    request = urllib.request.Request(url, data=data, method=method, headers=JSON)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            raw = response.read()
+            return response.status, orjson.loads(raw) if raw else None
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()[:500]
+
+
+def _serving(workers: list[Worker], steady: int = 6, timeout: float = 120) -> float:
+    """Until every worker answers ``GET /series`` (every partition assigned and loaded)
+    ``steady`` times in a row, 0.5 s apart: the group has settled. Returns the seconds."""
+    started = time.monotonic()
+    deadline = started + timeout
+    row = 0
+    while row < steady:
+        if time.monotonic() > deadline:
+            raise BenchError(f"the workers did not all serve GET /series within {timeout:.0f} s")
+        for worker in workers:
+            worker.check_alive()
+        try:
+            ok = all(_call(w.url + "/series", timeout=5)[0] == 200 for w in workers)
+        except OSError:
+            ok = False
+        row = row + 1 if ok else 0
+        time.sleep(0.5)
+    return time.monotonic() - started
+
+
+def _metric(worker: Worker, name: str, *labels: str) -> float:
+    """``name`` summed over the label sets holding every one of ``labels``."""
+    total = 0.0
+    for line in worker.raw("/metrics").decode().splitlines():
+        named = line.startswith(name) and line[len(name) : len(name) + 1] in (" ", "{")
+        if named and all(label in line for label in labels):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def _owned_reads(workers: list[Worker]) -> float:
+    """GETs of one series' routes answered (forwarded or not), over both workers."""
+    return sum(
+        _metric(w, ROUTE_METRIC, 'method="GET"', f'route="/series/{{id}}{suffix}"')
+        for w in workers
+        for suffix in ("", "/metrics", "/forecast")
+    )
+
+
+def _waits(workers: list[Worker]) -> dict[str, float]:
+    return {
+        where: sum(_metric(w, WAIT_METRIC, f'where="{where}"') for w in workers)
+        for where in ("here", "owner")
+    }
+
+
+def _quiet(max_wait: float) -> dict[str, Any]:
+    """Wait (up to ``max_wait`` s) for the 1-minute load average to fall under QUIET_LOAD."""
+    first = os.getloadavg()[0]
+    started = time.monotonic()
+    while os.getloadavg()[0] > QUIET_LOAD and time.monotonic() - started < max_wait:
+        time.sleep(5)
+    load = os.getloadavg()[0]
+    if load > QUIET_LOAD:
+        log.warning("load average still %.2f after %.0f s: measuring anyway", load, max_wait)
+    return {
+        "load_1min_first": first,
+        "load_1min_before": load,
+        "waited_for_load_s": time.monotonic() - started,
+    }
+
+
+def thread_cpu(pid: int | None) -> dict[str, float]:
+    """CPU seconds so far of each thread of ``pid`` (Linux), summed by thread name: the
+    main thread as "main"; threads started before Faust set the process title (numpy's
+    OpenBLAS pool among them) are named "python"; RocksDB names its own."""
+    out: dict[str, float] = {}
+    if pid is None:
+        return out
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return out
+    for task in tasks:
+        try:
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+            name = "main" if task.name == str(pid) else (task / "comm").read_text().strip()
+        except OSError:
+            continue
+        ticks = int(fields[11]) + int(fields[12])
+        out[name] = out.get(name, 0.0) + ticks / os.sysconf("SC_CLK_TCK")
+    return out
+
+
+class Cpu:
+    """CPU seconds of the workers and the broker between two moments, and of each
+    worker's threads."""
+
+    def __init__(self, pids: dict[str, int | None], threads: dict[str, int | None]) -> None:
+        self.pids = pids
+        self.threads = threads
+        self.before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        self.threads_before = {name: thread_cpu(pid) for name, pid in threads.items()}
+        self.started = time.monotonic()
+
+    def used(self) -> dict[str, Any]:
+        wall = time.monotonic() - self.started
+        out: dict[str, Any] = {"wall_s": wall}
+        for name, pid in self.pids.items():
+            before, after = self.before[name], cpu_seconds(pid)
+            out[name] = None if before is None or after is None else after - before
+        return out
+
+    def by_thread(self) -> dict[str, dict[str, float]]:
+        out = {}
+        for name, pid in self.threads.items():
+            before = self.threads_before[name]
+            used = {t: s - before.get(t, 0.0) for t, s in thread_cpu(pid).items()}
+            out[name] = {t: round(s, 2) for t, s in sorted(used.items()) if s > 0}
+        return out
+
+
+def _load(urls: list[str]) -> tuple[list[str], int, float]:
+    """SERIES series of POINTS points, created through the API (alternately on each
+    worker); their ids, the first time, and the points/s of the load."""
+    now = int(time.time()) // STEP_S * STEP_S
+    t0 = now - POINTS * STEP_S
+    ids = []
+    started = time.monotonic()
+    for n in range(SERIES):
+        body = {"name": f"bench-{n}", "points": points(n, 0, POINTS, t0)}
+        status, answer = _call(urls[n % len(urls)] + "/series", "POST", body)
+        if status != 201 or answer.get("count") != POINTS:
+            raise BenchError(f"creating series {n}: {status} {answer!r}")
+        ids.append(answer["id"])
+    return ids, t0, SERIES * POINTS / (time.monotonic() - started)
+
+
+def _empty_series(urls: list[str], tag: str) -> list[str]:
+    ids = []
+    for n in range(THROUGHPUT_SERIES):
+        status, answer = _call(urls[n % len(urls)] + "/series", "POST", {"name": f"{tag}-{n}"})
+        if status != 201:
+            raise BenchError(f"creating series {tag}-{n}: {status} {answer!r}")
+        ids.append(answer["id"])
+    return ids
+
+
+def _measure(
+    name: str,
+    workers: list[Worker],
+    broker: EmbeddedBroker,
+    clients: ProcessPoolExecutor,
+    call: Callable[..., dict[str, Any]],
+    *args: Any,
+    max_wait: float,
+) -> dict[str, Any]:
+    """One client run with the load average before it and the CPU the servers used."""
+    quiet = _quiet(max_wait)
+    reads, waits = _owned_reads(workers), _waits(workers)
+    named = {f"worker_{i}": w.pid for i, w in enumerate(workers)}
+    cpu = Cpu(named | {"broker": broker.pid}, named)
+    result = clients.submit(call, *args).result()
+    used = cpu.used()
+    result["worker_cpu_s_by_thread"] = cpu.by_thread()
+    for worker in workers:
+        worker.check_alive()
+    result["cpu_s"] = used
+    result["cpu_share"] = {
+        name: None if seconds is None else seconds / used["wall_s"]
+        for name, seconds in used.items()
+        if name != "wall_s"
+    }
+    result.update(quiet)
+    result["load_1min_after"] = os.getloadavg()[0]
+    answered = _owned_reads(workers) - reads
+    waited = {k: v - waits[k] for k, v in _waits(workers).items()}
+    # Every GET a worker answered, minus those the client sent (warm-up included).
+    result["forwarded_reads"] = answered - result.get("reads_sent_with_warmup", 0)
+    result["writes_awaited_from_the_owner"] = waited["owner"]
+    result["writes_awaited_here"] = waited["here"]
+    log.info("timeseries %s: %s", name, _brief(result))
+    return result
+
+
+def _brief(result: dict[str, Any]) -> str:
+    if "kinds" in result:
+        p99 = {kind: round(k["p99_ms"] or 0, 1) for kind, k in result["kinds"].items()}
+        return (
+            f"{result['achieved_per_s']:.0f} req/s, errors {result['errors']}, p99 ms {p99}, "
+            f"load {result['load_1min_before']:.2f}"
+        )
+    return (
+        f"{result['points_per_s']:,.0f} points/s, {result['requests_per_s']:.1f} req/s, "
+        f"errors {result['errors']}, load {result['load_1min_before']:.2f}"
+    )
+
+
+def run(quick: bool = False, profile_to: Path | None = None) -> dict[str, Any]:
+    """Both measurements on one fresh broker and two workers; a dict of figures. With
+    ``profile_to``, one more mixed run with worker 0 under py-spy, kept apart."""
+    durations = DURATIONS["quick" if quick else "full"]
+    max_wait = 30.0 if quick else 120.0
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-timeseries-") as tmp,
+        ProcessPoolExecutor(1, mp_context=get_context("spawn")) as clients,
+    ):
+        workdir = Path(tmp)
+        broker = EmbeddedBroker(log_path=workdir / "broker.log").start()
+        workers: list[Worker] = []
+        code = fingerprint()  # of the code the workers run (others may edit it meanwhile)
+        try:
+            for name in ("worker0", "worker1"):
+                (workdir / name).mkdir()
+                worker = Worker(broker.bootstrap, workdir / name, module="streams.timeseries")
+                workers.append(worker.start())
+            settle_s = _serving(workers)
+            urls = [w.url for w in workers]
+            ids, t0, load_rate = _load(urls)
+            log.info("timeseries: %d series of %d points loaded (%.0f points/s)",
+                     SERIES, POINTS, load_rate)  # fmt: skip
+            out: dict[str, Any] = {
+                "mode": "quick" if quick else "full",
+                "code": code,
+                "series": SERIES,
+                "points_per_series": POINTS,
+                "mix": MIX,
+                "targets": {"p99_ms": TARGET_P99_MS, "points_per_s": TARGET_POINTS_PER_S},
+                "settle_s": settle_s,
+                "load_points_per_s": load_rate,
+                "worker_env": {
+                    k: v
+                    for k, v in os.environ.items()
+                    if k in WORKER_ENV or k.startswith("TIMESERIES_")
+                },
+            }
+            seconds, warmup = durations["mixed"]
+            out["mixed"] = _measure(
+                "mixed", workers, broker, clients, mixed_client,
+                urls, ids, t0, RATE, seconds, warmup, max_wait=max_wait,
+            )  # fmt: skip
+            seconds, warmup = durations["extra"]
+            out["mixed_at"] = {
+                f"{rate:.0f}": _measure(
+                    f"mixed at {rate:.0f}/s", workers, broker, clients, mixed_client,
+                    urls, ids, t0, rate, seconds, warmup, max_wait=max_wait,
+                )
+                for rate in EXTRA_RATES
+            }  # fmt: skip
+            seconds, warmup = durations["appends"]
+            t1 = int(time.time()) + 86_400 * 365  # after every loaded and appended point
+            appends: dict[str, Any] = {}
+            for variant in APPENDS:
+                batch, iso, connections = variant
+                tag = f"{batch}{'_iso' if iso else ''}_x{connections}"
+                series = _empty_series(urls, tag)
+                appends[tag] = _measure(
+                    f"appends {tag}", workers, broker, clients, appends_client,
+                    urls, series, t1, variant, seconds, warmup, max_wait=max_wait,
+                )  # fmt: skip
+            out["appends"] = appends
+            out.update(conclusions(out))
+            out["code_changed_meanwhile"] = fingerprint() != code
+            if profile_to is not None:
+                out["profile"] = _profiled(
+                    workers, broker, clients, urls, ids, t0, durations, profile_to, max_wait
+                )
+            return out
+        finally:
+            for worker in workers:
+                worker.stop()
+            broker.stop()
+
+
+def _profiled(
+    workers: list[Worker],
+    broker: EmbeddedBroker,
+    clients: ProcessPoolExecutor,
+    urls: list[str],
+    ids: list[str],
+    t0: int,
+    durations: dict[str, Any],
+    out: Path,
+    max_wait: float,
+) -> dict[str, Any]:
+    """A mixed run with worker 0 under py-spy for ``durations['profile']`` seconds."""
+    seconds = float(durations["profile"])
+    _quiet(max_wait)
+    future = clients.submit(mixed_client, urls, ids, t0, RATE, seconds + 4, 2.0)
+    time.sleep(3)  # past the client's start and warm-up
+    profiler = Profiler(workers[0].pid or 0, out)
+    time.sleep(seconds)
+    profiler.stop()
+    run = future.result()
+    summary = profile.summarize(out)
+    text = profile.render(summary, profiler.seconds)
+    out.with_suffix(".txt").write_text(text + "\n")
+    log.info("profile summary in %s", out.with_suffix(".txt"))
+    kinds = {kind: k["p99_ms"] for kind, k in run["kinds"].items()}
+    return {"raw": str(out), "seconds": profiler.seconds, "run_p99_ms": kinds, **summary}
+
+
+def conclusions(results: dict[str, Any]) -> dict[str, Any]:
+    """The best append run and whether each target was met (computed again on medians)."""
+    mixed = results["mixed"]
+    reads, writes = mixed["reads"]["p99_ms"], mixed["writes"]["p99_ms"]
+    best = max(results["appends"].values(), key=lambda a: a["points_per_s"])
+    return {
+        "appends_best": {k: best[k] for k in ("batch", "times", "connections", "points_per_s")},
+        "verdict": {
+            "mixed_rate_met": mixed["achieved_per_s"] >= 0.98 * RATE and mixed["errors"] == 0,
+            "reads_p99_met": reads is not None and reads < TARGET_P99_MS["reads"],
+            "writes_p99_met": writes is not None and writes < TARGET_P99_MS["writes"],
+            "appends_points_per_s_met": best["points_per_s"] >= TARGET_POINTS_PER_S,
+        },
+    }
+
+
+# -- the table --------------------------------------------------------------------------
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0%}"
+
+
+def _mixed_table(mixed: dict[str, Any]) -> list[str]:
+    share = mixed["cpu_share"]
+    lines = [
+        f"{mixed['rate']:.0f} requests/s scheduled for {mixed['seconds']:.0f} s: "
+        f"{mixed['achieved_per_s']:.1f}/s sent and answered ({mixed['ok_per_s']:.1f}/s 2xx), "
+        f"{mixed['errors']} errors, {mixed['forwarded_reads']:.0f} reads forwarded, "
+        f"{mixed['writes_awaited_from_the_owner']:.0f} writes awaited from the other worker; "
+        f"load average {mixed['load_1min_before']:.2f} before; CPU of a core: worker 0 "
+        f"{_pct(share['worker_0'])}, worker 1 {_pct(share['worker_1'])}, broker "
+        f"{_pct(share['broker'])}; client p99 lateness "
+        f"{_ms(mixed['client_lateness']['p99_ms'])} ms.",
+        "",
+        "CPU seconds by thread: "
+        + "; ".join(
+            f"{worker} " + ", ".join(f"{t} {s:.1f}" for t, s in threads.items())
+            for worker, threads in mixed["worker_cpu_s_by_thread"].items()
+        )
+        + ".",
+        "",
+        "| kind | share | requests | p50 ms | p90 ms | p99 ms | max ms | errors |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|",
+    ]
+    for kind, k in mixed["kinds"].items():
+        lines.append(
+            f"| {kind} | {MIX[kind]:.0%} | {k['count']:,} | {_ms(k['p50_ms'])} | "
+            f"{_ms(k['p90_ms'])} | {_ms(k['p99_ms'])} | {_ms(k['max_ms'])} | {k['errors']} |"
+        )
+    for name in ("reads", "writes"):
+        p = mixed[name]
+        lines.append(
+            f"| all {name} (target p99 < {TARGET_P99_MS[name]:.0f} ms) | | {p['count']:,} | "
+            f"{_ms(p['p50_ms'])} | {_ms(p['p90_ms'])} | **{_ms(p['p99_ms'])}** | "
+            f"{_ms(p['max_ms'])} | |"
+        )
+    return lines
+
+
+def markdown(results: dict[str, Any]) -> str:
+    lines = [
+        f"Time-series API, two workers, {results['series']} series of "
+        f"{results['points_per_series']:,} points ({results['mode']} mode).",
+        "",
+        "Mixed traffic, open loop (latency from each request's scheduled time):",
+        "",
+        *_mixed_table(results["mixed"]),
+    ]
+    for mixed in results.get("mixed_at", {}).values():
+        lines += ["", *_mixed_table(mixed)]
+    lines += [
+        "",
+        f"Appends, one client process, {THROUGHPUT_SERIES} series "
+        f"(target {TARGET_POINTS_PER_S:,} points/s):",
+        "",
+        "| points per request | times | connections | points/s | requests/s | p50 / p99 ms | "
+        "errors | worker 0 CPU | worker 1 CPU | broker CPU | load before |",
+        "|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+    ]
+    for a in results["appends"].values():
+        share = a["cpu_share"]
+        lines.append(
+            f"| {a['batch']:,} | {a['times']} | {a['connections']} | "
+            f"{a['points_per_s']:,.0f} | {a['requests_per_s']:.1f} | "
+            f"{_ms(a['latency']['p50_ms'])} / {_ms(a['latency']['p99_ms'])} | {a['errors']} | "
+            f"{_pct(share['worker_0'])} | {_pct(share['worker_1'])} | "
+            f"{_pct(share['broker'])} | {a['load_1min_before']:.2f} |"
+        )
+    verdict = results["verdict"]
+    lines += ["", "Targets met: " + ", ".join(f"{k} {v}" for k, v in verdict.items())]
+    return "\n".join([*lines, ""])
+
+
+def median_runs(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The median of repeated runs, field by field (bench.report.median_of)."""
+    from bench.report import median_of
+
+    median = median_of(runs)
+    median.update(conclusions(median))
+    return median
