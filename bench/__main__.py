@@ -32,6 +32,7 @@ def _parser() -> argparse.ArgumentParser:
             "memory",
             "flowlogs",
             "timeseries",
+            "launches",
         ),
         help="one part",
     )
@@ -204,6 +205,14 @@ def _timeseries(args: argparse.Namespace) -> int:
     return _write_part(args, "timeseries", figures, timeseries.markdown(figures))
 
 
+def _launches(args: argparse.Namespace) -> int:
+    """The launches batch job, process start to exit (bench/launches.py)."""
+    from bench import launches
+
+    figures = launches.run()
+    return _write_part(args, "launches", figures, launches.markdown(figures))
+
+
 def _telemetry_throughput(args: argparse.Namespace) -> dict[str, Any]:
     """(a) per variant, ``--repeat`` runs; with --profile, one extra run of the first
     variant under py-spy, kept out of the medians (sampling costs the worker CPU)."""
@@ -282,6 +291,8 @@ def main(argv: list[str] | None = None) -> int:
         return _flowlogs(args)
     if args.only == "timeseries":
         return _timeseries(args)
+    if args.only == "launches":
+        return _launches(args)
     started = time.monotonic()
     partitions = int(os.environ.get("ORDERS_PARTITIONS", "4"))
     batch_size = int(os.environ.get("ORDERS_BATCH_SIZE", "2000"))

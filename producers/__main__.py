@@ -1,5 +1,5 @@
 """Producers: ``python -m producers <command> --help`` (orders, catalog, inventory,
-telemetry, flowlogs, timeseries)."""
+telemetry, flowlogs, timeseries, launches)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ from pathlib import Path
 
 from producers.flowlogs_cli import add_parser as add_flowlogs_parser
 from producers.flowlogs_cli import run as run_flowlogs
+from producers.launches_cli import add_parser as add_launches_parser
+from producers.launches_cli import run as run_launches
 from producers.orders import (
     Faults,
     OrderGenerator,
@@ -63,6 +65,7 @@ def _parser() -> argparse.ArgumentParser:
     add_telemetry_parser(sub)
     add_timeseries_parser(sub)
     add_flowlogs_parser(sub)
+    add_launches_parser(sub)
     return parser
 
 
@@ -120,6 +123,8 @@ async def _run(args: argparse.Namespace) -> int:
         return await run_timeseries(args)
     if args.command == "flowlogs":
         return run_flowlogs(args)
+    if args.command == "launches":
+        return await run_launches(args)
     await _declare_orders_topics(args.bootstrap)
     if args.command == "catalog":
         entries = load_catalog(args.file)

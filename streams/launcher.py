@@ -73,6 +73,7 @@ class Launcher:
     telemetry_workers: int
     flowlogs_port: int = 6080
     timeseries_port: int = 6090
+    launches_port: int = 6095
     env: dict[str, str] = field(default_factory=dict)  # what every child gets on top of ours
     broker: WatchedBroker | None = None
     supervisor: Supervisor[subprocess.Popen[bytes]] = field(init=False)
@@ -146,7 +147,8 @@ class Launcher:
                            env={**os.environ, **self.env})  # fmt: skip
         ports = choose_ports(self.web_port, self.workers, self.telemetry_port,
                              self.telemetry_workers, self.ingest_port,
-                             self.flowlogs_port, self.timeseries_port)  # fmt: skip
+                             self.flowlogs_port, self.timeseries_port,
+                             launches_port=self.launches_port)  # fmt: skip
         for process in servers(self.state_dir, ports, source, self.demo):
             self.supervisor.add(process, self.spawn(process))
         for child in self.supervisor.children:
@@ -247,12 +249,14 @@ def main(argv: list[str] | None = None) -> int:
                      help="flow-logs worker (its reader: the next port)")  # fmt: skip
     run.add_argument("--timeseries-port", type=int, default=6090,
                      help="first of the two time-series API workers")  # fmt: skip
+    run.add_argument("--launches-port", type=int, default=6095,
+                     help="the launches worker (metrics, health)")  # fmt: skip
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     launcher = Launcher(args.state_dir, bool(args.demo), args.broker_port, args.web_port,
                         args.workers, args.ingest_port, args.telemetry_port,
                         args.telemetry_workers, args.flowlogs_port,
-                        args.timeseries_port)  # fmt: skip
+                        args.timeseries_port, args.launches_port)  # fmt: skip
     try:
         return launcher.run()
     except StateDirRefused as exc:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import socket
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 
 from streams.common.broker import free_port
@@ -31,6 +32,8 @@ DEMO_TELEMETRY = (
     "--duplicates", "0.005", "--malformed", "0.001",
 )  # fmt: skip
 EXAMPLE_DEVICE = "sw-0001"
+# The SpaceX API's recorded answer, published again every 5 minutes as a poller would.
+DEMO_LAUNCHES = ("-m", "producers", "launches", "--every-seconds", "300")
 # A day of two accounts' VPC flow logs, with one of each anomaly the detectors look for.
 DEMO_FLOWLOGS = (
     "flowlogs", "--hours", "24", "--seed", "7", "--port-scans", "1", "--exfiltration", "1",
@@ -56,6 +59,7 @@ class Ports:
     flowlogs: int
     flowlogs_reader: int
     timeseries: list[int] = field(default_factory=list)
+    launches: int | None = None
 
     @property
     def ingest_url(self) -> str:
@@ -76,6 +80,7 @@ def choose_ports(
     flowlogs_port: int = 6080,
     timeseries_port: int = 6090,
     timeseries: int = 2,
+    launches_port: int = 6095,
 ) -> Ports:
     """Orders on fixed ports; the telemetry processes on their preferred ports when free."""
     orders_ports = [web_port + i for i in range(orders)]
@@ -95,7 +100,8 @@ def choose_ports(
     flowlogs = pick(flowlogs_port, "flow-logs worker")
     reader = pick(flowlogs_port + 1, "flow-logs reader")
     series = [pick(timeseries_port + i, f"time-series worker {i}") for i in range(timeseries)]
-    return Ports(orders_ports, workers, ingest, flowlogs, reader, series)
+    launches = pick(launches_port, "launches worker")
+    return Ports(orders_ports, workers, ingest, flowlogs, reader, series, launches)
 
 
 def servers(
@@ -121,6 +127,10 @@ def servers(
     ingest = ("-m", "streams.telemetry", "ingest", "-l", "info")
     procs.append(Process("telemetry-ingest", ingest, ingest_env, ports.ingest))
     procs += workers(state_dir, "timeseries", ports.timeseries)
+    if ports.launches is not None:
+        launches = workers(state_dir, "launches", [ports.launches])[0]
+        launches.env["LAUNCHES_OUTPUT_DIR"] = str(launches_dir(state_dir))
+        procs.append(launches)
     return procs + flowlogs_servers(state_dir, ports, source, settled=demo)
 
 
@@ -173,8 +183,14 @@ def demo_flowlogs(state_dir: Path) -> tuple[list[str], str]:
     return [*DEMO_FLOWLOGS, "--out", out], out
 
 
+def launches_dir(state_dir: Path) -> Path:
+    """Where the launches worker writes launches.parquet under ``make run`` (no S3)."""
+    return state_dir / "lake" / "launches"
+
+
 def demo_producers(ports: Ports) -> list[Process]:
-    """The demo orders producer and the device simulator posting to the ingest."""
+    """The demo orders producer, the device simulator posting to the ingest, the
+    time-series client, and the launches poller reading the bundled copy of the API."""
     return [
         Process("orders-producer", ("-m", "producers", *DEMO_ORDERS)),
         Process(
@@ -188,7 +204,21 @@ def demo_producers(ports: Ports) -> list[Process]:
             )
             for port in ports.timeseries[:1]
         ],
+        *(
+            [
+                Process(
+                    "launches-producer", (*DEMO_LAUNCHES, "--url", fixture_url("launches_v4.json"))
+                )
+            ]
+            if ports.launches is not None
+            else []
+        ),
     ]
+
+
+def fixture_url(name: str) -> str:
+    """A file:// URL of a producers fixture (the API's answer, recorded)."""
+    return Path(str(resources.files("producers") / "fixtures" / name)).resolve().as_uri()
 
 
 def guide(bootstrap: str, ports: Ports, state_dir: Path, demo: bool) -> str:
@@ -200,7 +230,8 @@ def guide(bootstrap: str, ports: Ports, state_dir: Path, demo: bool) -> str:
         return "  ".join(f"http://127.0.0.1:{p}/metrics" for p in port_list)
 
     producers = (
-        "demo orders at 20/s, 20 devices every 5 s, a temperature series every 5 s"
+        "demo orders at 20/s, 20 devices every 5 s, a temperature series every 5 s, "
+        "the SpaceX launches every 5 min"
         if demo
         else "none (make produce)"
     )
@@ -226,6 +257,14 @@ def guide(bootstrap: str, ports: Ports, state_dir: Path, demo: bool) -> str:
             f"Ingest metrics      {metrics([ports.ingest])}",
             f"Flow-logs metrics   {metrics([ports.flowlogs, ports.flowlogs_reader])}",
             f"Time-series metrics {metrics(ports.timeseries)}",
+            *(
+                [
+                    f"Launches object     {launches_dir(state_dir) / 'launches.parquet'}",
+                    f"Launches metrics    {metrics([ports.launches])}",
+                ]
+                if ports.launches is not None
+                else []
+            ),
             f"Logs and state      {state_dir}",
             f"Process ids         {state_dir / 'pids'}/<name>.pid",
             f"Producers           {producers}",

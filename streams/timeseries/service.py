@@ -22,7 +22,7 @@ import faust
 from mode.utils.objects import cached_property
 from yarl import URL
 
-from streams.common.partitioning import partition_for
+from streams.common.partitioning import owns_loaded, partition_for
 from streams.common.table_io import RocksPartition
 from streams.common.web import address
 from streams.timeseries.answers import Answers
@@ -74,14 +74,7 @@ class TimeSeries:
 
     def serving(self, partition: int) -> bool:
         """True while this worker owns ``partition`` and its table is fully loaded."""
-        app = self.app
-        if app.rebalancing or app.in_recovery or not app.tables.recovery.completed.is_set():
-            return False
-        topic = self.writes.get_topic_name()
-        return any(
-            tp.topic == topic and tp.partition == partition
-            for tp in app.assignor.assigned_actives()
-        )
+        return owns_loaded(self.app, self.writes.get_topic_name(), partition)
 
     def local(self, partition: int) -> RocksPartition | None:
         """The table's ``partition`` to read, or None when this worker may not answer."""

@@ -16,6 +16,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import orjson
+import pyarrow.parquet as pq
 import pytest
 
 from tests.support.ports import free_port
@@ -33,6 +34,12 @@ def printed(output: Path, label: str) -> list[str]:
     """The URLs the launcher's guide prints on the line starting with ``label``."""
     line = next(line for line in output.read_text().splitlines() if line.startswith(label))
     return re.findall(r"http://\S+", line)
+
+
+def printed_text(output: Path, label: str) -> str:
+    """What the launcher's guide prints after ``label``."""
+    line = next(line for line in output.read_text().splitlines() if line.startswith(label))
+    return line.removeprefix(label).strip()
 
 
 def port_of(url: str) -> int:
@@ -170,6 +177,11 @@ def run_once(state_dir: Path, web_port: int, broker_port: int, ingest_port: int)
         assert len(series) == 2
         for worker in series:
             wait_until(partial(lists_one_series, worker), timeout=120, what="the demo series")
+        # The streaming way's object, from the bundled copy of the SpaceX API's answer.
+        launches = Path(printed_text(output, "Launches object"))
+        wait_until(launches.exists, timeout=120, what=f"{launches} written")
+        assert pq.read_metadata(launches).num_rows == 205
+        launches_port = port_of(printed(output, "Launches metrics")[0])
         launcher.send_signal(signal.SIGINT)
         launcher.wait(timeout=60)
     finally:
@@ -178,7 +190,8 @@ def run_once(state_dir: Path, web_port: int, broker_port: int, ingest_port: int)
     assert launcher.returncode == 0, text
     assert f"http://127.0.0.1:{web_port}/orders/revenue/daily" in text
     servers = [*telemetry, *series]
-    for port in (web_port, broker_port, ingest_port, flows.port, *(w.port for w in servers)):
+    ports = (web_port, broker_port, ingest_port, flows.port, launches_port)
+    for port in (*ports, *(w.port for w in servers)):
         assert not listening(port), f"something still listens on {port}"
 
 

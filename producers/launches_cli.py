@@ -1,0 +1,62 @@
+"""``python -m producers launches``: the SpaceX API's launches, published to ``launches.raw``.
+
+Each record of the API's answer goes as it came (compact JSON), keyed by its launch id
+(a record with no usable id goes without a key: the worker dead-letters it). The
+request is the batch job's extract, with its timeouts and retries. ``--every-seconds``
+fetches again and again (the topic is compacted by key: a launch's latest version is
+what it keeps); ``--url file://...`` reads a local copy, as ``make run`` does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from typing import Any
+
+from producers.send import Record, paced, send_all
+from streams.launches.settings import DEFAULT_API_URL
+
+
+def add_parser(sub: Any) -> None:
+    parser = sub.add_parser("launches", help="publish the SpaceX API's launches to Kafka")
+    parser.add_argument("--url", default=os.environ.get("SPACEX_API_URL", DEFAULT_API_URL))
+    parser.add_argument("--topic", default="launches.raw")
+    parser.add_argument("--every-seconds", type=float, help="fetch again this often (default once)")
+
+
+def records(payload: list[Any]) -> list[Record]:
+    """The payload's records as (key, value) pairs, in the payload's order."""
+    out: list[Record] = []
+    for record in payload:
+        launch_id = record.get("id") if isinstance(record, dict) else None
+        key = launch_id.encode("utf-8", "surrogatepass") if isinstance(launch_id, str) else None
+        out.append((key or None, json.dumps(record, separators=(",", ":")).encode()))
+    return out
+
+
+async def run(args: argparse.Namespace) -> int:
+    from streams.common.settings import KafkaSettings
+    from streams.common.topics import declare_topics
+    from streams.launches.extract import ExtractError, Policy, fetch_records
+    from streams.launches.topology import topic_specs
+
+    await declare_topics(
+        args.bootstrap, topic_specs(), replication_factor=KafkaSettings().replication_factor
+    )
+    sent = 0
+    while True:
+        try:
+            payload = await asyncio.to_thread(fetch_records, args.url, Policy())
+        except ExtractError as exc:
+            if not args.every_seconds:
+                raise SystemExit(f"launches: {exc}") from exc
+            sys.stderr.write(f"launches: {exc}; trying again in {args.every_seconds:g} s\n")
+        else:
+            batch = records(payload)
+            sent += await send_all(args.bootstrap, args.topic, paced(batch, None), label="launches")
+        if not args.every_seconds:
+            return sent
+        await asyncio.sleep(args.every_seconds)

@@ -1,0 +1,3 @@
+from streams.launches.main import main
+
+main()

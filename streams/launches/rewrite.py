@@ -1,0 +1,98 @@
+"""The worker's debounced rewrite of the object, with the batch job's publish step.
+
+A batch that changed the table marks the object stale; a timer rewrites it once the
+table has been quiet ``LAUNCHES_DEBOUNCE_SECONDS`` (a producer's whole payload lands as
+one rewrite, not hundreds), or ``LAUNCHES_DEBOUNCE_MAX_SECONDS`` after the first change
+at the latest while changes go on. The object is written only while this worker owns
+the partition with its table loaded, from every launch in it; a worker that has just
+taken the partition over writes once too (the previous owner may have stopped between
+a change and its rewrite; an unchanged object costs one read). A failed rewrite is
+counted and tried again on the next tick; the launches stay in the table meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from streams.common.background import guarded
+from streams.common.partitioning import owns_loaded
+from streams.common.table_io import RocksPartition
+from streams.launches.job import Loaded, publish
+from streams.launches.load import Destination
+from streams.launches.metrics import Metrics
+from streams.launches.models import check
+
+log = logging.getLogger(__name__)
+
+
+class Rewriter:
+    def __init__(
+        self,
+        quiet: float,
+        longest: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.quiet, self.longest, self.clock = quiet, longest, clock
+        self.first: float | None = None  # first change not yet written
+        self.last = 0.0
+        self.changes = 0
+
+    def changed(self) -> None:
+        now = self.clock()
+        if self.first is None:
+            self.first = now
+        self.last = now
+        self.changes += 1
+
+    def due(self) -> bool:
+        if self.first is None:
+            return False
+        now = self.clock()
+        return now - self.last >= self.quiet or now - self.first >= self.longest
+
+    def written(self, changes_seen: int) -> None:
+        """The object holds every change up to the ``changes_seen``-th."""
+        if self.changes == changes_seen:
+            self.first = None
+
+
+def start_rewrites(
+    app: Any,
+    table: Any,
+    topic: str,
+    rewriter: Rewriter,
+    destination: Destination,
+    metrics: Metrics,
+    every: float = 0.5,
+) -> None:
+    """The timer that rewrites the object when ``rewriter`` says it is due."""
+    owned_since = {"generation": -1}
+
+    @app.timer(every)
+    @guarded(metrics.task_failures, "rewrite")
+    async def rewrite() -> None:
+        if not owns_loaded(app, topic, 0):
+            owned_since["generation"] = -1
+            return
+        if owned_since["generation"] != app.rebalancing_count:
+            owned_since["generation"] = app.rebalancing_count
+            rewriter.changed()  # newly owned: write what the table holds once
+        if not rewriter.due():
+            return
+        seen = rewriter.changes
+        launches = [check(value) for _, value in RocksPartition(table, 0).scan("")]
+        if not launches:
+            rewriter.written(seen)  # nothing to write: an empty object would erase one
+            return
+        started = time.monotonic()
+        # In a thread: the upload blocks, and the agent goes on meanwhile.
+        loaded: Loaded = await asyncio.to_thread(publish, launches, destination, metrics)
+        metrics.run_seconds.set(time.monotonic() - started)
+        rewriter.written(seen)
+        log.info(
+            "%s: %d rows %s", loaded.uri, loaded.rows, "written" if loaded.written else "unchanged"
+        )

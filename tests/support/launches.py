@@ -1,0 +1,150 @@
+"""The launches ETL under test from outside: a scripted API server, the job as a process,
+and the expected object computed independently (plain json and datetime, nothing from
+streams.launches), so a test compares the code against a second computation."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "launches"
+SAMPLE = FIXTURES / "launches_v4_sample.json"
+#: The API's whole answer (205 launches), as shipped with the producers for `make run`.
+FULL = Path(__file__).parents[2] / "producers" / "fixtures" / "launches_v4.json"
+
+COLUMNS = ["flight_number", "mission_name", "launch_date", "mission_successful", "webcast_url"]
+EXPECTED_SCHEMA = pa.schema(
+    [
+        pa.field("flight_number", pa.int64(), nullable=False),
+        pa.field("mission_name", pa.string(), nullable=False),
+        pa.field("launch_date", pa.timestamp("us", tz="UTC"), nullable=False),
+        pa.field("mission_successful", pa.bool_()),
+        pa.field("webcast_url", pa.string()),
+    ]
+)
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One scripted answer: a status, a body, headers, and a delay before it is sent."""
+
+    status: int = 200
+    body: bytes = b""
+    headers: Mapping[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+
+
+class Api:
+    """A local HTTP server answering each request with the next scripted reply (the last
+    one forever); it counts requests."""
+
+    def __init__(self, replies: Sequence[Reply]) -> None:
+        self.replies = list(replies)
+        self.requests = 0
+        self.lock = threading.Lock()
+        api = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                with api.lock:
+                    reply = api.replies[min(api.requests, len(api.replies) - 1)]
+                    api.requests += 1
+                time.sleep(reply.delay)
+                try:
+                    self.send_response(reply.status)
+                    for name, value in reply.headers.items():
+                        self.send_header(name, value)
+                    self.send_header("Content-Length", str(len(reply.body)))
+                    self.end_headers()
+                    self.wfile.write(reply.body)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/v4/launches"
+
+
+@contextmanager
+def api(*replies: Reply) -> Iterator[Api]:
+    server = Api(replies)
+    thread = threading.Thread(target=server.server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.server.shutdown()
+        server.server.server_close()
+
+
+def ok(records: Any) -> Reply:
+    return Reply(200, json.dumps(records).encode(), {"Content-Type": "application/json"})
+
+
+def payload(path: Path = FULL) -> list[dict[str, Any]]:
+    records: list[dict[str, Any]] = json.loads(path.read_text())
+    return records
+
+
+def run_job(env: Mapping[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """``python -m streams.launches`` with ``env`` over a clean AWS environment."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "S3_", "LAUNCHES_"))}
+    return subprocess.run(
+        [sys.executable, "-m", "streams.launches"],
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def expected_rows(records: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
+    """The rows the seed's transform gives: one per id (its last record), ordered by
+    launch date, flight number and mission name (then id)."""
+    latest: dict[str, Mapping[str, Any]] = {}
+    for record in records:
+        latest.pop(record["id"], None)
+        latest[record["id"]] = record
+    rows = []
+    for launch_id, record in latest.items():
+        when = datetime.strptime(record["date_utc"], "%Y-%m-%dT%H:%M:%S.%f%z")
+        links = record.get("links") or {}
+        row = (
+            record["flight_number"],
+            record["name"],
+            when,
+            record.get("success"),
+            links.get("webcast"),
+        )
+        rows.append((row, launch_id))
+    rows.sort(key=lambda pair: (pair[0][2], pair[0][0], pair[0][1], pair[1]))
+    return [row for row, _ in rows]
+
+
+def object_rows(body: bytes) -> tuple[pa.Schema, list[tuple[Any, ...]]]:
+    """The schema and the rows (in file order) of a Parquet object."""
+    table = pq.read_table(io.BytesIO(body))
+    rows = list(zip(*(table.column(name).to_pylist() for name in COLUMNS), strict=True))
+    return table.schema, rows
