@@ -19,8 +19,9 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## Create .venv with the pinned dependencies, dev tools and the embedded broker
 
-prometheus: ## Install Debian's prometheus/promtool when missing (needed by the tests)
-	@command -v promtool >/dev/null || ($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q prometheus >/dev/null)
+prometheus: ## Install Debian's prometheus, promtool and Pushgateway when missing (needed by the tests)
+	@(command -v promtool && command -v prometheus-pushgateway) >/dev/null || \
+	($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q prometheus prometheus-pushgateway >/dev/null)
 
 run: install ## Run the whole product on the embedded broker (DEMO=0: no producers)
 	$(PY) -m streams run --demo $(DEMO)
@@ -51,6 +52,15 @@ telemetry: install ## Simulate network devices POSTing to the ingest (DEVICES, I
 flowlogs: install ## Write a day of VPC flow logs (FLOWLOGS_OUT, HOURS) for a reader to ingest
 	$(FLOWLOGS)
 
+# The real API by default (SPACEX_API_URL); the object goes to S3_BUCKET, or to
+# var/launches when no bucket is set.
+launches: install ## Run the SpaceX launches batch job once (SPACEX_API_URL, S3_BUCKET)
+	@[ -n "$$S3_BUCKET" ] || export LAUNCHES_OUTPUT_DIR=$${LAUNCHES_OUTPUT_DIR:-var/launches}; \
+	$(PY) -m streams.launches
+
+deploy-launches: install ## Deploy the launches job to ECS Fargate and run it once (DEPLOY_ARGS=--dry-run)
+	deploy/launches.sh $(DEPLOY_ARGS)
+
 # The suite mostly waits (for consumer groups, worker starts, HTTP polls): two pytest
 # processes (pytest-xdist) take about half the time on 2 cores. Each test file runs
 # whole in one of them (--dist loadfile: module fixtures start once); every test starts
@@ -64,7 +74,7 @@ test: install prometheus ## Run the whole test suite (starts its own broker and 
 lint: install ## ruff and mypy (never edits files)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy streams producers tests bench
+	$(VENV)/bin/mypy streams producers tests bench deploy
 
 format: install ## Format and autofix with ruff
 	$(VENV)/bin/ruff format .

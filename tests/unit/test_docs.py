@@ -21,6 +21,7 @@ from pydantic_settings import BaseSettings
 
 from streams.common.settings import KafkaSettings, WorkerSettings
 from streams.flowlogs.settings import FlowLogsSettings
+from streams.launches.settings import LaunchesSettings
 from streams.orders.settings import OrdersSettings
 from streams.processes import Ports, guide
 from streams.telemetry.settings import IngestSettings, TelemetrySettings
@@ -33,6 +34,7 @@ ORDERS = "docs/orders.md"
 TELEMETRY = "docs/telemetry.md"
 FLOWLOGS = "docs/flowlogs.md"
 TIMESERIES = "docs/timeseries.md"
+LAUNCHES = "docs/launches.md"
 OPERATIONS = "docs/operations.md"
 
 #: Where each settings class is documented.
@@ -44,6 +46,7 @@ HOME: dict[type[BaseSettings], str] = {
     IngestSettings: TELEMETRY,
     FlowLogsSettings: FLOWLOGS,
     TimeSeriesSettings: TIMESERIES,
+    LaunchesSettings: LAUNCHES,
 }
 #: Variables read outside the settings classes (the launcher, the Makefile, the storage
 #: helpers), and where each is documented.
@@ -243,7 +246,7 @@ def test_the_readme_shows_the_guide_make_run_prints() -> None:
     """The guide block is what `make run` prints with its default ports and state."""
     printed = guide(
         "127.0.0.1:9092",
-        Ports([6066], [6071, 6072], 6070, 6080, 6081, [6090, 6091]),
+        Ports([6066], [6071, 6072], 6070, 6080, 6081, [6090, 6091], 6095),
         Path("var"),
         True,
     )
