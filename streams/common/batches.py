@@ -34,8 +34,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from streams.common.deadletter import dead_letter
 from streams.common.faust_fixes.rebalance import abandon
-from streams.common.sends import Superseded, caused_by_a_record, fenced
+from streams.common.sends import Confirmed, Superseded, caused_by_a_record, fenced
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,19 @@ Reject = Callable[[Any, Exception], Awaitable[None]]
 
 #: The dead-letter reason of a record that fails alone, deterministically.
 PROCESSING_ERROR = "processing_error"
+
+
+async def dead_letter_failure(
+    producer: Any, dlq_topic: str, event: Any, error: Exception, counter: Any
+) -> None:
+    """The usual ``reject``: the record that failed alone dead-lettered as
+    ``processing_error`` with the exception, acknowledged, then counted in ``counter``
+    (a Prometheus counter with a ``reason`` label)."""
+    sends = Confirmed(producer)
+    detail = f"{type(error).__name__}: {error}"
+    await dead_letter(sends, dlq_topic, event.message, PROCESSING_ERROR, detail)
+    await sends.confirm()
+    counter.labels(PROCESSING_ERROR).inc()
 
 
 @dataclass(frozen=True)

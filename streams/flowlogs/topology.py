@@ -15,10 +15,8 @@ from typing import Any
 import faust
 
 from streams.common.background import guarded_timer, unless_rebalanced
-from streams.common.batches import BatchRunner, batch_agent
-from streams.common.deadletter import dead_letter
+from streams.common.batches import BatchRunner, batch_agent, dead_letter_failure
 from streams.common.mirror import TopicMirror
-from streams.common.sends import Confirmed
 from streams.common.table_io import write_all
 from streams.common.topics import COMPACTED, TopicSpec, changelog, raw_topic
 from streams.flowlogs.batch import handle_batch
@@ -137,13 +135,9 @@ def register_worker(
 
 async def reject(pipeline: FlowPipeline, event: Any, error: Exception) -> None:
     """A chunk that fails alone, every time: dead-lettered whole, its partition moves on."""
-    sends = Confirmed(pipeline.app.producer)
-    detail = f"{type(error).__name__}: {error}"
-    await dead_letter(
-        sends, DLQ, event.message, "processing_error", detail,
-        counter=pipeline.metrics.dead_letters,
-    )  # fmt: skip
-    await sends.confirm()
+    await dead_letter_failure(
+        pipeline.app.producer, DLQ, event, error, pipeline.metrics.dead_letters
+    )
 
 
 def register_reader(

@@ -22,12 +22,12 @@ from typing import Any
 import faust
 from pydantic import ValidationError
 
-from streams.common.batches import BatchRunner, batch_agent
+from streams.common.batches import BatchRunner, batch_agent, dead_letter_failure
 from streams.common.deadletter import dead_letter
 from streams.common.sends import Confirmed
 from streams.common.table_io import RocksPartition
 from streams.common.topics import COMPACTED, TopicSpec, changelog, raw_topic
-from streams.launches.metrics import INVALID_JSON, INVALID_LAUNCH, PROCESSING_ERROR, Metrics
+from streams.launches.metrics import INVALID_JSON, INVALID_LAUNCH, Metrics
 from streams.launches.models import check, reason
 
 log = logging.getLogger(__name__)
@@ -66,11 +66,7 @@ def register(app: faust.App, metrics: Metrics, changed: Any, batch_size: int = 5
             changed()
 
     async def reject(event: Any, error: Exception) -> None:
-        sends = Confirmed(app.producer)
-        detail = f"{type(error).__name__}: {error}"
-        await dead_letter(sends, DLQ, event.message, PROCESSING_ERROR, detail)
-        await sends.confirm()
-        metrics.rejected.labels(PROCESSING_ERROR).inc()
+        await dead_letter_failure(app.producer, DLQ, event, error, metrics.rejected)
 
     runner = BatchRunner(
         app, "launches: a batch of records", attempt, reject, metrics.batch_failures

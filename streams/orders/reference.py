@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from streams.common.batches import PROCESSING_ERROR
+from streams.common.batches import dead_letter_failure
 from streams.common.deadletter import dead_letter
 from streams.common.sends import Confirmed
 from streams.orders.logic import Rejected, reference_record
@@ -80,8 +80,6 @@ async def handle_catalog(pipeline: OrdersPipeline, events: list[Any]) -> None:
 
 async def reject_reference(pipeline: OrdersPipeline, event: Any, error: Exception) -> None:
     """A reference row that fails alone: dead-lettered as processing_error."""
-    sends = Confirmed(pipeline.app.producer)
-    detail = f"{type(error).__name__}: {error}"
-    await dead_letter(sends, DLQ, event.message, PROCESSING_ERROR, detail)
-    await sends.confirm()
-    pipeline.metrics.dead_letters.labels(PROCESSING_ERROR).inc()
+    await dead_letter_failure(
+        pipeline.app.producer, DLQ, event, error, pipeline.metrics.dead_letters
+    )

@@ -16,9 +16,7 @@ from typing import Any
 import faust
 
 from streams.common.background import guarded, unless_rebalanced
-from streams.common.batches import PROCESSING_ERROR, BatchRunner, batch_agent
-from streams.common.deadletter import dead_letter
-from streams.common.sends import Confirmed
+from streams.common.batches import BatchRunner, batch_agent, dead_letter_failure
 from streams.common.table_io import write_all
 from streams.common.topics import COMPACTED, TopicSpec, changelog, raw_topic
 from streams.timeseries import store
@@ -68,11 +66,7 @@ def register(app: faust.App, settings: TimeSeriesSettings, metrics: Metrics) -> 
             await handle_batch(applier, events)
 
     async def reject(event: Any, error: Exception) -> None:
-        sends = Confirmed(app.producer)
-        detail = f"{type(error).__name__}: {error}"
-        await dead_letter(sends, DLQ, event.message, PROCESSING_ERROR, detail)
-        await sends.confirm()
-        metrics.dead_letters.labels(PROCESSING_ERROR).inc()
+        await dead_letter_failure(app.producer, DLQ, event, error, metrics.dead_letters)
 
     runner = BatchRunner(
         app, "timeseries: a batch of writes", attempt, reject, metrics.batch_failures

@@ -12,6 +12,7 @@ from streams.common.broker import EmbeddedBroker
 from streams.common.faust_fixes import end_offset_correction
 from streams.common.topics import declare
 from streams.orders.pipeline import topic_specs
+from tests.integration.s3_server import moto_server
 from tests.support.ports import free_port
 from tests.support.telemetry import TelemetryProcesses
 from tests.support.timeseries import TimeSeriesWorkers
@@ -32,6 +33,13 @@ def broker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Embedded
         EmbeddedBroker(port=free_port(), log_path=tmp_path / "broker.log") as running,
     ):
         yield running
+
+
+@pytest.fixture(scope="module")
+def moto_endpoint() -> Iterator[str]:
+    """An S3 API (moto's server) for the tests of one module; each test empties it."""
+    with moto_server() as endpoint:
+        yield endpoint
 
 
 @pytest.fixture

@@ -5,13 +5,12 @@ downloaded from S3 and checked against an independent computation."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from tests.integration.s3_server import empty_bucket, keys, moto_server, s3
+from tests.integration.s3_server import empty_bucket, keys, s3
 from tests.support.launches import (
     EXPECTED_SCHEMA,
     Reply,
@@ -34,15 +33,9 @@ FAST_RETRIES = {
 }
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[str]:
-    with moto_server() as endpoint:
-        yield endpoint
-
-
 @pytest.fixture
-def endpoint(server: str, monkeypatch: pytest.MonkeyPatch) -> str:
-    return empty_bucket(server, BUCKET, monkeypatch)
+def endpoint(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    return empty_bucket(moto_endpoint, BUCKET, monkeypatch)
 
 
 def job_env(endpoint: str, url: str, **extra: str) -> dict[str, str]:

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from streams.common.broker import EmbeddedBroker
-from tests.integration.s3_server import empty_bucket, moto_server, s3
+from tests.integration.s3_server import empty_bucket, s3
 from tests.support.launches import api, expected_rows, object_rows, ok, payload, run_job
 from tests.support.workers import Processes, Worker, produce, read_topic, wait_until
 
@@ -29,15 +29,9 @@ AWS = {
 }
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[str]:
-    with moto_server() as endpoint:
-        yield endpoint
-
-
 @pytest.fixture
-def endpoint(server: str, monkeypatch: pytest.MonkeyPatch) -> str:
-    return empty_bucket(server, BUCKET, monkeypatch)
+def endpoint(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    return empty_bucket(moto_endpoint, BUCKET, monkeypatch)
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -15,7 +14,7 @@ from prometheus_client import CollectorRegistry
 from streams.common.parquet import PartitionedParquetWriter
 from streams.common.storage import open_filesystem
 from streams.orders.lake import ENRICHED_SCHEMA, Lake, LakeMetrics, partition_of, to_row
-from tests.integration.s3_server import empty_bucket, moto_server, s3
+from tests.integration.s3_server import empty_bucket, s3
 from tests.integration.s3_server import keys as bucket_keys
 from tests.support.lake_rows import SCHEMA, by_date, rows
 
@@ -23,12 +22,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
 BUCKET = "orders-lake"
 URI = f"s3://{BUCKET}/enriched"
-
-
-@pytest.fixture(scope="module")
-def moto_endpoint() -> Iterator[str]:
-    with moto_server() as endpoint:
-        yield endpoint
 
 
 @pytest.fixture

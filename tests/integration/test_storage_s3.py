@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
 import pytest
 
 from streams.common import storage
-from tests.integration.s3_server import empty_bucket, keys, moto_server, s3
+from tests.integration.s3_server import empty_bucket, keys, s3
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
 BUCKET = "launches"
-
-
-@pytest.fixture(scope="module")
-def moto_endpoint() -> Iterator[str]:
-    with moto_server() as endpoint:
-        yield endpoint
 
 
 @pytest.fixture
