@@ -35,12 +35,12 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from deploy import aws
 from deploy.aws import DeployError
+from streams.launches.settings import DEFAULT_API_URL
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCKERFILE = "deploy/launches/Dockerfile"
 CHECK = "deploy/checks/test_launches_object.py"
 CONTAINER = "launches"
-DEFAULT_API_URL = "https://api.spacexdata.com/v4/launches"
 OK, FAILED, INVALID, STEP_FAILED = 0, 1, 2, 3
 #: The awslogs driver can deliver a task's last events a moment after it stopped.
 LOGS_SETTLE_SECONDS = 10.0

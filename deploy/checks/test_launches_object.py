@@ -25,6 +25,7 @@ import pytest
 
 from tests.support.launches import EXPECTED_SCHEMA, expected_rows, object_rows
 
+#: The job's default, repeated: nothing here comes from the code under test.
 DEFAULT_API_URL = "https://api.spacexdata.com/v4/launches"
 
 

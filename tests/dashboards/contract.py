@@ -20,6 +20,8 @@ from prometheus_client import CollectorRegistry
 
 from streams.common.web import route_latency
 from streams.flowlogs import metrics as flowlogs_metrics
+from streams.launches import metrics as launches_metrics
+from streams.launches import report as launches_report
 from streams.orders import metrics as orders_metrics
 from streams.orders.logic import REASONS
 from streams.telemetry import metrics as telemetry_metrics
@@ -136,6 +138,14 @@ class Pipeline:
     jobs: Mapping[str, frozenset[str]]
     #: (series, label) -> every value the code emits, read from the code.
     label_values: Mapping[tuple[str, str], tuple[str, ...]]
+    #: Jobs of `jobs` no Compose service is scraped for: a process that exits and pushes
+    #: its series with this job label (kept by scraping the Pushgateway with honor_labels).
+    pushed: tuple[str, ...] = ()
+
+    @property
+    def scraped_jobs(self) -> list[str]:
+        """The jobs Prometheus scrapes the pipeline's own processes for."""
+        return [job for job in self.jobs if job not in self.pushed]
 
     @property
     def dashboard(self) -> Path:
@@ -244,11 +254,38 @@ TIMESERIES = Pipeline(
         ("streams_timeseries_task_failures_total", "task"): timeseries_metrics.TASKS,
     },
 )
-PIPELINES = (ORDERS, TELEMETRY, FLOWLOGS, TIMESERIES)
+LAUNCHES_SERIES = exported_series(launches_metrics.Metrics.create)
+LAUNCHES = Pipeline(
+    name="launches",
+    title="SpaceX launches",
+    rows=("Object", "Loads and records", "Operations"),
+    # Both ways of running it export the same names (one Metrics.create): the worker,
+    # scraped, and the batch job, pushed under its own job. The batch job reports the
+    # worker-only failure counters at 0: they are not its series on the dashboard.
+    jobs={
+        "launches": LAUNCHES_SERIES,
+        launches_report.JOB: LAUNCHES_SERIES
+        - {
+            "streams_launches_task_failures_total",
+            "streams_launches_batch_failures_total",
+        },
+    },
+    label_values={
+        ("streams_launches_records_rejected_total", "reason"): launches_metrics.REJECTION_REASONS,
+        ("streams_launches_loads_total", "result"): (
+            launches_metrics.WRITTEN,
+            launches_metrics.UNCHANGED,
+        ),
+        ("streams_launches_task_failures_total", "task"): launches_metrics.TASKS,
+    },
+    pushed=(launches_report.JOB,),
+)
+PIPELINES = (ORDERS, TELEMETRY, FLOWLOGS, TIMESERIES, LAUNCHES)
 each_pipeline = pytest.mark.parametrize("pipeline", PIPELINES, ids=[p.name for p in PIPELINES])
 
 
-def promtool(*args: str | Path) -> subprocess.CompletedProcess[str]:
+def promtool(*args: str | Path, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    """Run promtool with `args` (and `stdin` as its input, e.g. for `check metrics`)."""
     path = shutil.which("promtool")
     if path is None:
         pytest.fail(
@@ -256,7 +293,12 @@ def promtool(*args: str | Path) -> subprocess.CompletedProcess[str]:
             "or `make test`, which installs it"
         )
     return subprocess.run(
-        [path, *map(str, args)], capture_output=True, text=True, timeout=120, check=False
+        [path, *map(str, args)],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
 
 

@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from streams.common.web import route_latency
 from streams.flowlogs import metrics as flowlogs_metrics
+from streams.launches import metrics as launches_metrics
 from streams.orders.logic import REASONS
 from streams.orders.metrics import ALERT_KINDS
 from streams.orders.metrics import TASKS as orders_tasks
@@ -175,9 +176,40 @@ def timeseries_worker_registry() -> CollectorRegistry:
     return registry
 
 
+def launches_worker_registry(now: float) -> CollectorRegistry:
+    """A registry exporting what a launches worker exports, built by its own factory."""
+    from faust.sensors.prometheus import FaustMetrics
+
+    registry = CollectorRegistry()
+    metrics = launches_metrics.Metrics.create(registry)
+    metrics.rows_written.set(205)
+    metrics.loads.labels(launches_metrics.WRITTEN).inc()
+    metrics.rejected.labels(launches_metrics.INVALID_JSON).inc()
+    metrics.run_seconds.set(0.2)
+    metrics.last_success.set(now)
+    faust = FaustMetrics.create(registry, "faust")
+    faust.topic_partition_end_offset.labels(topic="launches.raw", partition=0).set(207)
+    faust.topic_partition_offset_commited.labels(topic="launches.raw", partition=0).set(207)
+    faust.total_events.inc(207)
+    faust.events_runtime_latency.observe(0.5)
+    return registry
+
+
+def launches_job_registry(now: float) -> CollectorRegistry:
+    """A registry holding what one successful run of the launches batch job reports."""
+    registry = CollectorRegistry()
+    metrics = launches_metrics.Metrics.create(registry)
+    metrics.rows_written.set(205)
+    metrics.loads.labels(launches_metrics.UNCHANGED).inc()
+    metrics.run_seconds.set(1.5)
+    metrics.last_success.set(now)
+    return registry
+
+
 @pytest.fixture(scope="module")
 def contract_prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]:
-    """A real Prometheus with every pipeline's rules scraping two fake targets per job."""
+    """A real Prometheus with every pipeline's rules scraping fake targets of each job (two,
+    one for the launches worker, one object's only writer, and the batch job)."""
     now = time.time()
     registries = {
         "orders": [orders_registry(now), orders_registry(now)],
@@ -186,6 +218,10 @@ def contract_prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pr
         "flowlogs": [flowlogs_worker_registry(), flowlogs_worker_registry()],
         "flowlogs-reader": [flowlogs_reader_registry(now), flowlogs_reader_registry(now)],
         "timeseries": [timeseries_worker_registry(), timeseries_worker_registry()],
+        "launches": [launches_worker_registry(now)],
+        # Served as a target of that job, as the Pushgateway's series look when scraped
+        # with honor_labels.
+        "streams_launches": [launches_job_registry(now)],
     }
     assert registries.keys() == {job for pipeline in PIPELINES for job in pipeline.jobs}
     rule_files = [pipeline.rules for pipeline in PIPELINES]

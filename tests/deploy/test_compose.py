@@ -60,6 +60,7 @@ DEFAULT_WORKERS = (
     "flowlogs-1",
     "timeseries-1",
     "timeseries-2",
+    "launches-worker",
 )
 ALL_WORKERS = (
     *(f"orders-{n}" for n in range(1, 4)),
@@ -67,11 +68,14 @@ ALL_WORKERS = (
     "flowlogs-1",
     "timeseries-1",
     "timeseries-2",
+    "launches-worker",
 )
 # Services that talk to Kafka directly and serve HTTP on port 6066.
 PIPELINE_SERVICES = (*ALL_WORKERS, "telemetry-ingest", "flowlogs-reader")
-# Where the orders workers write; also the only bucket their S3 user may touch.
+# Where the orders workers write, and the launches worker: the only buckets their S3
+# user may touch.
 LAKE_BUCKET = "orders-lake"
+LAUNCHES_BUCKET = "launches"
 INGEST_URL = "http://telemetry-ingest:6066/telemetry"
 
 Compose = Callable[..., subprocess.CompletedProcess[str]]
@@ -266,9 +270,9 @@ def test_every_worker_keeps_its_own_state(services: dict[str, dict[str, Any]], n
 def test_stack_runs_one_orders_and_three_telemetry_workers_and_the_scale_profile_more(
     compose: Compose, services: dict[str, dict[str, Any]]
 ) -> None:
-    """By default one orders, three telemetry, one flow-logs and two time-series workers
-    run, `--profile scale` makes it three orders and six telemetry, all from the one
-    shared image."""
+    """By default one orders, three telemetry, one flow-logs, two time-series and one
+    launches worker run, `--profile scale` makes it three orders and six telemetry, all
+    from the one shared image."""
     plain = compose("config", "--services", secrets=DUMMY_SECRETS, profiles=())
     assert plain.returncode == 0, plain.stderr
     started = set(plain.stdout.split())
@@ -276,7 +280,7 @@ def test_stack_runs_one_orders_and_three_telemetry_workers_and_the_scale_profile
     found = workers(services)
     assert sorted(found) == sorted(ALL_WORKERS)
     assert sorted(found.values()) == (
-        ["flowlogs"] + ["orders"] * 3 + ["telemetry"] * 6 + ["timeseries"] * 2
+        ["flowlogs", "launches"] + ["orders"] * 3 + ["telemetry"] * 6 + ["timeseries"] * 2
     )
     for name, pipeline in found.items():
         service = services[name]
@@ -353,7 +357,8 @@ def test_telemetry_simulator_posts_to_the_ingest_in_the_demo_profile(
     assert plain.returncode == 0, plain.stderr
     started = set(plain.stdout.split())
     assert {*DEFAULT_WORKERS, "telemetry-ingest"} <= started
-    assert not {"telemetry-simulator", "orders-producer", "flowlogs-generator"} & started
+    demo = {"telemetry-simulator", "orders-producer", "flowlogs-generator", "launches-producer"}
+    assert not demo & started
 
 
 def test_flowlogs_generator_fills_the_readers_source_in_the_demo_profile(
@@ -370,6 +375,24 @@ def test_flowlogs_generator_fills_the_readers_source_in_the_demo_profile(
     assert generator["environment"]["AWS_ACCESS_KEY_ID"] == DUMMY_SECRETS["MINIO_APP_USER"]
     assert generator["depends_on"]["minio-init"]["condition"] == "service_completed_successfully"
     assert generator["restart"] == "no"
+
+
+def test_launches_producer_publishes_hourly_in_the_demo_profile(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    """With `--profile demo`, the API's launches go to launches.raw every hour, once the
+    worker has declared the topics with the stack's replication."""
+    producer = services["launches-producer"]
+    assert producer["profiles"] == ["demo"]
+    command = producer["command"]
+    assert command[:4] == ["python", "-m", "producers", "launches"]
+    assert command[command.index("--every-seconds") + 1] == "3600"
+    env = producer["environment"]
+    assert env["KAFKA_BOOTSTRAP"].split(",") == [f"{b}:9092" for b in BROKERS]
+    assert env["KAFKA_REPLICATION_FACTOR"] == "3"
+    assert env["SPACEX_API_URL"] == "https://api.spacexdata.com/v4/launches"
+    assert producer["depends_on"]["launches-worker"]["condition"] == "service_healthy"
+    assert producer["restart"] == "unless-stopped"
 
 
 def test_prometheus_scrapes_every_pipeline_service(services: dict[str, dict[str, Any]]) -> None:
@@ -392,6 +415,7 @@ def test_prometheus_scrapes_every_pipeline_service(services: dict[str, dict[str,
         "flowlogs": {"flowlogs-1"},
         "flowlogs-reader": {"flowlogs-reader"},
         "timeseries": {"timeseries-1", "timeseries-2"},
+        "launches": {"launches-worker"},
     }
     for dns, port in scraped.items():
         for name in resolved[dns]:
@@ -417,6 +441,7 @@ def test_every_long_running_service_has_a_healthcheck(
         *BROKERS,
         *PIPELINE_SERVICES,
         "telemetry-simulator",
+        "launches-producer",
         "prometheus",
         "grafana",
         "minio",
@@ -480,16 +505,32 @@ def test_orders_workers_write_the_lake_as_the_app_user(
     assert service["depends_on"]["minio-init"]["condition"] == "service_completed_successfully"
 
 
+def test_launches_worker_writes_its_bucket_as_the_app_user(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    """The launches worker writes its object to MinIO's launches bucket with the app
+    user's keys, once minio-init has created the bucket and the user."""
+    service = services["launches-worker"]
+    env = service["environment"]
+    assert env["S3_BUCKET"] == LAUNCHES_BUCKET
+    assert env["AWS_ENDPOINT_URL"] == "http://minio:9000"
+    assert env["AWS_ACCESS_KEY_ID"] == DUMMY_SECRETS["MINIO_APP_USER"]
+    assert env["AWS_SECRET_ACCESS_KEY"] == DUMMY_SECRETS["MINIO_APP_PASSWORD"]
+    assert "LAUNCHES_OUTPUT_DIR" not in env
+    assert service["depends_on"]["minio-init"]["condition"] == "service_completed_successfully"
+
+
 def test_minio_init_creates_the_bucket_policy_and_user_the_workers_use(
     services: dict[str, dict[str, Any]],
 ) -> None:
-    """minio-init gets the app user, the workers' bucket and the policy file from the repo."""
+    """minio-init gets the app user, the workers' buckets and the policy file from the repo."""
     init = services["minio-init"]
     env = init["environment"]
     assert init["image"].startswith("minio/mc:")
     assert env["MINIO_APP_USER"] == DUMMY_SECRETS["MINIO_APP_USER"]
     assert env["MINIO_APP_PASSWORD"] == DUMMY_SECRETS["MINIO_APP_PASSWORD"]
     assert env["LAKE_BUCKET"] == LAKE_BUCKET
+    assert env["LAUNCHES_BUCKET"] == LAUNCHES_BUCKET
     [mount] = [v for v in init["volumes"] if v["type"] == "bind"]
     assert Path(mount["source"]) == MINIO_DIR
     assert mount["read_only"]
@@ -498,9 +539,10 @@ def test_minio_init_creates_the_bucket_policy_and_user_the_workers_use(
     assert init["depends_on"]["minio"]["condition"] == "service_healthy"
 
 
-def test_app_policy_allows_only_the_lake_bucket() -> None:
-    """The app's policy lists the lake bucket and reads, writes and deletes its objects:
-    no other bucket, no bucket administration, no wildcard action."""
+def test_app_policy_allows_only_the_lake_and_launches_buckets() -> None:
+    """The app's policy lists the lake bucket and reads, writes and deletes its objects,
+    and lists the launches bucket and reads and writes its objects: no other bucket, no
+    bucket administration, no wildcard action."""
     policy = json.loads(APP_POLICY.read_text())
     granted = set()
     for statement in policy["Statement"]:
@@ -510,11 +552,15 @@ def test_app_policy_allows_only_the_lake_bucket() -> None:
             for resource in statement["Resource"]:
                 granted.add((action, resource))
     bucket = f"arn:aws:s3:::{LAKE_BUCKET}"
+    launches = f"arn:aws:s3:::{LAUNCHES_BUCKET}"
     assert granted == {
         ("s3:ListBucket", bucket),
         ("s3:GetObject", f"{bucket}/*"),
         ("s3:PutObject", f"{bucket}/*"),
         ("s3:DeleteObject", f"{bucket}/*"),
+        ("s3:ListBucket", launches),
+        ("s3:GetObject", f"{launches}/*"),
+        ("s3:PutObject", f"{launches}/*"),
     }
 
 
@@ -584,6 +630,40 @@ def test_app_policy_lets_the_parquet_writer_work_on_the_lake_and_nowhere_else(
             other.committed_offset(0)
 
 
+@pytest.mark.integration
+def test_app_policy_lets_the_launches_load_write_its_bucket_and_nowhere_else(
+    s3_with_iam: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With only the app policy, the launches load writes its object, finds it unchanged
+    the second time, and is refused on any other bucket."""
+    import boto3
+    from moto.core.authorization import enable_iam_authentication
+
+    from streams.launches.load import Destination, LoadError, load
+
+    endpoint = s3_with_iam
+    s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+    for bucket in (LAUNCHES_BUCKET, "other-bucket"):
+        s3.create_bucket(Bucket=bucket)
+    iam = boto3.client("iam", endpoint_url=endpoint, region_name="us-east-1")
+    iam.create_user(UserName="orders-lake-app")
+    arn = iam.create_policy(PolicyName="app", PolicyDocument=APP_POLICY.read_text())["Policy"]
+    iam.attach_user_policy(UserName="orders-lake-app", PolicyArn=arn["Arn"])
+    key = iam.create_access_key(UserName="orders-lake-app")["AccessKey"]
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", key["AccessKeyId"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", key["SecretAccessKey"])
+
+    with enable_iam_authentication():
+        destination = Destination.at(f"s3://{LAUNCHES_BUCKET}", "launches.parquet", endpoint)
+        assert load(b"PAR1 launches", destination) is True
+        assert load(b"PAR1 launches", destination) is False
+        elsewhere = Destination.at("s3://other-bucket", "launches.parquet", endpoint)
+        with pytest.raises(LoadError, match=r"ACCESS_DENIED|AccessDenied"):
+            load(b"PAR1 launches", elsewhere)
+    body = s3.get_object(Bucket=LAUNCHES_BUCKET, Key="launches.parquet")["Body"].read()
+    assert body == b"PAR1 launches"
+
+
 def run_minio_init(tmp_path: Path, attach_error: str | None) -> subprocess.CompletedProcess[str]:
     """Run deploy/minio/init.sh with a stand-in `mc` that logs its arguments."""
     bin_dir = tmp_path / "bin"
@@ -600,6 +680,7 @@ def run_minio_init(tmp_path: Path, attach_error: str | None) -> subprocess.Compl
         "PATH": f"{bin_dir}:/usr/bin:/bin",
         "APP_POLICY_FILE": "/etc/minio-init/app-policy.json",
         "LAKE_BUCKET": LAKE_BUCKET,
+        "LAUNCHES_BUCKET": LAUNCHES_BUCKET,
         **{name: DUMMY_SECRETS[name] for name in REQUIRED_VARS if name.startswith("MINIO_")},
     }
     return subprocess.run(
@@ -608,7 +689,7 @@ def run_minio_init(tmp_path: Path, attach_error: str | None) -> subprocess.Compl
 
 
 def test_minio_init_sets_up_the_lake_and_can_run_again(tmp_path: Path) -> None:
-    """minio-init creates the bucket, the policy and the user with it, and a second run
+    """minio-init creates the buckets, the policy and the user with it, and a second run
     (the policy already attached) succeeds too, while any other failure stops it."""
     first = run_minio_init(tmp_path, attach_error=None)
     assert first.returncode == 0, first.stderr
@@ -617,6 +698,7 @@ def test_minio_init_sets_up_the_lake_and_can_run_again(tmp_path: Path) -> None:
     assert (tmp_path / "mc.log").read_text().splitlines() == [
         f"alias set lake http://minio:9000 {root_user} {root_password}",
         f"mb --ignore-existing lake/{LAKE_BUCKET}",
+        f"mb --ignore-existing lake/{LAUNCHES_BUCKET}",
         "admin policy create lake orders-lake-app /etc/minio-init/app-policy.json",
         f"admin user add lake {user} {password}",
         f"admin policy attach lake orders-lake-app --user {user}",

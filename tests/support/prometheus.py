@@ -28,7 +28,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -177,8 +177,11 @@ def write_config(
     targets: Mapping[str, Sequence[str]],
     rule_files: Sequence[Path] = (),
     scrape_interval: str = "1s",
+    honor_labels: Collection[str] = (),
 ) -> Path:
-    """Write a Prometheus config with one static job per key of `targets`."""
+    """Write a Prometheus config with one static job per key of `targets`; the jobs named
+    in `honor_labels` keep the job and instance labels their targets export (a
+    Pushgateway's pushed series)."""
     config = {
         "global": {
             "scrape_interval": scrape_interval,
@@ -188,7 +191,11 @@ def write_config(
         },
         "rule_files": [str(Path(rule).resolve()) for rule in rule_files],
         "scrape_configs": [
-            {"job_name": job, "static_configs": [{"targets": list(addresses)}]}
+            {
+                "job_name": job,
+                **({"honor_labels": True} if job in honor_labels else {}),
+                "static_configs": [{"targets": list(addresses)}],
+            }
             for job, addresses in targets.items()
         ],
     }
@@ -231,16 +238,20 @@ def running_prometheus(
     scrape_interval: str = "1s",
     *,
     port: int | None = None,
+    honor_labels: Collection[str] = (),
 ) -> Iterator[Prometheus]:
     """Run a real Prometheus scraping `targets` ({job: ["host:port", ...]}) and yield it.
 
     Storage, config and log live in `tmp_path`. Pass `port` (see `free_port`) when the
-    config must know the server's own address, e.g. to scrape Prometheus itself.
+    config must know the server's own address, e.g. to scrape Prometheus itself; name
+    in `honor_labels` the jobs whose targets' own job labels are kept (a Pushgateway).
     """
     binary = prometheus_binary()
     tmp_path.mkdir(parents=True, exist_ok=True)
     home = Path(tempfile.mkdtemp(prefix="prometheus-", dir=tmp_path))
-    config = write_config(home / "prometheus.yml", targets, rule_files or (), scrape_interval)
+    config = write_config(
+        home / "prometheus.yml", targets, rule_files or (), scrape_interval, honor_labels
+    )
     # A port picked by free_port() can be taken before Prometheus binds it: retry then,
     # but never when the caller chose the port (its config may point at it).
     attempts = 1 if port else 3
@@ -280,6 +291,65 @@ def _start(binary: str, home: Path, config: Path, port: int, attempt: int) -> Pr
             cwd=home,
         )
     return Prometheus(f"http://127.0.0.1:{port}", process, config, log_path)
+
+
+@contextlib.contextmanager
+def running_pushgateway(tmp_path: Path) -> Iterator[str]:
+    """Run Debian's Pushgateway on 127.0.0.1 (nothing persisted); yield its "host:port".
+
+    Scrape it with `honor_labels` (see `running_prometheus`) so the pushed series keep the
+    job they were pushed with.
+    """
+    binary = shutil.which("prometheus-pushgateway") or shutil.which("pushgateway")
+    if binary is None:
+        raise RuntimeError(
+            "the Pushgateway is not on PATH: run `make prometheus` "
+            "(apt-get install prometheus-pushgateway) or `make test`, which does it for you"
+        )
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    for attempt in range(1, 4):
+        address = f"127.0.0.1:{free_port()}"
+        log_path = tmp_path / f"pushgateway-{attempt}.log"
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(
+                [binary, f"--web.listen-address={address}", "--log.level=warn"],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=tmp_path,
+            )
+        try:
+            _wait_pushgateway(process, address, log_path)
+        except RuntimeError:
+            _stop(process)
+            if attempt == 3 or "address already in use" not in log_path.read_text():
+                raise
+            continue
+        except BaseException:
+            _stop(process)
+            raise
+        break
+    try:
+        yield address
+    finally:
+        _stop(process)
+
+
+def _wait_pushgateway(process: subprocess.Popen[bytes], address: str, log_path: Path) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(
+                f"pushgateway exited with {process.returncode}:\n"
+                f"{log_path.read_text(errors='replace')[-3000:]}"
+            )
+        try:
+            with urllib.request.urlopen(f"http://{address}/-/ready", timeout=1) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.05)
+    raise TimeoutError(f"pushgateway not ready after {READY_TIMEOUT:.0f} s")
 
 
 def dashboard_queries(
