@@ -1,8 +1,8 @@
 """``python -m producers launches``: the SpaceX API's launches, published to ``launches.raw``.
 
 Each record of the API's answer goes as it came (compact JSON), keyed by its launch id
-(a record with no usable id goes without a key: the worker dead-letters it). The
-request is the batch job's extract, with its timeouts and retries. ``--every-seconds``
+(a record with no usable id under a key made from its digest: the worker dead-letters
+it). The request is the batch job's extract, with its timeouts and retries. ``--every-seconds``
 fetches again and again (the topic is compacted by key: a launch's latest version is
 what it keeps); ``--url file://...`` reads a local copy, as ``make run`` does.
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 import os
 import sys
@@ -28,12 +29,18 @@ def add_parser(sub: Any) -> None:
 
 
 def records(payload: list[Any]) -> list[Record]:
-    """The payload's records as (key, value) pairs, in the payload's order."""
+    """The payload's records as (key, value) pairs, in the payload's order.
+
+    A record with no usable id still gets a key (``no-id:`` and a digest of its value):
+    Kafka refuses a record without a key on a compacted topic, and the worker must see
+    it to dead-letter it.
+    """
     out: list[Record] = []
     for record in payload:
+        value = json.dumps(record, separators=(",", ":")).encode()
         launch_id = record.get("id") if isinstance(record, dict) else None
-        key = launch_id.encode("utf-8", "surrogatepass") if isinstance(launch_id, str) else None
-        out.append((key or None, json.dumps(record, separators=(",", ":")).encode()))
+        key = launch_id.encode("utf-8", "surrogatepass") if isinstance(launch_id, str) else b""
+        out.append((key or b"no-id:" + hashlib.sha256(value).hexdigest()[:32].encode(), value))
     return out
 
 

@@ -1,35 +1,33 @@
-"""Extract: the API's launches, fetched with timeouts and retried while failing transiently.
+"""Extract: the API's launches, fetched with limits and retried while failing transiently.
 
-The standard library's HTTP client, not aiohttp: the batch job starts in a fraction of a
-second and its image carries nothing it does not use. A request is retried on a
-timeout, a connection error, a 429 or a 5xx, and on an answer that is cut short or is
-not JSON (a proxy's error page, a dropped connection): waits double from
+A request is retried on a timeout, a connection error, a 429 or a 5xx, and on an answer
+cut short or not JSON (a proxy's error page, a dropped connection): waits double from
 ``LAUNCHES_BACKOFF_SECONDS`` up to ``LAUNCHES_BACKOFF_MAX_SECONDS``, the upper half
 drawn at random so that many jobs do not retry in lockstep; a ``Retry-After`` (seconds
 or an HTTP date) is waited out when it asks for longer, and one longer than
 ``LAUNCHES_RETRY_AFTER_MAX_SECONDS`` fails the run at once rather than hold a task for
-it. Any other answer (404, 401, ...) fails at once: retrying cannot change it.
+it. Any other answer (404, 401, a redirect elsewhere than http(s), an answer over the
+size limit, JSON that is no array, a local file that cannot be read) fails at once:
+retrying cannot change it. The HTTP client and its three limits: transport.py.
 """
 
 from __future__ import annotations
 
-import functools
 import http.client
-import json
 import logging
 import random
 import time
 import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-log = logging.getLogger(__name__)
+from streams.launches import transport
+from streams.launches.payload import NotArray, NotJson, decode_array
 
-CHUNK = 256 * 1024
+log = logging.getLogger(__name__)
 
 
 class ExtractError(RuntimeError):
@@ -54,7 +52,7 @@ class Policy:
     max_bytes: int = 64 * 1024 * 1024
 
     def delay(self, failures: int, draw: Callable[[], float] = random.random) -> float:
-        ceiling = min(self.backoff * 2.0 ** (failures - 1), self.backoff_max)
+        ceiling = min(self.backoff * 2.0 ** min(failures - 1, 64), self.backoff_max)
         return ceiling / 2 + draw() * ceiling / 2
 
 
@@ -85,50 +83,47 @@ def fetch_records(
 
 def _decoded(body: bytes) -> list[Any]:
     try:
-        records = json.loads(body)
-    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
-        raise _Transient(f"the answer is not JSON: {str(exc)[:120]}") from exc
-    if not isinstance(records, list):
-        raise ExtractError(f"the answer is a JSON {type(records).__name__}, not an array")
-    return records
+        return decode_array(body)
+    except NotJson as exc:
+        raise _Transient(str(exc)) from exc
+    except NotArray as exc:
+        raise ExtractError(str(exc)) from exc
 
 
 def _get(url: str, policy: Policy) -> bytes:
-    request = urllib.request.Request(url, headers={"Accept": "application/json"})
-    opener = _opener(policy.read_timeout)
-    started = time.monotonic()
     try:
-        with opener.open(request, timeout=policy.connect_timeout) as answer:
-            return _read(answer, policy, started)
+        return transport.get(
+            url, policy.connect_timeout, policy.read_timeout, policy.attempt_timeout,
+            policy.max_bytes,
+        )  # fmt: skip
+    except transport.Late as exc:
+        raise _Transient(str(exc)) from exc
+    except transport.TooLarge as exc:
+        raise ExtractError(str(exc)) from exc
     except urllib.error.HTTPError as exc:
         with exc:
             status = exc.code
-            if status == 429 or status >= 500:
+            if status == 429 or 500 <= status <= 599:
                 raise _Transient(f"HTTP {status}", _retry_after(exc.headers)) from exc
             raise ExtractError(f"HTTP {status} from {url}") from exc
-    except TimeoutError as exc:
-        raise _Transient(f"timed out: {exc}") from exc
-    except urllib.error.URLError as exc:
-        if isinstance(exc.reason, FileNotFoundError):  # a file:// URL: no retry helps
-            raise ExtractError(f"cannot fetch {url}: {exc.reason}") from exc
-        if isinstance(exc.reason, OSError):
-            raise _Transient(f"cannot connect: {exc.reason}") from exc
-        raise ExtractError(f"cannot fetch {url}: {exc.reason}") from exc
-    except (http.client.HTTPException, OSError) as exc:  # reset, TLS, cut short
-        raise _Transient(f"connection failed: {type(exc).__name__}: {exc}") from exc
+    except http.client.InvalidURL as exc:
+        raise ExtractError(f"not a URL: {exc}") from exc
+    except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
+        raise _failure(url, exc) from exc
 
 
-def _read(answer: Any, policy: Policy, started: float) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    while chunk := answer.read(CHUNK):
-        size += len(chunk)
-        if size > policy.max_bytes:
-            raise ExtractError(f"the answer is over {policy.max_bytes} bytes")
-        if time.monotonic() - started > policy.attempt_timeout:
-            raise _Transient(f"the answer took over {policy.attempt_timeout:g} s")
-        chunks.append(chunk)
-    return b"".join(chunks)
+def _failure(url: str, exc: BaseException) -> Exception:
+    """What a failure to fetch means: retried, unless no retry can help."""
+    reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+    if url.startswith("file:"):  # a local copy that cannot be read stays so
+        return ExtractError(f"cannot fetch {url}: {reason}")
+    if isinstance(exc, urllib.error.URLError) and not isinstance(reason, OSError):
+        return ExtractError(f"cannot fetch {url}: {reason}")  # e.g. unknown url type
+    if isinstance(reason, TimeoutError):
+        return _Transient(f"timed out: {reason}")
+    if isinstance(exc, urllib.error.URLError):
+        return _Transient(f"cannot connect: {reason}")
+    return _Transient(f"connection failed: {type(exc).__name__}: {exc}")
 
 
 def _retry_after(
@@ -138,39 +133,10 @@ def _retry_after(
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():
         return float(value)
     try:
         when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
     return max(0.0, (when - now()).total_seconds()) if when.tzinfo else None
-
-
-@functools.cache
-def _opener(read_timeout: float) -> urllib.request.OpenerDirector:
-    """urllib with the connect timeout (``urlopen``'s) apart from the read timeout.
-
-    urllib has one timeout for both; a connection here connects with the request's and
-    then waits for each read at most ``read_timeout``.
-    """
-
-    class Plain(http.client.HTTPConnection):
-        def connect(self) -> None:
-            super().connect()
-            self.sock.settimeout(read_timeout)
-
-    class Secure(http.client.HTTPSConnection):
-        def connect(self) -> None:
-            super().connect()
-            self.sock.settimeout(read_timeout)
-
-    class PlainHandler(urllib.request.HTTPHandler):
-        def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
-            return self.do_open(Plain, req)
-
-    class SecureHandler(urllib.request.HTTPSHandler):
-        def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
-            return self.do_open(Secure, req, context=self._context)  # type: ignore[attr-defined]
-
-    return urllib.request.build_opener(PlainHandler, SecureHandler)

@@ -18,11 +18,14 @@ from dataclasses import dataclass
 
 from streams.launches.extract import Policy, fetch_records
 from streams.launches.load import Destination, load
-from streams.launches.metrics import INVALID_LAUNCH, UNCHANGED, WRITTEN, Metrics
+from streams.launches.metrics import INVALID_JSON, INVALID_LAUNCH, UNCHANGED, WRITTEN, Metrics
 from streams.launches.models import Checked, Launch, check_all
 from streams.launches.transform import to_parquet, to_table
 
 log = logging.getLogger(__name__)
+
+#: Rejected records logged one by one, at most; the rest are counted in one line.
+LOGGED_REJECTIONS = 100
 
 
 class RunError(RuntimeError):
@@ -62,14 +65,10 @@ def run_once(
     """Extract from ``url``, check, and publish unless the run must fail (RunError,
     ExtractError, LoadError)."""
     checked = check_all(fetch_records(url, policy))
-    for rejection in checked.rejected:
-        log.warning(
-            "rejected launch id=%s (record %d): %s",
-            rejection.id or "<none>",
-            rejection.index,
-            rejection.reason,
-        )
-    metrics.rejected.labels(INVALID_LAUNCH).inc(len(checked.rejected))
+    _log_rejections(checked)
+    undecoded = sum(not rejection.decoded for rejection in checked.rejected)
+    metrics.rejected.labels(INVALID_JSON).inc(undecoded)
+    metrics.rejected.labels(INVALID_LAUNCH).inc(len(checked.rejected) - undecoded)
     if checked.duplicates:
         log.warning(
             "%d records were older versions of a launch id given again (the last version kept)",
@@ -79,6 +78,20 @@ def run_once(
     if refusal:
         raise RunError(refusal)
     return Outcome(checked, publish(checked.launches, destination, metrics))
+
+
+def _log_rejections(checked: Checked) -> None:
+    """One line per rejected record, up to ``LOGGED_REJECTIONS``: an answer of millions
+    of invalid records must not become gigabytes of log."""
+    for rejection in checked.rejected[:LOGGED_REJECTIONS]:
+        log.warning(
+            "rejected launch id=%s (record %d): %s",
+            rejection.id or "<none>",
+            rejection.index,
+            rejection.reason,
+        )
+    if len(checked.rejected) > LOGGED_REJECTIONS:
+        log.warning("%d more records rejected", len(checked.rejected) - LOGGED_REJECTIONS)
 
 
 def _refusal(checked: Checked, max_rejected_fraction: float) -> str | None:

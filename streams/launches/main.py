@@ -52,9 +52,12 @@ def run_batch() -> int:
 
     registry = CollectorRegistry()
     metrics = Metrics.create(registry)
-    failure: str | None = None
     try:
         destination = Destination.at(settings.destination, settings.key)
+    except (OSError, ValueError) as exc:  # an output dir that is a file, unwritable...
+        return _fail(f"invalid destination: {exc}", INVALID_SETTINGS)
+    failure: str | None = None
+    try:
         outcome = run_once(
             settings.api_url, policy(settings), destination, metrics, settings.max_rejected_fraction
         )
@@ -64,6 +67,7 @@ def run_batch() -> int:
         log.exception("unexpected failure")
         failure = f"unexpected {type(exc).__name__}: {exc}"
     metrics.run_seconds.set(time.monotonic() - started)
+    metrics.ran(succeeded=failure is None)
     report(
         settings.metrics_file,
         settings.pushgateway_url,

@@ -8,6 +8,7 @@ batch job, which exits, writes them as a node_exporter textfile
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
@@ -37,6 +38,9 @@ class Metrics:
     loads: Counter  # by result: written or unchanged
     run_seconds: Gauge  # the last run (batch) or rewrite (worker), start to loaded
     last_success: Gauge  # unix time of the last load that succeeded
+    last_run: Gauge  # unix time the last run (batch) or rewrite (worker) ended
+    last_run_success: Gauge  # 1 if it succeeded, 0 if it failed
+    last_record: Gauge  # worker: unix time of the last valid record applied
     task_failures: Counter  # worker: failed rewrites (retried)
     batch_failures: Counter  # worker: failed attempts at a batch of launches.raw (retried)
 
@@ -70,6 +74,21 @@ class Metrics:
                 "Unix time of the last successful load",
                 registry=registry,
             ),
+            last_run=Gauge(
+                _name("last_run_timestamp_seconds"),
+                "Unix time the last run (batch) or rewrite (worker) ended, failed or not",
+                registry=registry,
+            ),
+            last_run_success=Gauge(
+                _name("last_run_success"),
+                "1 if the last run (batch) or rewrite (worker) loaded the object, 0 if it failed",
+                registry=registry,
+            ),
+            last_record=Gauge(
+                _name("last_record_timestamp_seconds"),
+                "Worker: Unix time the last valid record of launches.raw was applied",
+                registry=registry,
+            ),
             task_failures=Counter(
                 _name("task_failures"),
                 "Failures of a background task (retried on its next tick)",
@@ -90,3 +109,8 @@ class Metrics:
         for task in TASKS:
             metrics.task_failures.labels(task)
         return metrics
+
+    def ran(self, succeeded: bool) -> None:
+        """Record the end of a run (batch) or rewrite (worker)."""
+        self.last_run.set(time.time())
+        self.last_run_success.set(1 if succeeded else 0)

@@ -9,8 +9,11 @@ decides whether the run goes on); the rule:
 - ``id``: a non-empty text of at most 256 characters (the unique key of a launch);
 - ``flight_number``: an integer within int64;
 - ``name``: a text;
-- ``date_utc``: an ISO 8601 text with a UTC offset (``2006-03-24T22:30:00.000Z``),
-  kept as that instant in UTC; a date without an offset is ambiguous and rejected;
+- ``date_utc``: an ISO 8601 / RFC 3339 text with a UTC offset
+  (``2006-03-24T22:30:00.000Z``; the forms Python's ``datetime.fromisoformat`` reads,
+  upper or lower case), kept as that instant in UTC, within years 1 to 9999 there;
+  digits below the microsecond are dropped (the column holds microseconds); a date
+  without an offset is ambiguous and rejected;
 - ``success``: true, false, null or absent (unknown);
 - ``links``: an object or null or absent; its ``webcast`` a text, null or absent.
 
@@ -19,6 +22,7 @@ Texts must be valid Unicode (JSON can spell a lone surrogate, Parquet cannot sto
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -33,6 +37,8 @@ from pydantic import (
     StringConstraints,
     ValidationError,
 )
+
+from streams.launches.payload import Undecodable
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 ID_MAX_LENGTH = 256
@@ -49,13 +55,16 @@ def _unicode(value: str) -> str:
 def _instant(value: object) -> object:
     if not isinstance(value, str):
         raise ValueError("must be an ISO 8601 text with a UTC offset")
-    try:
-        parsed = datetime.fromisoformat(value)
+    try:  # RFC 3339 allows a lower-case t and z; fromisoformat only upper case
+        parsed = datetime.fromisoformat(value.upper())
     except ValueError as exc:
         raise ValueError(f"not an ISO 8601 time: {value[:40]!r}") from exc
     if parsed.tzinfo is None:
         raise ValueError(f"no UTC offset: {value[:40]!r}")
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError as exc:  # 0001-01-01T00:00+01:00 is in year 0 in UTC
+        raise ValueError(f"outside years 1 to 9999 in UTC: {value[:40]!r}") from exc
 
 
 Text = Annotated[str, AfterValidator(_unicode)]
@@ -91,6 +100,7 @@ class Rejection:
     index: int
     id: str | None
     reason: str
+    decoded: bool = True  # False: not JSON this parser reads (payload.Undecodable)
 
 
 @dataclass(frozen=True)
@@ -120,6 +130,9 @@ def check_all(records: Iterable[object]) -> Checked:
     count = 0
     for index, record in enumerate(records):
         count += 1
+        if isinstance(record, Undecodable):
+            rejected.append(Rejection(index, None, record.reason, decoded=False))
+            continue
         try:
             launch = check(record)
         except ValidationError as exc:
@@ -134,7 +147,7 @@ def record_id(record: object) -> str | None:
     """The record's ``id`` for a log line, if it is a short text."""
     value = record.get("id") if isinstance(record, dict) else None
     if isinstance(value, str) and 0 < len(value) <= ID_MAX_LENGTH:
-        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+        return json.dumps(value)[1:-1]  # escaped: no id can forge a log line
     return None
 
 

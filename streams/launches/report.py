@@ -36,15 +36,17 @@ def report(
         for gauge in (metrics.last_success, metrics.rows_written):
             registry.unregister(gauge)
             keep.add(gauge._name)
+    # Any failure, not only OSError: a textfile that is no UTF-8 text, a URL the
+    # client refuses... Reporting is never worth failing a run that loaded its object.
     if metrics_file is not None:
         try:
             _write(metrics_file, registry, keep)
-        except OSError as exc:
+        except Exception as exc:
             log.warning("metrics not written to %s: %s", metrics_file, exc)
     if pushgateway_url:
         try:
             pushadd_to_gateway(pushgateway_url, job=JOB, registry=registry, timeout=5)
-        except OSError as exc:
+        except Exception as exc:
             log.warning("metrics not pushed to %s: %s", pushgateway_url, exc)
 
 
@@ -53,11 +55,14 @@ def _write(path: Path, registry: CollectorRegistry, keep: set[str]) -> None:
     lines of the metrics named in ``keep`` carried over from the file it replaces."""
     text = generate_latest(registry).decode()
     if keep and path.exists():
-        old = path.read_text().splitlines()
+        old = path.read_text(errors="replace").splitlines()
         text += "".join(line + "\n" for line in old if _metric(line) in keep)
     temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temp.write_text(text)
-    os.replace(temp, path)
+    try:
+        temp.write_text(text)
+        os.replace(temp, path)
+    finally:
+        temp.unlink(missing_ok=True)
 
 
 def _metric(line: str) -> str:

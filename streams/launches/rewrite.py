@@ -89,8 +89,12 @@ def start_rewrites(
             rewriter.written(seen)  # nothing to write: an empty object would erase one
             return
         started = time.monotonic()
-        # In a thread: the upload blocks, and the agent goes on meanwhile.
-        loaded: Loaded = await asyncio.to_thread(publish, launches, destination, metrics)
+        try:  # in a thread: the upload blocks, and the agent goes on meanwhile
+            loaded: Loaded = await asyncio.to_thread(publish, launches, destination, metrics)
+        except Exception:
+            metrics.ran(succeeded=False)
+            raise
+        metrics.ran(succeeded=True)
         metrics.run_seconds.set(time.monotonic() - started)
         rewriter.written(seen)
         log.info(

@@ -7,16 +7,21 @@ SDK's own ``AWS_ENDPOINT_URL``, ``AWS_REGION`` and credential chain); tuning has
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_API_URL = "https://api.spacexdata.com/v4/launches"
 
 
 class LaunchesSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="LAUNCHES_", frozen=True, populate_by_name=True)
+    # No infinite or NaN seconds: a timeout of inf never ends, a wait of 1e300 overflows.
+    model_config = SettingsConfigDict(
+        env_prefix="LAUNCHES_", frozen=True, populate_by_name=True, allow_inf_nan=False
+    )
 
     api_url: str = Field(
         DEFAULT_API_URL,
@@ -35,16 +40,20 @@ class LaunchesSettings(BaseSettings):
     output_dir: Path | None = Field(
         None, description="write to this local directory instead of S3 (make run)"
     )
-    connect_timeout_seconds: float = Field(5.0, gt=0, description="to open a connection")
-    read_timeout_seconds: float = Field(30.0, gt=0, description="longest silence of the API")
-    attempt_timeout_seconds: float = Field(
-        120.0, gt=0, description="longest whole request, however it trickles"
+    connect_timeout_seconds: float = Field(5.0, gt=0, le=3600, description="to open a connection")
+    read_timeout_seconds: float = Field(
+        30.0, gt=0, le=3600, description="longest silence of the API"
     )
-    attempts: int = Field(5, ge=1, description="tries of a timed-out or failed request")
-    backoff_seconds: float = Field(0.5, ge=0, description="wait after the first failure")
-    backoff_max_seconds: float = Field(20.0, ge=0, description="longest wait between tries")
+    attempt_timeout_seconds: float = Field(
+        120.0, gt=0, le=86400, description="longest whole request, however it trickles"
+    )
+    attempts: int = Field(5, ge=1, le=100, description="tries of a timed-out or failed request")
+    backoff_seconds: float = Field(0.5, ge=0, le=3600, description="wait after the first failure")
+    backoff_max_seconds: float = Field(
+        20.0, ge=0, le=3600, description="longest wait between tries"
+    )
     retry_after_max_seconds: float = Field(
-        120.0, ge=0, description="a longer Retry-After fails the run instead of waiting"
+        120.0, ge=0, le=86400, description="a longer Retry-After fails the run instead of waiting"
     )
     max_response_bytes: int = Field(
         64 * 1024 * 1024, ge=1024, description="a larger answer fails the request"
@@ -62,11 +71,50 @@ class LaunchesSettings(BaseSettings):
         None, description="batch job: push its metrics to this Prometheus Pushgateway"
     )
     debounce_seconds: float = Field(
-        2.0, gt=0, description="worker: rewrite once the table was quiet this long"
+        2.0, gt=0, le=3600, description="worker: rewrite once the table was quiet this long"
     )
     debounce_max_seconds: float = Field(
-        30.0, gt=0, description="worker: rewrite at least this often while changes go on"
+        30.0, gt=0, le=86400, description="worker: rewrite at least this often while changes go on"
     )
+
+    @field_validator("bucket", "output_dir", "metrics_file", "pushgateway_url", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("api_url")
+    @classmethod
+    def _fetchable(cls, value: str) -> str:
+        return _url(value, ("http", "https", "file"))
+
+    @field_validator("pushgateway_url")
+    @classmethod
+    def _pushable(cls, value: str | None) -> str | None:
+        return None if value is None else _url(value, ("http", "https"))
+
+    @field_validator("bucket")
+    @classmethod
+    def _bucket_name(cls, value: str | None) -> str | None:
+        if value is not None and not BUCKET.fullmatch(value):
+            raise ValueError("not an S3 bucket name (3-63 of a-z, 0-9, '.', '-')")
+        return value
+
+    @field_validator("key")
+    @classmethod
+    def _object_key(cls, value: str) -> str:
+        parts = value.split("/")
+        if any(part in ("", ".", "..") for part in parts) or len(value.encode()) > 1024:
+            raise ValueError("an object key: no empty, '.' or '..' part, no leading or trailing /")
+        if any(ord(char) < 32 or ord(char) == 127 for char in value):
+            raise ValueError("an object key without control characters")
+        return value
+
+    @field_validator("metrics_file")
+    @classmethod
+    def _a_file(cls, value: Path | None) -> Path | None:
+        if value is not None and value.name in ("", ".", ".."):
+            raise ValueError("must name a file")
+        return value
 
     @model_validator(mode="after")
     def _one_destination(self) -> LaunchesSettings:
@@ -82,3 +130,17 @@ class LaunchesSettings(BaseSettings):
         if self.output_dir is not None:
             return str(self.output_dir)
         return None
+
+
+BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+
+
+def _url(value: str, schemes: tuple[str, ...]) -> str:
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018  (raises on a port that is no number)
+    except ValueError as exc:
+        raise ValueError(f"not a URL: {exc}") from exc
+    if parts.scheme not in schemes or (parts.scheme != "file" and not parts.hostname):
+        raise ValueError(f"a {' or '.join(s + '://' for s in schemes)} URL")
+    return value

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from typing import Any
 
 import faust
@@ -63,6 +64,7 @@ def register(app: faust.App, metrics: Metrics, changed: Any, batch_size: int = 5
         await sends.confirm()
         if latest.pending:
             await latest.write(app.producer)
+            metrics.last_record.set(time.time())
             changed()
 
     async def reject(event: Any, error: Exception) -> None:

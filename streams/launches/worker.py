@@ -48,6 +48,6 @@ def run_worker(settings: LaunchesSettings) -> None:
     declare(kafka.bootstrap, topic_specs(), kafka.replication_factor)
     try:
         app = build_worker_app(settings, kafka)
-    except ValueError as exc:
+    except (ValueError, OSError) as exc:  # no destination, an output dir that is a file...
         sys.exit(f"launches: {exc}")
     app.main()

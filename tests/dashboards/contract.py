@@ -261,13 +261,15 @@ LAUNCHES = Pipeline(
     rows=("Object", "Loads and records", "Operations"),
     # Both ways of running it export the same names (one Metrics.create): the worker,
     # scraped, and the batch job, pushed under its own job. The batch job reports the
-    # worker-only failure counters at 0: they are not its series on the dashboard.
+    # worker-only series (failure counters, the last record applied) at 0: they are not
+    # its series on the dashboard.
     jobs={
         "launches": LAUNCHES_SERIES,
         launches_report.JOB: LAUNCHES_SERIES
         - {
             "streams_launches_task_failures_total",
             "streams_launches_batch_failures_total",
+            "streams_launches_last_record_timestamp_seconds",
         },
     },
     label_values={

@@ -187,6 +187,8 @@ def launches_worker_registry(now: float) -> CollectorRegistry:
     metrics.rejected.labels(launches_metrics.INVALID_JSON).inc()
     metrics.run_seconds.set(0.2)
     metrics.last_success.set(now)
+    metrics.last_record.set(now)
+    metrics.ran(succeeded=True)
     faust = FaustMetrics.create(registry, "faust")
     faust.topic_partition_end_offset.labels(topic="launches.raw", partition=0).set(207)
     faust.topic_partition_offset_commited.labels(topic="launches.raw", partition=0).set(207)
@@ -203,6 +205,7 @@ def launches_job_registry(now: float) -> CollectorRegistry:
     metrics.loads.labels(launches_metrics.UNCHANGED).inc()
     metrics.run_seconds.set(1.5)
     metrics.last_success.set(now)
+    metrics.ran(succeeded=True)
     return registry
 
 

@@ -41,12 +41,15 @@ EXPECTED_SCHEMA = pa.schema(
 
 @dataclass(frozen=True)
 class Reply:
-    """One scripted answer: a status, a body, headers, and a delay before it is sent."""
+    """One scripted answer: a status, a body, headers, a delay before it is sent, and a
+    pause after each of its bytes (status line and headers included) to trickle it."""
 
     status: int = 200
     body: bytes = b""
     headers: Mapping[str, str] = field(default_factory=dict)
     delay: float = 0.0
+    trickle: float = 0.0
+    head_at_once: bool = False  # with trickle: the status line and headers at once
 
 
 class Api:
@@ -66,6 +69,9 @@ class Api:
                     api.requests += 1
                 time.sleep(reply.delay)
                 try:
+                    if reply.trickle:
+                        self.trickle(reply)
+                        return
                     self.send_response(reply.status)
                     for name, value in reply.headers.items():
                         self.send_header(name, value)
@@ -74,6 +80,16 @@ class Api:
                     self.wfile.write(reply.body)
                 except (BrokenPipeError, ConnectionResetError):
                     pass
+
+            def trickle(self, reply: Reply) -> None:
+                head = f"HTTP/1.1 {reply.status} OK\r\nContent-Length: {len(reply.body)}\r\n\r\n"
+                if reply.head_at_once:
+                    self.wfile.write(head.encode())
+                    head = ""
+                for byte in head.encode() + reply.body:
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+                    time.sleep(reply.trickle)
 
             def log_message(self, *args: Any) -> None:
                 pass

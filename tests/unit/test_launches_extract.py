@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import time
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
@@ -103,3 +104,47 @@ def test_a_local_copy_is_read_through_a_file_url(tmp_path: Path) -> None:
     assert fetch_records(copy.as_uri(), FAST) == [{"id": "x"}]
     with pytest.raises(ExtractError, match="cannot fetch"):
         fetch_records((copy.parent / "missing.json").as_uri(), FAST, sleep=Sleeps())
+
+
+@pytest.mark.parametrize("where", ["headers", "body"])
+def test_an_answer_that_trickles_is_cut_at_the_whole_request_limit(where: str) -> None:
+    """A byte every 50 ms never trips the read timeout; the whole-answer limit ends it."""
+    policy = Policy(attempts=1, read_timeout=5.0, attempt_timeout=0.5)
+    # Trickled from the first byte, the status line itself takes 2 s; with a short
+    # head (a 1-byte body first needs the head), the long body does.
+    body = b"[" + b" " * 400 + b"]"
+    reply = Reply(200, body, trickle=0.05, head_at_once=where == "body")
+    started = time.monotonic()
+    with api(reply) as served, pytest.raises(ExtractError, match=r"took over 0.5 s"):
+        fetch_records(served.url, policy, sleep=Sleeps())
+    assert time.monotonic() - started < 3.0
+
+
+@pytest.mark.parametrize("value", ["²", "³", "1²", "-1", "1.5", "", "soon"])
+def test_retry_after_that_is_no_number_of_seconds_is_ignored(value: str) -> None:
+    """Unicode digits, signs and fractions are no delay-seconds: the backoff applies."""
+    assert _retry_after({"Retry-After": value}) is None
+
+
+@pytest.mark.parametrize(
+    ("reply", "problem"),
+    [
+        (Reply(999), "HTTP 999"),
+        (Reply(302, headers={"Location": "ftp://127.0.0.1/launches"}), "unknown url type"),
+    ],
+)
+def test_answers_no_retry_can_change_fail_at_once(reply: Reply, problem: str) -> None:
+    """A status outside 5xx and a redirect to another scheme: one request, no wait."""
+    sleeps = Sleeps()
+    with api(reply) as served:
+        with pytest.raises(ExtractError, match=problem):
+            fetch_records(served.url, FAST, sleep=sleeps)
+        assert served.requests == 1 and sleeps == []
+
+
+def test_a_local_path_that_is_no_file_fails_at_once(tmp_path: Path) -> None:
+    """A directory given as the local copy: no retry reads it."""
+    sleeps = Sleeps()
+    with pytest.raises(ExtractError, match="cannot fetch"):
+        fetch_records(tmp_path.as_uri(), FAST, sleep=sleeps)
+    assert sleeps == []

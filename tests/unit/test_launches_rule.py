@@ -101,3 +101,21 @@ def test_duplicates_are_counted_apart_from_rejections() -> None:
     checked = check_all([GOOD, GOOD, {**GOOD, "name": "last"}])
     assert [launch.name for launch in checked.launches] == ["last"]
     assert checked.duplicates == 2 and checked.rejected == []
+
+
+@pytest.mark.parametrize("date", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:30:00-01:00"])
+def test_a_date_outside_years_1_to_9999_in_utc_is_rejected(date: str) -> None:
+    """Valid with its offset, out of range in UTC: one rejection, not a failed run."""
+    found = verdict(date_utc=date)
+    assert found is not None and "outside years 1 to 9999 in UTC" in found
+
+
+def test_rfc3339_lower_case_separators_are_accepted() -> None:
+    """RFC 3339 allows 't' and 'z'."""
+    assert verdict(date_utc="2006-03-24t22:30:00.000z") is None
+
+
+def test_an_id_cannot_forge_a_log_line() -> None:
+    """A rejected record's id is escaped for the log: no newline gets through."""
+    checked = check_all([{**GOOD, "id": "x\nWARNING forged", "flight_number": None}])
+    assert checked.rejected[0].id == "x\\nWARNING forged"
