@@ -18,7 +18,12 @@ import sys
 from typing import Any
 
 from producers.send import Record, paced, send_all
+from streams.launches.payload import Undecodable
 from streams.launches.settings import DEFAULT_API_URL
+
+#: Kafka's default record limit is 1 MB (1,048,588 bytes with the overhead).
+MAX_VALUE_BYTES = 1_000_000
+READ_FIELDS = ("id", "flight_number", "name", "date_utc", "success")
 
 
 def add_parser(sub: Any) -> None:
@@ -33,15 +38,38 @@ def records(payload: list[Any]) -> list[Record]:
 
     A record with no usable id still gets a key (``no-id:`` and a digest of its value):
     Kafka refuses a record without a key on a compacted topic, and the worker must see
-    it to dead-letter it.
+    it to dead-letter it. A record Python cannot decode goes as its text (the worker
+    dead-letters it as the batch job rejects it). A record over Kafka's 1 MB limit goes
+    as the fields the ETL reads, or, if those are still too large (the rule refuses
+    them anyway), as a note saying so.
     """
     out: list[Record] = []
     for record in payload:
-        value = json.dumps(record, separators=(",", ":")).encode()
+        if isinstance(record, Undecodable):
+            value = record.text.encode("utf-8", "surrogatepass")
+        else:
+            value = json.dumps(record, separators=(",", ":")).encode()
+            if len(value) > MAX_VALUE_BYTES:
+                value = json.dumps(_read_fields(record), separators=(",", ":")).encode()
+        if len(value) > MAX_VALUE_BYTES:
+            value = f"a record of {len(value)} bytes, over the producer's limit".encode()
         launch_id = record.get("id") if isinstance(record, dict) else None
         key = launch_id.encode("utf-8", "surrogatepass") if isinstance(launch_id, str) else b""
         out.append((key or b"no-id:" + hashlib.sha256(value).hexdigest()[:32].encode(), value))
     return out
+
+
+def _read_fields(record: Any) -> Any:
+    """Only what the ETL reads of ``record`` (models.py): the rest is ignored anyway."""
+    if not isinstance(record, dict):
+        return record
+    kept = {name: record[name] for name in READ_FIELDS if name in record}
+    links = record.get("links")
+    if isinstance(links, dict) and "webcast" in links:
+        kept["links"] = {"webcast": links["webcast"]}
+    elif "links" in record and not isinstance(links, dict):
+        kept["links"] = links
+    return kept
 
 
 async def run(args: argparse.Namespace) -> int:

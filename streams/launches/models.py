@@ -8,14 +8,15 @@ decides whether the run goes on); the rule:
 
 - ``id``: a non-empty text of at most 256 characters (the unique key of a launch);
 - ``flight_number``: an integer within int64;
-- ``name``: a text;
+- ``name``: a text of at most 1,000 characters;
 - ``date_utc``: an ISO 8601 / RFC 3339 text with a UTC offset
   (``2006-03-24T22:30:00.000Z``; the forms Python's ``datetime.fromisoformat`` reads,
   upper or lower case), kept as that instant in UTC, within years 1 to 9999 there;
   digits below the microsecond are dropped (the column holds microseconds); a date
   without an offset is ambiguous and rejected;
 - ``success``: true, false, null or absent (unknown);
-- ``links``: an object or null or absent; its ``webcast`` a text, null or absent.
+- ``links``: an object or null or absent; its ``webcast`` a text of at most 4,096
+  characters, null or absent.
 
 Texts must be valid Unicode (JSON can spell a lone surrogate, Parquet cannot store it).
 """
@@ -42,6 +43,10 @@ from streams.launches.payload import Undecodable
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 ID_MAX_LENGTH = 256
+#: Longer texts are no mission name or URL, and a launch must stay a small record:
+#: the worker's table writes it to a changelog whose records Kafka caps at 1 MB.
+NAME_MAX_LENGTH = 1_000
+URL_MAX_LENGTH = 4_096
 
 
 def _unicode(value: str) -> str:
@@ -67,13 +72,14 @@ def _instant(value: object) -> object:
         raise ValueError(f"outside years 1 to 9999 in UTC: {value[:40]!r}") from exc
 
 
-Text = Annotated[str, AfterValidator(_unicode)]
+Name = Annotated[str, StringConstraints(max_length=NAME_MAX_LENGTH), AfterValidator(_unicode)]
+Url = Annotated[str, StringConstraints(max_length=URL_MAX_LENGTH), AfterValidator(_unicode)]
 
 
 class Links(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True, strict=True)
 
-    webcast: Text | None = None
+    webcast: Url | None = None
 
 
 class Launch(BaseModel):
@@ -83,7 +89,7 @@ class Launch(BaseModel):
         str, StringConstraints(min_length=1, max_length=ID_MAX_LENGTH), AfterValidator(_unicode)
     ]
     flight_number: Annotated[int, Field(ge=INT64_MIN, le=INT64_MAX)]
-    name: Text
+    name: Name
     date_utc: Annotated[datetime, BeforeValidator(_instant)]
     success: bool | None = None
     links: Links | None = None

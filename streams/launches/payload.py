@@ -31,9 +31,10 @@ class NotArray(ValueError):
 
 @dataclass(frozen=True)
 class Undecodable:
-    """An element of the answer's array that this parser cannot decode."""
+    """An element of the answer's array that this parser cannot decode, and its text."""
 
     reason: str
+    text: str
 
 
 def decode_array(body: bytes) -> list[Any]:
@@ -62,7 +63,8 @@ def _decoded(element: str) -> Any:
     try:
         return json.loads(element)
     except (ValueError, RecursionError) as exc:
-        return Undecodable(f"not JSON this parser reads: {type(exc).__name__}: {str(exc)[:120]}")
+        reason = f"not JSON this parser reads: {type(exc).__name__}: {str(exc)[:120]}"
+        return Undecodable(reason, element.strip())
 
 
 def split_array(text: str) -> list[str] | None:

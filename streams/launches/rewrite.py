@@ -16,6 +16,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from streams.common.background import guarded
@@ -60,6 +61,38 @@ class Rewriter:
             self.first = None
 
 
+class Pauses:
+    """Holds writes after this process stood still: a worker paused longer than about
+    half its session timeout (SIGSTOP, a stalled VM, a long GC) may have lost its
+    partition meanwhile without knowing it yet, and its table may be stale; it writes
+    again only once its consumer has had a whole session timeout to learn so (a
+    rebalance then stops it: ``owns_loaded``)."""
+
+    def __init__(self, session: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.session, self.clock = session, clock
+        self.last: float | None = None  # the previous look (the first is no pause)
+        self.hold_until = 0.0
+
+    def may_write(self) -> bool:
+        now = self.clock()
+        if self.last is not None and now - self.last > self.session / 2:
+            self.hold_until = now + self.session
+            log.warning(
+                "stood still %.1f s: no rewrite until %.0f s from now", now - self.last,
+                self.session,
+            )  # fmt: skip
+        self.last = now
+        return now >= self.hold_until
+
+
+@dataclass
+class Owner:
+    """What this worker did since it last took the partition over."""
+
+    generation: int = -1  # Faust's rebalancing_count when it did; -1: not the owner
+    wrote_rows: bool = False  # deletions may empty the table: then the object too
+
+
 def start_rewrites(
     app: Any,
     table: Any,
@@ -70,23 +103,33 @@ def start_rewrites(
     every: float = 0.5,
 ) -> None:
     """The timer that rewrites the object when ``rewriter`` says it is due."""
-    owned_since = {"generation": -1}
+    owner = Owner()
+    pauses = Pauses(float(app.conf.broker_session_timeout))
+
+    def still_owner() -> bool:
+        return owns_loaded(app, topic, 0) and owner.generation == app.rebalancing_count
 
     @app.timer(every)
     @guarded(metrics.task_failures, "rewrite")
     async def rewrite() -> None:
-        if not owns_loaded(app, topic, 0):
-            owned_since["generation"] = -1
+        if not pauses.may_write():
             return
-        if owned_since["generation"] != app.rebalancing_count:
-            owned_since["generation"] = app.rebalancing_count
+        if not owns_loaded(app, topic, 0):
+            owner.generation = -1
+            return
+        if owner.generation != app.rebalancing_count:
+            owner.generation, owner.wrote_rows = app.rebalancing_count, False
             rewriter.changed()  # newly owned: write what the table holds once
         if not rewriter.due():
             return
         seen = rewriter.changes
         launches = [check(value) for _, value in RocksPartition(table, 0).scan("")]
-        if not launches:
-            rewriter.written(seen)  # nothing to write: an empty object would erase one
+        if not launches and not owner.wrote_rows:
+            # An empty table at takeover (a new deployment, a topic not yet filled) must
+            # not erase the object; one emptied by tombstones while owned writes it empty.
+            rewriter.written(seen)
+            return
+        if not still_owner():
             return
         started = time.monotonic()
         try:  # in a thread: the upload blocks, and the agent goes on meanwhile
@@ -96,6 +139,7 @@ def start_rewrites(
             raise
         metrics.ran(succeeded=True)
         metrics.run_seconds.set(time.monotonic() - started)
+        owner.wrote_rows = owner.wrote_rows or loaded.rows > 0
         rewriter.written(seen)
         log.info(
             "%s: %d rows %s", loaded.uri, loaded.rows, "written" if loaded.written else "unchanged"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from streams.launches.rewrite import Rewriter
+from streams.launches.rewrite import Pauses, Rewriter
 
 
 class Clock:
@@ -58,3 +58,29 @@ def test_nothing_is_due_without_a_change() -> None:
     rewriter = Rewriter(quiet=1.0, longest=30.0, clock=clock)
     clock.now += 100
     assert not rewriter.due()
+
+
+def test_a_pause_longer_than_half_a_session_holds_writes_for_a_session() -> None:
+    """SIGSTOP for 30 s (session 10 s): no write for 10 s after it resumes, then again."""
+    clock = Clock()
+    pauses = Pauses(session=10.0, clock=clock)
+    assert pauses.may_write()
+    clock.now += 0.5
+    assert pauses.may_write()
+    clock.now += 30.0  # stood still
+    assert not pauses.may_write()
+    for _ in range(19):
+        clock.now += 0.5
+        assert not pauses.may_write()
+    clock.now += 0.5
+    assert pauses.may_write()
+
+
+def test_short_stalls_and_the_first_look_hold_nothing() -> None:
+    """A 4 s stall (under half the session) and a slow start are no pause."""
+    clock = Clock()
+    clock.now = 1000.0
+    pauses = Pauses(session=10.0, clock=clock)
+    assert pauses.may_write()
+    clock.now += 4.0
+    assert pauses.may_write()

@@ -39,7 +39,12 @@ def verdict(**changes: Any) -> str | None:
         ({"flight_number": float("nan")}, "flight_number: Input should be a valid integer"),
         ({"flight_number": 2**63}, "flight_number: Input should be less than or equal to"),
         ({"name": None}, "name: Input should be a valid string"),
-        ({"name": "\ud800"}, "name: Value error, not valid Unicode"),
+        ({"name": "n" * 1001}, "name: String should have at most 1000 characters"),
+        ({"links": {"webcast": "w" * 4097}}, "links.webcast: String should have at most 4096"),
+        (
+            {"name": "\ud800"},
+            "name: Input should be a valid string, unable to parse raw data as a unicode",
+        ),
         ({"date_utc": ...}, "date_utc: Field required"),
         ({"date_utc": 1143239400}, "date_utc: Value error, must be an ISO 8601 text"),
         ({"date_utc": "2006-03-24"}, "date_utc: Value error, no UTC offset"),
