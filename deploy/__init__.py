@@ -1,5 +1,10 @@
 """Deploy commands, run from a checkout (not shipped in the runtime wheel).
 
-``deploy/aws.py`` holds the AWS and Docker steps every ECS job's deploy shares;
-``deploy/launches.py`` is the SpaceX launches job's command (``deploy/launches.sh``).
+The steps every ECS job's deploy shares: ``deploy/aws.py`` (the AWS session and docker
+that record a dry run, errors, the bucket check, ECR, CloudWatch Logs),
+``deploy/ecs.py`` (the cluster check, Fargate sizes, the task definition, running and
+stopping the task), ``deploy/iam.py`` (the roles and their policies) and
+``deploy/output.py`` (what a command prints, its exit codes). The SpaceX launches job's
+command (``deploy/launches.sh``) is ``deploy/launches.py``, its settings
+``deploy/launches_settings.py``.
 """

@@ -1,4 +1,8 @@
-"""The AWS and Docker steps of a one-off ECS Fargate job's deploy, shared by its commands.
+"""The AWS and Docker steps of a one-off ECS Fargate job's deploy, shared by its commands:
+the AWS session (:class:`Aws`) and docker (:class:`Docker`) that record a dry run, the
+deploy's errors, the bucket check, the ECR repository, login, build and push, and the
+CloudWatch log group and its events. The ECS steps are in deploy/ecs.py, the IAM roles
+in deploy/iam.py.
 
 Every AWS call goes through :meth:`Aws.call` and every docker command through
 :meth:`Docker.run`, so a dry run reports each of them (one JSON line) and makes none.
@@ -28,7 +32,6 @@ Emit = Callable[[str], None]
 Response = dict[str, Any]
 
 ACCOUNT_PLACEHOLDER = "<account-id>"
-ECS_TASKS = "ecs-tasks.amazonaws.com"
 
 
 class DeployError(RuntimeError):
@@ -98,21 +101,18 @@ def docker_engine() -> str | None:
     return None if info.returncode == 0 else f"`docker info` exited {info.returncode}"
 
 
+def sleep_until(deadline: float, seconds: float) -> None:
+    """Sleep ``seconds``, but not past ``deadline`` (a time.monotonic() value)."""
+    time.sleep(max(0.0, min(seconds, deadline - time.monotonic())))
+
+
 def arn_account(arn: str) -> tuple[str, str]:
     """(partition, account id) of an ARN."""
     parts = arn.split(":")
     return parts[1], parts[4]
 
 
-# --- pre-provisioned resources: checked, never created ----------------------------------
-
-
-def require_cluster(aws: Aws, name: str) -> None:
-    found = aws.call(
-        "ecs", "describe_clusters", {"clusters": [name]}, {"clusters": [{"status": "ACTIVE"}]}
-    )
-    if not any(c.get("status") == "ACTIVE" for c in found.get("clusters", [])):
-        raise DeployError(f"ECS cluster {name} is not active in {aws.region}")
+# --- the pre-provisioned bucket: checked, never created -------------------------------
 
 
 def require_bucket(aws: Aws, name: str) -> None:
@@ -122,7 +122,7 @@ def require_bucket(aws: Aws, name: str) -> None:
         raise DeployError(f"S3 bucket {name} is not reachable: {error_code(exc)}") from exc
 
 
-# --- ECR and Docker ---------------------------------------------------------------------
+# --- ECR and Docker -------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -176,7 +176,7 @@ def build_and_push(docker: Docker, image: str, dockerfile: str, context: str) ->
     docker.run(["push", image])
 
 
-# --- CloudWatch Logs and IAM ------------------------------------------------------------
+# --- CloudWatch Logs ------------------------------------------------------------------
 
 
 def ensure_log_group(aws: Aws, name: str, retention_days: int = 30) -> bool:
@@ -191,225 +191,6 @@ def ensure_log_group(aws: Aws, name: str, retention_days: int = 30) -> bool:
     return True
 
 
-def policy(statements: Sequence[Mapping[str, Any]]) -> str:
-    return json.dumps({"Version": "2012-10-17", "Statement": list(statements)})
-
-
-def execution_statements(repository_arn: str, log_group_arn: str) -> list[dict[str, Any]]:
-    """What ECS itself needs to start the task: pull its image, write its log stream."""
-    return [
-        # GetAuthorizationToken has no resource-level permissions.
-        {"Effect": "Allow", "Action": "ecr:GetAuthorizationToken", "Resource": "*"},
-        {
-            "Effect": "Allow",
-            "Action": [
-                "ecr:BatchCheckLayerAvailability",
-                "ecr:GetDownloadUrlForLayer",
-                "ecr:BatchGetImage",
-            ],
-            "Resource": repository_arn,
-        },
-        {
-            "Effect": "Allow",
-            "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
-            "Resource": f"{log_group_arn}:log-stream:*",
-        },
-    ]
-
-
-def object_statements(partition: str, bucket: str, key: str) -> list[dict[str, Any]]:
-    """Read and write one object, and list its bucket."""
-    return [
-        {
-            "Effect": "Allow",
-            "Action": ["s3:GetObject", "s3:PutObject"],
-            "Resource": f"arn:{partition}:s3:::{bucket}/{key}",
-        },
-        # Without it S3 answers a missing key with 403, not 404: a job comparing with the
-        # object already there could not tell its first run from a denial.
-        {
-            "Effect": "Allow",
-            "Action": "s3:ListBucket",
-            "Resource": f"arn:{partition}:s3:::{bucket}",
-        },
-    ]
-
-
-def ensure_role(aws: Aws, name: str, policy_name: str, statements: Sequence[Any]) -> str:
-    """The ARN of role ``name`` (created when missing) that ECS tasks assume, its inline
-    policy ``policy_name`` set to ``statements`` on every deploy (so it never drifts)."""
-    try:
-        found = aws.call("iam", "get_role", {"RoleName": name})
-    except ClientError as exc:
-        if error_code(exc) != "NoSuchEntity":
-            raise
-        found = {}
-    if "Role" in found:
-        arn = str(found["Role"]["Arn"])
-    else:
-        trust = {"Effect": "Allow", "Principal": {"Service": ECS_TASKS}, "Action": "sts:AssumeRole"}
-        placeholder = {"Role": {"Arn": f"arn:aws:iam::{ACCOUNT_PLACEHOLDER}:role/{name}"}}
-        created = aws.call(
-            "iam",
-            "create_role",
-            {"RoleName": name, "AssumeRolePolicyDocument": policy([trust])},
-            placeholder,
-        )
-        arn = str(created["Role"]["Arn"])
-    aws.call(
-        "iam",
-        "put_role_policy",
-        {"RoleName": name, "PolicyName": policy_name, "PolicyDocument": policy(statements)},
-    )
-    return arn
-
-
-# --- ECS --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class TaskSpec:
-    family: str
-    container: str
-    image: str
-    cpu: int
-    memory: int
-    environment: Mapping[str, str]
-    execution_role_arn: str
-    task_role_arn: str
-    log_group: str
-    stream_prefix: str = "ecs"
-
-    def log_stream(self, task_arn: str) -> str:
-        """The awslogs driver's stream for ``task_arn``: prefix/container/task id."""
-        return f"{self.stream_prefix}/{self.container}/{task_arn.rsplit('/', 1)[-1]}"
-
-
-@dataclass(frozen=True)
-class Network:
-    subnets: Sequence[str]
-    security_groups: Sequence[str]
-    # A public IP reaches ECR and the internet from a public subnet without a NAT.
-    assign_public_ip: str = "ENABLED"
-
-
-def register_task_definition(aws: Aws, spec: TaskSpec) -> str:
-    container = {
-        "name": spec.container,
-        "image": spec.image,
-        "essential": True,
-        # Fargate takes the task's memory; the container's equals it because moto's
-        # RunTask fails (500) on a container without one, and AWS accepts both.
-        "memory": spec.memory,
-        "environment": [{"name": k, "value": v} for k, v in sorted(spec.environment.items())],
-        "logConfiguration": {
-            "logDriver": "awslogs",
-            "options": {
-                "awslogs-group": spec.log_group,
-                "awslogs-region": aws.region,
-                "awslogs-stream-prefix": spec.stream_prefix,
-            },
-        },
-    }
-    params = {
-        "family": spec.family,
-        "requiresCompatibilities": ["FARGATE"],
-        "networkMode": "awsvpc",
-        "runtimePlatform": {"operatingSystemFamily": "LINUX", "cpuArchitecture": "X86_64"},
-        "cpu": str(spec.cpu),
-        "memory": str(spec.memory),
-        "executionRoleArn": spec.execution_role_arn,
-        "taskRoleArn": spec.task_role_arn,
-        "containerDefinitions": [container],
-    }
-    arn = f"arn:aws:ecs:{aws.region}:{ACCOUNT_PLACEHOLDER}:task-definition/{spec.family}:1"
-    registered = aws.call(
-        "ecs", "register_task_definition", params, {"taskDefinition": {"taskDefinitionArn": arn}}
-    )
-    return str(registered["taskDefinition"]["taskDefinitionArn"])
-
-
-def run_task(
-    aws: Aws,
-    cluster: str,
-    task_definition_arn: str,
-    network: Network,
-    started_by: str,
-    role_wait: float = 60.0,
-) -> str:
-    """The started task's ARN."""
-    params = {
-        "cluster": cluster,
-        "taskDefinition": task_definition_arn,
-        "launchType": "FARGATE",
-        "count": 1,
-        "startedBy": started_by,
-        "networkConfiguration": {
-            "awsvpcConfiguration": {
-                "subnets": list(network.subnets),
-                "securityGroups": list(network.security_groups),
-                "assignPublicIp": network.assign_public_ip,
-            }
-        },
-    }
-    arn = f"arn:aws:ecs:{aws.region}:{ACCOUNT_PLACEHOLDER}:task/{cluster}/<task-id>"
-    deadline = time.monotonic() + role_wait
-    while True:
-        try:
-            started = aws.call("ecs", "run_task", params, {"tasks": [{"taskArn": arn}]})
-            break
-        except ClientError as exc:
-            # IAM is eventually consistent: a role created seconds ago may not be
-            # assumable by ECS yet.
-            if "assume" not in str(exc) or time.monotonic() >= deadline:
-                raise
-            time.sleep(5)
-    if started.get("failures") or not started.get("tasks"):
-        raise DeployError(f"ECS did not start the task: {started.get('failures')}")
-    return str(started["tasks"][0]["taskArn"])
-
-
-def wait_for_stop(
-    aws: Aws,
-    cluster: str,
-    task_arn: str,
-    timeout: float,
-    poll: float,
-    on_status: Callable[[str], None],
-) -> Response:
-    """The task once STOPPED (``on_status`` hears each new status); DeployError when it
-    has not stopped within ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    seen = ""
-    placeholder = {"tasks": [{"lastStatus": "STOPPED", "containers": []}]}
-    while True:
-        found = aws.call(
-            "ecs", "describe_tasks", {"cluster": cluster, "tasks": [task_arn]}, placeholder
-        )
-        task: Response = found["tasks"][0] if found.get("tasks") else {}
-        status = str(task.get("lastStatus", "MISSING"))
-        if status != seen:
-            on_status(status)
-            seen = status
-        if status == "STOPPED":
-            return task
-        if time.monotonic() >= deadline:
-            raise DeployError(f"task {task_arn} did not stop within {timeout:g} s")
-        time.sleep(poll)
-
-
-def stop_task(aws: Aws, cluster: str, task_arn: str, reason: str) -> None:
-    aws.call("ecs", "stop_task", {"cluster": cluster, "task": task_arn, "reason": reason})
-
-
-def exit_code(task: Mapping[str, Any], container: str) -> int | None:
-    """The container's exit code; None when it never ran (e.g. its image failed to pull)."""
-    for described in task.get("containers", []):
-        if described.get("name") == container and described.get("exitCode") is not None:
-            return int(described["exitCode"])
-    return None
-
-
 def log_lines(
     aws: Aws, group: str, stream: str, settle: float = 0.0, poll: float = 1.0
 ) -> list[str]:
@@ -420,7 +201,7 @@ def log_lines(
         lines = _read_stream(aws, group, stream)
         if lines or aws.dry_run or time.monotonic() >= deadline:
             return lines
-        time.sleep(poll)
+        sleep_until(deadline, poll)
 
 
 def _read_stream(aws: Aws, group: str, stream: str) -> list[str]:

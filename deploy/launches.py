@@ -1,4 +1,6 @@
 """Deploy the SpaceX launches job to ECS Fargate, run it once, and check what it wrote.
+This module is the command: its entry point, the deploy's flow, and its handling of
+SIGINT and SIGTERM; its settings are read and checked in deploy/launches_settings.py.
 
     deploy/launches.sh [--dry-run] [--skip-check] [--image-tag TAG] [--region REGION] ...
 
@@ -11,200 +13,90 @@ the bucket. Every name defaults to the challenge's; a flag, or its variable, set
 ``--dry-run`` prints every AWS call and docker command, one JSON line
 each, and makes none.
 
+Every setting is checked before the first AWS call, the job's own (bucket, key, API
+URL) by the job's settings class. An empty variable counts as unset.
+
 Exit codes: 0 the job and the check passed; 1 the job failed (its exit code was not 0,
 or it never ran) or the check failed; 2 an invalid setting; 3 a deploy step failed (an
-AWS or docker error, or the task did not stop in time).
+AWS or docker error, the task did not stop in time, or the deploy was interrupted by
+SIGINT or SIGTERM: a started task is then stopped).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shlex
+import signal
 import subprocess
 import sys
-from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from pathlib import Path
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from types import FrameType
 from typing import Any
 
-import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from deploy import aws
+from deploy import aws, ecs, iam
 from deploy.aws import DeployError
-from streams.launches.settings import DEFAULT_API_URL
+from deploy.launches_settings import ROOT, Config, InvalidSetting, job_environment, parse
+from deploy.output import FAILED, INVALID, OK, STEP_FAILED, Output
 
-ROOT = Path(__file__).resolve().parents[1]
 DOCKERFILE = "deploy/launches/Dockerfile"
 CHECK = "deploy/checks/test_launches_object.py"
 CONTAINER = "launches"
-OK, FAILED, INVALID, STEP_FAILED = 0, 1, 2, 3
 #: The awslogs driver can deliver a task's last events a moment after it stopped.
 LOGS_SETTLE_SECONDS = 10.0
-
-# (flag, variable, default, help): the challenge's pre-provisioned names.
-OPTIONS: tuple[tuple[str, str, str, str], ...] = (
-    ("--cluster", "ECS_CLUSTER", "candidate-test-cluster", "the ECS cluster (pre-provisioned)"),
-    ("--repository", "ECR_REPOSITORY", "candidate-test-repo", "the ECR repository"),
-    ("--bucket", "S3_BUCKET", "candidate-test-bucket2k25", "the bucket the job writes"),
-    ("--key", "S3_KEY", "launches.parquet", "the object's key"),
-    ("--log-group", "ECS_LOG_GROUP", "/ecs/candidate-test-task", "the CloudWatch log group"),
-    ("--family", "ECS_TASK_FAMILY", "candidate-test-task", "the task definition's family"),
-    ("--subnets", "ECS_SUBNETS", "subnet-048995eadd3bbf8eb", "the task's subnets, comma-separated"),
-    (
-        "--security-groups",
-        "ECS_SECURITY_GROUPS",
-        "sg-0917ce879ec223119",
-        "the task's security groups, comma-separated",
-    ),
-    ("--assign-public-ip", "ECS_ASSIGN_PUBLIC_IP", "ENABLED", "ENABLED or DISABLED"),
-    (
-        "--execution-role",
-        "ECS_EXECUTION_ROLE",
-        "candidate-test-task-execution-role",
-        "the role ECS pulls and logs with: a name (created or updated) or an ARN (used as is)",
-    ),
-    (
-        "--task-role",
-        "ECS_TASK_ROLE",
-        "candidate-test-task-role",
-        "the role the job runs as: a name (created or updated) or an ARN (used as is)",
-    ),
-    ("--spacex-api-url", "SPACEX_API_URL", DEFAULT_API_URL, "the launches the job extracts"),
-    ("--cpu", "ECS_TASK_CPU", "256", "the task's CPU units"),
-    ("--memory", "ECS_TASK_MEMORY", "512", "the task's memory (MiB)"),
-    ("--timeout", "DEPLOY_TIMEOUT_SECONDS", "900", "longest wait for the task to stop (s)"),
-    ("--poll-seconds", "DEPLOY_POLL_SECONDS", "5", "between two looks at the task (s)"),
-)
-
-
-@dataclass(frozen=True)
-class Config:
-    region: str
-    image_tag: str
-    dry_run: bool
-    skip_check: bool
-    values: dict[str, str]
-
-    def __getitem__(self, name: str) -> str:
-        return self.values[name]
-
-    def number(self, name: str) -> float:
-        return float(self.values[name])
-
-    def listed(self, name: str) -> list[str]:
-        return [item.strip() for item in self.values[name].split(",") if item.strip()]
-
-
-class Output:
-    """The command's output: what it does, a dry run's calls, the job's logs, errors."""
-
-    def __init__(self, dry_run: bool) -> None:
-        self.dry_run = dry_run
-
-    def call(self, line: str) -> None:
-        self.line(line)
-
-    def step(self, message: str) -> None:
-        if not self.dry_run:  # a dry run looks nothing up: it has no outcome to tell
-            self.line(f"deploy: {message}")
-
-    def note(self, message: str) -> None:
-        self.line(f"deploy: {message}")
-
-    def error(self, message: str) -> None:
-        sys.stderr.write(f"deploy: failed: {' '.join(message.split())}\n")
-        sys.stderr.flush()
-
-    @staticmethod
-    def line(text: str) -> None:
-        # Flushed: a subprocess (docker, the check) writes to the same stdout next.
-        sys.stdout.write(f"{text}\n")
-        sys.stdout.flush()
+TIMED_OUT = "deploy gave up waiting for it to stop"
+INTERRUPTED = "deploy was interrupted"
+#: A dry run's StopTask: made only on these paths.
+STOP_CONDITION = "<only if the task outlives --timeout or the deploy is interrupted>"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    config = parse(argv)
-    out = Output(config.dry_run)
     try:
-        return deploy(config, out)
-    except DeployError as exc:
-        out.error(str(exc))
-    except (ClientError, BotoCoreError) as exc:
-        out.error(f"AWS: {exc}")
+        config = parse(argv, __doc__.split("\n\n", 2)[2])
+    except InvalidSetting as exc:
+        Output.error(str(exc))
+        return INVALID
+    out = Output(config.dry_run)
+    with interrupts_raised():
+        try:
+            return deploy(config, out)
+        except DeployError as exc:
+            out.error(str(exc))
+        except (ClientError, BotoCoreError) as exc:
+            out.error(f"AWS: {exc}")
+        except KeyboardInterrupt:  # before a task was started, or after it stopped
+            out.error("interrupted")
     return STEP_FAILED
 
 
-def parse(argv: Sequence[str] | None) -> Config:
-    parser = argparse.ArgumentParser(
-        prog="deploy/launches.sh",
-        description=__doc__.split("\n\n", 2)[2],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    for flag, variable, default, text in OPTIONS:
-        parser.add_argument(
-            flag,
-            dest=dest(flag),
-            default=os.environ.get(variable, default),
-            help=f"{text} [{variable}, {default}]",
-        )
-    parser.add_argument(
-        "--region", help="[AWS_REGION, else AWS_DEFAULT_REGION, else the profile's]"
-    )
-    parser.add_argument(
-        "--image-tag", help="[IMAGE_TAG, else the git short sha, else a UTC timestamp]"
-    )
-    parser.add_argument("--dry-run", action="store_true", help="print every call, make none")
-    parser.add_argument("--skip-check", action="store_true", help="do not run the acceptance check")
-    args = parser.parse_args(argv)
-    values = {dest(flag): str(getattr(args, dest(flag))) for flag, *_ in OPTIONS}
-    region = (
-        args.region
-        or os.environ.get("AWS_REGION")
-        or os.environ.get("AWS_DEFAULT_REGION")
-        or boto3.Session().region_name
-    )
-    if not region:
-        # No default: the cluster, subnet and security group exist in one region only.
-        parser.error("no AWS region: pass --region or set AWS_REGION")
-    for name in ("cpu", "memory", "timeout", "poll_seconds"):
-        try:
-            positive = float(values[name]) > 0
-        except ValueError:
-            positive = False
-        if not positive:
-            parser.error(f"--{dest_flag(name)} must be a positive number, not {values[name]!r}")
-    if values["assign_public_ip"] not in ("ENABLED", "DISABLED"):
-        parser.error("--assign-public-ip must be ENABLED or DISABLED")
-    tag = args.image_tag or os.environ.get("IMAGE_TAG") or default_image_tag()
-    return Config(region, tag, args.dry_run, args.skip_check, values)
+@contextmanager
+def interrupts_raised() -> Iterator[None]:
+    """SIGINT and SIGTERM raise KeyboardInterrupt (even where inherited as ignored), so
+    the deploy can stop the task it started; the previous handlers are restored after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
 
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
 
-def dest(flag: str) -> str:
-    return flag.removeprefix("--").replace("-", "_")
-
-
-def dest_flag(name: str) -> str:
-    return name.replace("_", "-")
-
-
-def default_image_tag() -> str:
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        sha = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        sha = None
-    if sha is not None and sha.returncode == 0 and sha.stdout.strip():
-        return sha.stdout.strip()
-    return datetime.now(UTC).strftime("%Y%m%d%H%M%S")
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def ignore_interrupts() -> None:
+    """While the task is being stopped: a second Ctrl-C must not leave it running."""
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_IGN)
 
 
 def deploy(config: Config, out: Output) -> int:
@@ -215,7 +107,7 @@ def deploy(config: Config, out: Output) -> int:
         f"{'dry run: ' if config.dry_run else ''}launches job to {config['cluster']} in "
         f"{config.region}{f' (endpoint {endpoint})' if endpoint else ''}"
     )
-    aws.require_cluster(api, config["cluster"])
+    ecs.require_cluster(api, config["cluster"])
     aws.require_bucket(api, config["bucket"])
 
     repo = aws.ensure_repository(api, config["repository"])
@@ -240,41 +132,43 @@ def deploy(config: Config, out: Output) -> int:
     )
     execution_role = role(
         api,
+        out,
         config["execution_role"],
         "pull-image-write-logs",
-        aws.execution_statements(repo.arn, log_group_arn),
+        iam.execution_statements(repo.arn, log_group_arn),
     )
     task_role = role(
         api,
+        out,
         config["task_role"],
         "launches-object",
-        aws.object_statements(partition, config["bucket"], config["key"]),
+        iam.object_statements(partition, config["bucket"], config["key"]),
     )
     out.step(f"roles: execution {execution_role}, task {task_role}")
 
-    spec = aws.TaskSpec(
+    spec = ecs.TaskSpec(
         family=config["family"],
         container=CONTAINER,
         image=image,
-        cpu=int(config.number("cpu")),
-        memory=int(config.number("memory")),
+        cpu=config.integer("cpu"),
+        memory=config.integer("memory"),
         environment=job_environment(config),
         execution_role_arn=execution_role,
         task_role_arn=task_role,
         log_group=config["log_group"],
     )
-    definition = aws.register_task_definition(api, spec)
+    definition = ecs.register_task_definition(api, spec)
     out.step(f"registered {definition}")
-    network = aws.Network(
+    network = ecs.Network(
         config.listed("subnets"), config.listed("security_groups"), config["assign_public_ip"]
     )
-    task_arn = aws.run_task(api, config["cluster"], definition, network, "deploy/launches")
-    out.step(
-        f"started {task_arn} in subnets {', '.join(network.subnets)}, "
-        f"security groups {', '.join(network.security_groups)}"
-    )
+    task_arn = ecs.run_task(api, config["cluster"], definition, network, "deploy/launches")
     try:
-        task = aws.wait_for_stop(
+        out.step(
+            f"started {task_arn} in subnets {', '.join(network.subnets)}, "
+            f"security groups {', '.join(network.security_groups)}"
+        )
+        task = ecs.wait_for_stop(
             api,
             config["cluster"],
             task_arn,
@@ -282,13 +176,17 @@ def deploy(config: Config, out: Output) -> int:
             config.number("poll_seconds"),
             lambda status: out.step(f"task {status}"),
         )
-    except DeployError:
-        aws.stop_task(api, config["cluster"], task_arn, "deploy gave up waiting for it to stop")
-        print_logs(
-            out, spec, task_arn, aws.log_lines(api, spec.log_group, spec.log_stream(task_arn))
-        )
+    except (DeployError, KeyboardInterrupt) as exc:
+        interrupted = isinstance(exc, KeyboardInterrupt)
+        if interrupted:
+            ignore_interrupts()
+        give_up(api, out, config["cluster"], spec, task_arn, interrupted)
+        if interrupted:
+            raise DeployError(f"interrupted; task {task_arn} stopped") from None
         raise
-    code = aws.exit_code(task, CONTAINER)
+    if config.dry_run:
+        ecs.stop_task(api, config["cluster"], task_arn, STOP_CONDITION)
+    code = ecs.exit_code(task, CONTAINER)
     settle = LOGS_SETTLE_SECONDS if code is not None else 0.0
     print_logs(
         out, spec, task_arn, aws.log_lines(api, spec.log_group, spec.log_stream(task_arn), settle)
@@ -306,23 +204,41 @@ def deploy(config: Config, out: Output) -> int:
     return acceptance_check(config, out)
 
 
-def role(api: aws.Aws, name_or_arn: str, policy_name: str, statements: list[dict[str, Any]]) -> str:
+def give_up(
+    api: aws.Aws,
+    out: Output,
+    cluster: str,
+    spec: ecs.TaskSpec,
+    task_arn: str,
+    interrupted: bool,
+) -> None:
+    """Stop the task the deploy no longer waits for, and print what it logged."""
+    why = "interrupted" if interrupted else "timed out"
+    try:
+        ecs.stop_task(api, cluster, task_arn, INTERRUPTED if interrupted else TIMED_OUT)
+    except (ClientError, BotoCoreError) as exc:
+        raise DeployError(f"{why}; task {task_arn} could not be stopped: {exc}") from exc
+    try:
+        lines = aws.log_lines(api, spec.log_group, spec.log_stream(task_arn))
+    except (ClientError, BotoCoreError) as exc:
+        out.warn(f"the task's logs could not be read: {exc}")
+        return
+    print_logs(out, spec, task_arn, lines)
+
+
+def role(
+    api: aws.Aws,
+    out: Output,
+    name_or_arn: str,
+    policy_name: str,
+    statements: list[dict[str, Any]],
+) -> str:
     if name_or_arn.startswith("arn:"):
         return name_or_arn  # for a deployer not allowed to manage IAM: used as given
-    return aws.ensure_role(api, name_or_arn, policy_name, statements)
+    return iam.ensure_role(api, name_or_arn, policy_name, statements, out.warn)
 
 
-def job_environment(config: Config) -> dict[str, str]:
-    """The job's whole configuration. Never the endpoint: on Fargate it talks to AWS."""
-    return {
-        "S3_BUCKET": config["bucket"],
-        "S3_KEY": config["key"],
-        "AWS_REGION": config.region,
-        "SPACEX_API_URL": config["spacex_api_url"],
-    }
-
-
-def print_logs(out: Output, spec: aws.TaskSpec, task_arn: str, lines: list[str]) -> None:
+def print_logs(out: Output, spec: ecs.TaskSpec, task_arn: str, lines: list[str]) -> None:
     if out.dry_run:
         return
     out.note(f"logs of {spec.log_group} {spec.log_stream(task_arn)}: {len(lines)} events")

@@ -16,7 +16,6 @@ and the mounts (CI runs as root).
 
 from __future__ import annotations
 
-import http.server
 import io
 import json
 import os
@@ -24,9 +23,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
-import threading
 from collections.abc import Iterator
-from functools import partial
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -34,12 +31,13 @@ import pytest
 
 from streams.launches.transform import SCHEMA
 from tests.integration.s3_server import empty_bucket, moto_server, s3
+from tests.support.launches import SAMPLE, Reply, api
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy" / "launches"
 DOCKERFILE = DEPLOY / "Dockerfile"
 REQUIREMENTS = DEPLOY / "requirements.txt"
-FIXTURE = ROOT / "tests" / "fixtures" / "launches" / "launches_v4_sample.json"
+FIXTURE = SAMPLE
 #: Where the Dockerfile installs the job's packages (Debian's Python reads it by default).
 SITE = "usr/local/lib/python3.11/dist-packages"
 
@@ -245,23 +243,11 @@ print(len(kept), "modules")
     assert int(done.stdout.split()[0]) >= 10
 
 
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:
-        pass  # the test asserts on what was served, not on an access log
-
-
 @pytest.fixture
 def launches_api() -> Iterator[str]:
     """A local HTTP server answering with the v4 sample fixture; yields its URL."""
-    handler = partial(_QuietHandler, directory=str(FIXTURE.parent))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/{FIXTURE.name}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with api(Reply(200, FIXTURE.read_bytes())) as served:
+        yield served.url
 
 
 @pytest.mark.integration

@@ -16,7 +16,7 @@ from tests.integration.s3_server import moto_server
 from tests.support.ports import free_port
 from tests.support.telemetry import TelemetryProcesses
 from tests.support.timeseries import TimeSeriesWorkers
-from tests.support.workers import Worker, produce, stop_together
+from tests.support.workers import Processes, Worker, produce, stop_together
 
 
 @pytest.fixture
@@ -40,6 +40,14 @@ def moto_endpoint() -> Iterator[str]:
     """An S3 API (moto's server) for the tests of one module; each test empties it."""
     with moto_server() as endpoint:
         yield endpoint
+
+
+@pytest.fixture
+def launches_workers(broker: EmbeddedBroker, tmp_path: Path) -> Iterator[Processes]:
+    """``python -m streams.launches worker`` processes, stopped at the end of the test."""
+    started = Processes(broker.bootstrap, tmp_path, module="streams.launches")
+    yield started
+    started.stop_all()
 
 
 @pytest.fixture

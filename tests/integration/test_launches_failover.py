@@ -8,15 +8,13 @@ from __future__ import annotations
 import json
 import signal
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from streams.common.broker import EmbeddedBroker
 from tests.integration.s3_server import empty_bucket, s3
-from tests.support.launches import expected_rows, object_rows, payload
+from tests.support.launches import expected_rows, object_rows, payload, s3_env
 from tests.support.workers import Processes, Worker, produce, wait_until
 
 pytestmark = pytest.mark.integration
@@ -29,24 +27,8 @@ def endpoint(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
     return empty_bucket(moto_endpoint, BUCKET, monkeypatch)
 
 
-@pytest.fixture
-def workers(broker: EmbeddedBroker, tmp_path: Path) -> Iterator[Processes]:
-    started = Processes(broker.bootstrap, tmp_path, module="streams.launches")
-    yield started
-    started.stop_all()
-
-
 def start(workers: Processes, endpoint: str, debounce: float = 0.3) -> Worker:
-    return workers.start(
-        {
-            "AWS_ENDPOINT_URL": endpoint,
-            "AWS_REGION": "us-east-1",
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "S3_BUCKET": BUCKET,
-            "LAUNCHES_DEBOUNCE_SECONDS": str(debounce),
-        }
-    )
+    return workers.start({**s3_env(endpoint, BUCKET), "LAUNCHES_DEBOUNCE_SECONDS": str(debounce)})
 
 
 def rows(endpoint: str) -> list[Any] | None:
@@ -76,13 +58,13 @@ def writer_of(pair: list[Worker]) -> Worker:
 
 
 def test_a_writer_that_stood_still_does_not_roll_the_object_back(
-    broker: EmbeddedBroker, workers: Processes, endpoint: str
+    broker: EmbeddedBroker, launches_workers: Processes, endpoint: str
 ) -> None:
     """Writer paused past its session with changes not yet written: the other takes
     over and writes newer versions; the paused one, resumed, never writes its stale
     table over them."""
     records = payload()
-    pair = [start(workers, endpoint, debounce=3.0), start(workers, endpoint, debounce=3.0)]
+    pair = [start(launches_workers, endpoint, debounce=3.0) for _ in range(2)]
     send(broker.bootstrap, records)
     writer = writer_of(pair)
     standby = next(w for w in pair if w is not writer)
@@ -117,11 +99,11 @@ def test_a_writer_that_stood_still_does_not_roll_the_object_back(
 
 
 def test_tombstones_that_empty_the_table_empty_the_object(
-    broker: EmbeddedBroker, workers: Processes, endpoint: str
+    broker: EmbeddedBroker, launches_workers: Processes, endpoint: str
 ) -> None:
     """Every launch deleted: the object has no row, and its metric says so."""
     records = payload()[:5]
-    worker = start(workers, endpoint)
+    worker = start(launches_workers, endpoint)
     send(broker.bootstrap, records)
     wait_until(lambda: rows(endpoint) == expected_rows(records), timeout=60, what="object")
     produce(broker.bootstrap, "launches.raw", [(r["id"].encode(), None) for r in records])  # type: ignore[misc]

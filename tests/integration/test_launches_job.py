@@ -20,6 +20,7 @@ from tests.support.launches import (
     ok,
     payload,
     run_job,
+    s3_env,
 )
 
 pytestmark = pytest.mark.integration
@@ -39,16 +40,7 @@ def endpoint(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
 
 
 def job_env(endpoint: str, url: str, **extra: str) -> dict[str, str]:
-    return {
-        "SPACEX_API_URL": url,
-        "S3_BUCKET": BUCKET,
-        "AWS_ENDPOINT_URL": endpoint,
-        "AWS_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        **FAST_RETRIES,
-        **extra,
-    }
+    return {**s3_env(endpoint, BUCKET), "SPACEX_API_URL": url, **FAST_RETRIES, **extra}
 
 
 def download(endpoint: str, key: str = KEY) -> bytes:

@@ -18,11 +18,10 @@ from tests.dashboards.contract import LAUNCHES, LAUNCHES_SERIES, promtool
 from tests.support.launches import api, ok, payload, run_job
 from tests.support.prometheus import (
     Prometheus,
-    alert_expressions,
-    dashboard_queries,
-    operands,
+    panel_and_alert_queries,
     running_prometheus,
     running_pushgateway,
+    unhealthy_rules,
 )
 from tests.support.workers import Processes, produce, wait_until
 
@@ -107,12 +106,7 @@ def test_every_panel_and_alert_has_the_worker_s_and_the_batch_job_s_figures(
             )
 
             rules = LAUNCHES.rules
-            queries = [(f"panel {t!r}", e) for t, e in dashboard_queries(LAUNCHES.dashboard)]
-            queries += [
-                (f"alert {name}", operand)
-                for name, expr in alert_expressions(rules)
-                for operand in operands(expr)
-            ]
+            queries = panel_and_alert_queries(LAUNCHES.dashboard, rules)
             missing = [f"{where}: {expr}" for where, expr in queries if not has_number(prom, expr)]
             assert not missing, "no data for:\n" + "\n".join(missing)
 
@@ -148,13 +142,7 @@ def test_every_panel_and_alert_has_the_worker_s_and_the_batch_job_s_figures(
                 ("LaunchesRecordsRejected", WORKER, "invalid_launch"),
                 ("LaunchesJobRecordsRejected", JOB, "invalid_launch"),
             }
-            unhealthy = [
-                (rule["name"], rule.get("lastError"))
-                for group in prom.rule_groups()
-                for rule in group["rules"]
-                if rule["health"] != "ok"
-            ]
-            assert not unhealthy
+            assert not unhealthy_rules(prom)
             assert {t["health"] for t in prom.targets()} == {"up"}
             # Both ways of running it export the same series (the worker adds Faust's).
             assert series_names(worker.metrics()) == LAUNCHES_SERIES

@@ -4,8 +4,6 @@ reports its own figures and leaves the last success where it was."""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,34 +13,15 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.launches import Reply, api, ok, payload, run_job
 from tests.support.ports import free_port
-from tests.support.workers import wait_until
+from tests.support.prometheus import running_pushgateway
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
 def pushgateway(tmp_path: Path) -> Iterator[str]:
-    binary = shutil.which("prometheus-pushgateway")
-    if binary is None:
-        pytest.fail("no prometheus-pushgateway on PATH: run `make prometheus`")
-    port = free_port()
-    with (tmp_path / "pushgateway.log").open("wb") as log:
-        process = subprocess.Popen(
-            [binary, f"--web.listen-address=127.0.0.1:{port}", "--persistence.file="],
-            stdout=log,
-            stderr=log,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until(
-            lambda: urllib.request.urlopen(f"{url}/-/ready", timeout=2).status == 200,
-            timeout=30,
-            what="the Pushgateway",
-        )
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+    with running_pushgateway(tmp_path / "pushgateway") as address:
+        yield f"http://{address}"
 
 
 def pushed(url: str) -> dict[str, float]:

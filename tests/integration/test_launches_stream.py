@@ -8,7 +8,6 @@ import copy
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,17 +15,20 @@ import pytest
 
 from streams.common.broker import EmbeddedBroker
 from tests.integration.s3_server import empty_bucket, s3
-from tests.support.launches import api, expected_rows, object_rows, ok, payload, run_job
+from tests.support.launches import (
+    api,
+    expected_rows,
+    object_rows,
+    ok,
+    payload,
+    run_job,
+    s3_env,
+)
 from tests.support.workers import Processes, Worker, produce, read_topic, wait_until
 
 pytestmark = pytest.mark.integration
 
 BUCKET = "launches-stream"
-AWS = {
-    "AWS_REGION": "us-east-1",
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-}
 
 
 @pytest.fixture
@@ -34,20 +36,8 @@ def endpoint(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
     return empty_bucket(moto_endpoint, BUCKET, monkeypatch)
 
 
-@pytest.fixture
-def workers(broker: EmbeddedBroker, tmp_path: Path) -> Iterator[Processes]:
-    started = Processes(broker.bootstrap, tmp_path, module="streams.launches")
-    yield started
-    started.stop_all()
-
-
 def start(workers: Processes, endpoint: str, data_dir: Path | None = None) -> Worker:
-    env = {
-        **AWS,
-        "AWS_ENDPOINT_URL": endpoint,
-        "S3_BUCKET": BUCKET,
-        "LAUNCHES_DEBOUNCE_SECONDS": "0.5",
-    }
+    env = {**s3_env(endpoint, BUCKET), "LAUNCHES_DEBOUNCE_SECONDS": "0.5"}
     return workers.start(env, data_dir=data_dir)
 
 
@@ -88,22 +78,15 @@ def with_faults(records: list[dict[str, Any]]) -> list[Any]:
 
 
 def test_the_worker_writes_the_object_the_batch_job_writes(
-    broker: EmbeddedBroker, workers: Processes, endpoint: str
+    broker: EmbeddedBroker, launches_workers: Processes, endpoint: str
 ) -> None:
     """Same input (with invalid records and a repeated id): byte-identical objects; each
     invalid record is one dead letter with its reason."""
     records = with_faults(payload())
-    worker = start(workers, endpoint)
+    worker = start(launches_workers, endpoint)
     with api(ok(records)) as served:
-        batch = run_job(
-            {
-                **AWS,
-                "AWS_ENDPOINT_URL": endpoint,
-                "S3_BUCKET": BUCKET,
-                "S3_KEY": "batch.parquet",
-                "SPACEX_API_URL": served.url,
-            }
-        )
+        env = {**s3_env(endpoint, BUCKET), "SPACEX_API_URL": served.url}
+        batch = run_job({**env, "S3_KEY": "batch.parquet"})
         assert batch.returncode == 0, batch.stderr
         publish(broker.bootstrap, served.url)
     written(worker, 1)
@@ -123,12 +106,12 @@ def test_the_worker_writes_the_object_the_batch_job_writes(
 
 
 def test_changes_and_deletions_reach_the_object_across_a_killed_worker(
-    broker: EmbeddedBroker, workers: Processes, endpoint: str, tmp_path: Path
+    broker: EmbeddedBroker, launches_workers: Processes, endpoint: str, tmp_path: Path
 ) -> None:
     """A new version and a tombstone are written; a worker killed and replaced by one
     with no local state restores the launches from the changelog and writes the same."""
     records = payload()
-    first = start(workers, endpoint)
+    first = start(launches_workers, endpoint)
     with api(ok(records)) as served:
         publish(broker.bootstrap, served.url)
     written(first, 1)
@@ -151,7 +134,7 @@ def test_changes_and_deletions_reach_the_object_across_a_killed_worker(
     )
     body = object_body(endpoint)
     first.kill()
-    second = start(workers, endpoint, data_dir=tmp_path / "fresh")
+    second = start(launches_workers, endpoint, data_dir=tmp_path / "fresh")
     written(second, 1)
     # Restored from the changelog alone, the launches give the very same bytes.
     assert second.metric('streams_launches_loads_total{result="unchanged"}') == 1

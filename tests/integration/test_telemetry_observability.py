@@ -22,11 +22,10 @@ from streams.common.broker import EmbeddedBroker
 from tests.dashboards.contract import TELEMETRY
 from tests.support.prometheus import (
     Prometheus,
-    alert_expressions,
-    dashboard_queries,
-    operands,
+    panel_and_alert_queries,
     recording_expressions,
     running_prometheus,
+    unhealthy_rules,
 )
 from tests.support.workers import Worker, stop_together, wait_until
 
@@ -164,12 +163,7 @@ def test_every_panel_alert_operand_and_recording_rule_has_data(
             # and increases are 0, which is data. Refusing requests would prove nothing
             # more here; tests/integration/test_telemetry_ingest.py covers them.
             rules = TELEMETRY.rules
-            queries = [(f"panel {t!r}", e) for t, e in dashboard_queries(TELEMETRY.dashboard)]
-            queries += [
-                (f"alert {name}", operand)
-                for name, expr in alert_expressions(rules)
-                for operand in operands(expr)
-            ]
+            queries = panel_and_alert_queries(TELEMETRY.dashboard, rules)
             # By the recorded name: proves the rule file loaded and each rule evaluates.
             queries += [
                 (f"recording rule {name}", name) for name, _ in recording_expressions(rules)
@@ -180,13 +174,7 @@ def test_every_panel_alert_operand_and_recording_rule_has_data(
                 if not wait_for_number(prom, expr, timeout=30)
             ]
             assert not missing, "no data for:\n" + "\n".join(missing)
-            unhealthy = [
-                (rule["name"], rule.get("lastError"))
-                for group in prom.rule_groups()
-                for rule in group["rules"]
-                if rule["health"] != "ok"
-            ]
-            assert not unhealthy
+            assert not unhealthy_rules(prom)
             assert {t["health"] for t in prom.targets()} == {"up"}
         finally:
             stop.set()

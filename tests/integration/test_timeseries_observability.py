@@ -16,11 +16,11 @@ from streams.common.broker import EmbeddedBroker
 from tests.dashboards.contract import TIMESERIES
 from tests.support.prometheus import (
     Prometheus,
-    alert_expressions,
     dashboard_queries,
-    operands,
+    panel_and_alert_queries,
     recording_expressions,
     running_prometheus,
+    unhealthy_rules,
 )
 from tests.support.timeseries import TimeSeriesWorkers, call, serving
 from tests.support.workers import Worker, produce, wait_until
@@ -184,12 +184,7 @@ def test_every_panel_alert_operand_and_recording_rule_has_data(
             )
 
             rules = TIMESERIES.rules
-            queries = [(f"panel {t!r}", e) for t, e in dashboard_queries(TIMESERIES.dashboard)]
-            queries += [
-                (f"alert {name}", operand)
-                for name, expr in alert_expressions(rules)
-                for operand in operands(expr)
-            ]
+            queries = panel_and_alert_queries(TIMESERIES.dashboard, rules)
             # By the recorded name: proves the rule file loaded and each rule evaluates.
             queries += [
                 (f"recording rule {name}", name) for name, _ in recording_expressions(rules)
@@ -203,13 +198,7 @@ def test_every_panel_alert_operand_and_recording_rule_has_data(
             ratios = [e for t, e in dashboard_queries(TIMESERIES.dashboard) if "ratio" in t]
             for expr in [*ratios, "job:streams_timeseries_http_5xx:ratio_rate5m"]:
                 prom.wait_for(f"({expr}) > 0", timeout=30)
-            unhealthy = [
-                (rule["name"], rule.get("lastError"))
-                for group in prom.rule_groups()
-                for rule in group["rules"]
-                if rule["health"] != "ok"
-            ]
-            assert not unhealthy
+            assert not unhealthy_rules(prom)
             assert {t["health"] for t in prom.targets()} == {"up"}
         finally:
             stop.set()

@@ -52,9 +52,13 @@ class Reply:
     head_at_once: bool = False  # with trickle: the status line and headers at once
 
 
+#: Where the local API answers; any other path is a 404.
+PATH = "/v4/launches"
+
+
 class Api:
-    """A local HTTP server answering each request with the next scripted reply (the last
-    one forever); it counts requests."""
+    """A local HTTP server answering each request for ``PATH`` with the next scripted
+    reply (the last one forever); it counts them."""
 
     def __init__(self, replies: Sequence[Reply]) -> None:
         self.replies = list(replies)
@@ -64,6 +68,9 @@ class Api:
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
+                if self.path != PATH:
+                    self.send_error(404)
+                    return
                 with api.lock:
                     reply = api.replies[min(api.requests, len(api.replies) - 1)]
                     api.requests += 1
@@ -99,7 +106,7 @@ class Api:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/v4/launches"
+        return f"http://127.0.0.1:{self.server.server_address[1]}{PATH}"
 
 
 @contextmanager
@@ -164,3 +171,15 @@ def object_rows(body: bytes) -> tuple[pa.Schema, list[tuple[Any, ...]]]:
     table = pq.read_table(io.BytesIO(body))
     rows = list(zip(*(table.column(name).to_pylist() for name in COLUMNS), strict=True))
     return table.schema, rows
+
+
+def s3_env(endpoint: str, bucket: str) -> dict[str, str]:
+    """The job's or the worker's environment for ``bucket`` on the S3 API at ``endpoint``
+    (moto's server: any credentials do)."""
+    return {
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "S3_BUCKET": bucket,
+    }

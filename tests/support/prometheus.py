@@ -428,3 +428,25 @@ def serving_registry(registry: Any) -> Iterator[str]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+def panel_and_alert_queries(dashboard: Path, rules: Path) -> list[tuple[str, str]]:
+    """Every panel query of ``dashboard`` and every operand of each alert in ``rules``,
+    each with where it comes from: what a live test expects data for."""
+    queries = [(f"panel {title!r}", expr) for title, expr in dashboard_queries(dashboard)]
+    queries += [
+        (f"alert {name}", operand)
+        for name, expr in alert_expressions(rules)
+        for operand in operands(expr)
+    ]
+    return queries
+
+
+def unhealthy_rules(prom: Prometheus) -> list[tuple[str, Any]]:
+    """The rules Prometheus failed to evaluate, with their last error."""
+    return [
+        (rule["name"], rule.get("lastError"))
+        for group in prom.rule_groups()
+        for rule in group["rules"]
+        if rule["health"] != "ok"
+    ]
