@@ -7,6 +7,9 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEMO ?= 1
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# The browser tests drive Debian's chromium (`make browser`): Playwright must never
+# fetch a browser build of its own.
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[1m%-10s\033[0m %s\n", $$1, $$2}'
@@ -19,9 +22,22 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## Create .venv with the pinned dependencies, dev tools and the embedded broker
 
+# checkov (the Terraform checks of tests/deploy/test_infra.py) in a virtualenv of its
+# own: its pins (packaging<24, an older boto3) exclude the project's.
+CHECKOV := $(VENV)/checkov/bin/checkov
+$(CHECKOV): infra/checkov-requirements.txt
+	python3 -m venv $(VENV)/checkov
+	$(VENV)/checkov/bin/pip install -q --upgrade pip
+	$(VENV)/checkov/bin/pip install -q -r infra/checkov-requirements.txt
+	touch $(CHECKOV)
+
 prometheus: ## Install Debian's prometheus, promtool and Pushgateway when missing (needed by the tests)
 	@(command -v promtool && command -v prometheus-pushgateway) >/dev/null || \
 	($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q prometheus prometheus-pushgateway >/dev/null)
+
+browser: ## Install Debian's chromium when missing (needed by the browser tests)
+	@command -v chromium >/dev/null || \
+	($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium >/dev/null)
 
 run: install ## Run the whole product on the embedded broker (DEMO=0: no producers)
 	$(PY) -m streams run --demo $(DEMO)
@@ -68,7 +84,7 @@ deploy-launches: install ## Deploy the launches job to ECS Fargate and run it on
 # (tests/support/ports.py). PYTEST_WORKERS=0 runs it in one process.
 PYTEST_WORKERS ?= 2
 
-test: install prometheus ## Run the whole test suite (starts its own broker and servers)
+test: install prometheus browser $(CHECKOV) ## Run the whole test suite (starts its own broker and servers)
 	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 lint: install ## ruff and mypy (never edits files)
@@ -83,6 +99,11 @@ format: install ## Format and autofix with ruff
 bench: install ## Throughput benchmarks on the embedded broker (figures go in the README)
 	$(PY) -m bench $(BENCH_ARGS)
 
+# The README's pictures of the flow-logs dashboard: make run's demo day through the
+# pipeline, then the browser tests' chromium (tests/browser/screenshots.py says why there).
+screenshots: install browser ## Regenerate docs/images/dashboard*.png from the demo data
+	$(PY) -m tests.browser.screenshots --out docs/images
+
 up: ## Start the production-like stack (Apache Kafka x3, workers, Prometheus, Grafana, MinIO)
 	docker compose up -d --build
 
@@ -92,4 +113,4 @@ down: ## Stop the production-like stack
 clean: ## Remove local state (.venv stays)
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache
 
-.PHONY: help install prometheus run produce orders telemetry flowlogs test lint format bench up down clean
+.PHONY: help install prometheus browser screenshots run produce orders telemetry flowlogs test lint format bench up down clean

@@ -33,6 +33,7 @@ def _parser() -> argparse.ArgumentParser:
             "flowlogs",
             "timeseries",
             "launches",
+            "dashboard",
         ),
         help="one part",
     )
@@ -65,7 +66,7 @@ def _parser() -> argparse.ArgumentParser:
         "--flowlogs-lake-records",
         type=int,
         default=10_000_000,
-        help="flow logs: records in the lake the queries read",
+        help="flow logs and dashboard: records in the lake the queries read",
     )
     parser.add_argument(
         "--quick",
@@ -176,6 +177,15 @@ def _flowlogs(args: argparse.Namespace) -> int:
         "queries": flowlogs.run_queries(args.flowlogs_lake_records),
     }
     return _write_part(args, "flowlogs", figures, flowlogs.markdown(figures))
+
+
+def _dashboard(args: argparse.Namespace) -> int:
+    """The flow-logs dashboard's render over a day of records (bench/dashboard.py)."""
+    from bench import dashboard
+
+    log.info("dashboard over %d records", args.flowlogs_lake_records)
+    figures = dashboard.run(args.flowlogs_lake_records, repeat=max(args.repeat, 7))
+    return _write_part(args, "dashboard", figures, dashboard.markdown(figures))
 
 
 def _ingest(args: argparse.Namespace) -> int:
@@ -293,6 +303,8 @@ def main(argv: list[str] | None = None) -> int:
         return _timeseries(args)
     if args.only == "launches":
         return _launches(args)
+    if args.only == "dashboard":
+        return _dashboard(args)
     started = time.monotonic()
     partitions = int(os.environ.get("ORDERS_PARTITIONS", "4"))
     batch_size = int(os.environ.get("ORDERS_BATCH_SIZE", "2000"))

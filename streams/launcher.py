@@ -44,6 +44,7 @@ from streams.processes import (
     choose_ports,
     demo_flowlogs,
     demo_producers,
+    flowlogs_lake,
     guide,
     servers,
 )
@@ -74,6 +75,7 @@ class Launcher:
     flowlogs_port: int = 6080
     timeseries_port: int = 6090
     launches_port: int = 6095
+    dashboard_port: int = 8050
     env: dict[str, str] = field(default_factory=dict)  # what every child gets on top of ours
     broker: WatchedBroker | None = None
     supervisor: Supervisor[subprocess.Popen[bytes]] = field(init=False)
@@ -148,7 +150,9 @@ class Launcher:
         ports = choose_ports(self.web_port, self.workers, self.telemetry_port,
                              self.telemetry_workers, self.ingest_port,
                              self.flowlogs_port, self.timeseries_port,
-                             launches_port=self.launches_port)  # fmt: skip
+                             launches_port=self.launches_port,
+                             dashboard_port=self.dashboard_port)  # fmt: skip
+        flowlogs_lake(self.state_dir).mkdir(parents=True, exist_ok=True)
         for process in servers(self.state_dir, ports, source, self.demo):
             self.supervisor.add(process, self.spawn(process))
         for child in self.supervisor.children:
@@ -251,12 +255,15 @@ def main(argv: list[str] | None = None) -> int:
                      help="first of the two time-series API workers")  # fmt: skip
     run.add_argument("--launches-port", type=int, default=6095,
                      help="the launches worker (metrics, health)")  # fmt: skip
+    run.add_argument("--dashboard-port", type=int, default=8050,
+                     help="the flow-logs dashboard (networkflow dashboard)")  # fmt: skip
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     launcher = Launcher(args.state_dir, bool(args.demo), args.broker_port, args.web_port,
                         args.workers, args.ingest_port, args.telemetry_port,
                         args.telemetry_workers, args.flowlogs_port,
-                        args.timeseries_port, args.launches_port)  # fmt: skip
+                        args.timeseries_port, args.launches_port,
+                        args.dashboard_port)  # fmt: skip
     try:
         return launcher.run()
     except StateDirRefused as exc:

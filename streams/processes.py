@@ -4,9 +4,10 @@ supervises and stops these processes.
 
 Ports: the orders workers take ``--web-port`` and the ports after it, as they always
 did. The telemetry ingest prefers ``--ingest-port`` (6070, the simulator's default URL)
-and each telemetry worker ``--telemetry-port`` + i; a preferred port that is taken (by
-another program, or by an orders worker) is swapped for a free one, and the guide
-prints the port actually used.
+and each telemetry worker ``--telemetry-port`` + i; the flow-logs dashboard prefers
+``--dashboard-port`` (8050, the port ``networkflow dashboard`` takes by default); a
+preferred port that is taken (by another program, or by an orders worker) is swapped
+for a free one, and the guide prints the port actually used.
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ class Ports:
     flowlogs_reader: int
     timeseries: list[int] = field(default_factory=list)
     launches: int | None = None
+    dashboard: int | None = None
 
     @property
     def ingest_url(self) -> str:
@@ -81,6 +83,7 @@ def choose_ports(
     timeseries_port: int = 6090,
     timeseries: int = 2,
     launches_port: int = 6095,
+    dashboard_port: int = 8050,
 ) -> Ports:
     """Orders on fixed ports; the telemetry processes on their preferred ports when free."""
     orders_ports = [web_port + i for i in range(orders)]
@@ -101,7 +104,8 @@ def choose_ports(
     reader = pick(flowlogs_port + 1, "flow-logs reader")
     series = [pick(timeseries_port + i, f"time-series worker {i}") for i in range(timeseries)]
     launches = pick(launches_port, "launches worker")
-    return Ports(orders_ports, workers, ingest, flowlogs, reader, series, launches)
+    dashboard = pick(dashboard_port, "flow-logs dashboard")
+    return Ports(orders_ports, workers, ingest, flowlogs, reader, series, launches, dashboard)
 
 
 def servers(
@@ -150,8 +154,8 @@ def workers(state_dir: Path, pipeline: str, ports: list[int]) -> list[Process]:
 def flowlogs_servers(
     state_dir: Path, ports: Ports, source: str | None, settled: bool = False
 ) -> list[Process]:
-    """The flow-logs worker, and the reader when there is a source to read."""
-    lake = {"FLOWLOGS_LAKE": str(state_dir / "lake" / "flowlogs")}
+    """The flow-logs worker, its dashboard, and the reader when there is a source to read."""
+    lake = {"FLOWLOGS_LAKE": str(flowlogs_lake(state_dir))}
     worker_env = {"WEB_PORT": str(ports.flowlogs), "STREAMS_DATA_DIR": str(state_dir / "flowlogs")}
     procs = [
         Process(
@@ -161,6 +165,8 @@ def flowlogs_servers(
             ports.flowlogs,
         )
     ]
+    if ports.dashboard is not None:
+        procs.append(dashboard(state_dir, ports))
     if source is None:
         log.warning("FLOWLOGS_SOURCE is not set: the flow-logs reader is not started")
         return procs
@@ -174,6 +180,22 @@ def flowlogs_servers(
     reader = ("-m", "streams.flowlogs", "reader", "-l", "info")
     procs.append(Process("flowlogs-reader", reader, reader_env, ports.flowlogs_reader))
     return procs
+
+
+def dashboard(state_dir: Path, ports: Ports) -> Process:
+    """``networkflow dashboard`` over the worker's lake, listing the worker's alerts."""
+    command = (
+        "-m", "streams.flowlogs.dashboard", "dashboard",
+        "--source", str(flowlogs_lake(state_dir)), "--port", str(ports.dashboard),
+        "--alerts-url", f"http://127.0.0.1:{ports.flowlogs}",
+    )  # fmt: skip
+    return Process("flowlogs-dashboard", command, {}, ports.dashboard)
+
+
+def flowlogs_lake(state_dir: Path) -> Path:
+    """The flow-logs workers' lake under ``make run`` (the launcher creates it before the
+    dashboard starts: the dashboard refuses a directory that does not exist)."""
+    return state_dir / "lake" / "flowlogs"
 
 
 def demo_flowlogs(state_dir: Path) -> tuple[list[str], str]:
@@ -251,6 +273,11 @@ def guide(bootstrap: str, ports: Ports, state_dir: Path, demo: bool) -> str:
             f"Flow-logs views     {flows}/flowlogs/summary   {flows}/flowlogs/hourly",
             f"                    {flows}/flowlogs/top?field=srcaddr&by=bytes",
             f"                    {flows}/flowlogs/alerts",
+            *(
+                [f"Flow-logs dashboard http://127.0.0.1:{ports.dashboard}"]
+                if ports.dashboard is not None
+                else []
+            ),
             f"Time-series API     {series}/series   {series}/openapi.json (any worker answers)",
             f"Orders metrics      {metrics(ports.orders)}",
             f"Telemetry metrics   {metrics(ports.telemetry)}",

@@ -14,10 +14,10 @@ Answers, as the issue fixes them: counts are integers; ``value``, ``hour`` are s
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Generic, TypeVar, cast
 
 import duckdb
 import pyarrow.dataset as ds
@@ -33,9 +33,73 @@ TOP_FIELDS = (
     "subnet_id", "interface_id",
 )  # fmt: skip
 TOP_BY = ("bytes", "packets", "flows")
-_FLOW = "log_status = 'OK'"
+FLOW = "log_status = 'OK'"
 #: The start of 9999-12-31T23:00:00Z, the last hour a ``hour=`` directory can name.
 LAST_HOUR = int(datetime(9999, 12, 31, 23, tzinfo=UTC).timestamp())
+A = TypeVar("A")
+Rows = Sequence[tuple[Any, ...]]
+#: A SQL condition and its ``?`` parameters.
+Condition = tuple[str, list[object]]
+
+
+@dataclass(frozen=True)
+class Question(Generic[A]):
+    """One question to the lake: SQL over ``{flows}`` (the files of the hours in range)
+    and ``{where}`` (the filters; each place it appears takes the filters' parameters),
+    and how its rows become the answer (``[]`` rows: the answer of an empty lake)."""
+
+    sql: str
+    answer: Callable[[Rows], A]
+
+
+def _summary(rows: Rows) -> dict[str, int]:
+    names = ("flows", "bytes", "packets", "accepted", "rejected", "nodata", "skipdata")
+    first = rows[0] if rows else (0,) * len(names)
+    return {name: int(value or 0) for name, value in zip(names, first, strict=True)}
+
+
+SUMMARY = Question(
+    f"""
+    SELECT count(*) FILTER (WHERE {FLOW}),
+           coalesce(sum(bytes) FILTER (WHERE {FLOW}), 0),
+           coalesce(sum(packets) FILTER (WHERE {FLOW}), 0),
+           count(*) FILTER (WHERE {FLOW} AND action = 'ACCEPT'),
+           count(*) FILTER (WHERE {FLOW} AND action = 'REJECT'),
+           count(*) FILTER (WHERE log_status = 'NODATA'),
+           count(*) FILTER (WHERE log_status = 'SKIPDATA')
+    FROM {{flows}} WHERE {{where}}""",
+    _summary,
+)
+
+
+def top_question(field: str, by: str, limit: int) -> Question[list[dict[str, Any]]]:
+    if field not in TOP_FIELDS or by not in TOP_BY:
+        raise ValueError(f"top {field!r} by {by!r}")
+    return Question(
+        f"""
+        SELECT CAST({field} AS VARCHAR) AS value, sum(bytes) AS bytes,
+               sum(packets) AS packets, count(*) AS flows
+        FROM {{flows}} WHERE {{where}} AND {FLOW} AND {field} IS NOT NULL
+        GROUP BY {field} ORDER BY {by} DESC, value LIMIT {int(limit)}""",
+        lambda rows: [
+            {"value": value, "bytes": int(b or 0), "packets": int(p or 0), "flows": int(f)}
+            for value, b, p, f in rows
+        ],
+    )
+
+
+HOURLY = Question(
+    f"""
+    SELECT "start" // 3600 * 3600 AS hour_start, count(*) AS flows,
+           count(*) FILTER (WHERE action = 'REJECT') AS rejected,
+           coalesce(sum(bytes), 0) AS bytes
+    FROM {{flows}} WHERE {{where}} AND {FLOW}
+    GROUP BY hour_start ORDER BY hour_start""",
+    lambda rows: [
+        {"hour": _iso(hour), "flows": int(f), "rejected": int(r), "bytes": int(b)}
+        for hour, f, r, b in rows
+    ],
+)
 
 
 @dataclass(frozen=True)
@@ -49,69 +113,67 @@ class Source:
 class LakeQueries:
     """Runs the views' questions; one DuckDB connection, used by one thread at a time."""
 
-    def __init__(self, uri: str, *, threads: int = 2) -> None:
-        self.fs, root = open_filesystem(uri)
+    def __init__(self, uri: str, *, threads: int = 2, region: str | None = None) -> None:
+        self.fs, root = open_filesystem(uri, region=region)
         self.root = f"{root}/{FLOWS}"
         self.local = isinstance(self.fs, pafs.LocalFileSystem)
         self.connection = duckdb.connect(config={"threads": threads})
         self.lock = threading.Lock()
 
     def summary(self, filters: Filters) -> dict[str, int]:
-        sql = f"""
-            SELECT count(*) FILTER (WHERE {_FLOW}),
-                   coalesce(sum(bytes) FILTER (WHERE {_FLOW}), 0),
-                   coalesce(sum(packets) FILTER (WHERE {_FLOW}), 0),
-                   count(*) FILTER (WHERE {_FLOW} AND action = 'ACCEPT'),
-                   count(*) FILTER (WHERE {_FLOW} AND action = 'REJECT'),
-                   count(*) FILTER (WHERE log_status = 'NODATA'),
-                   count(*) FILTER (WHERE log_status = 'SKIPDATA')
-            FROM {{flows}} WHERE {{where}}"""
-        rows = self._run(sql, filters)
-        names = ("flows", "bytes", "packets", "accepted", "rejected", "nodata", "skipdata")
-        first = rows[0] if rows else (0,) * len(names)
-        return {name: int(value or 0) for name, value in zip(names, first, strict=True)}
+        return self.ask(SUMMARY, filters)
 
     def top(self, filters: Filters, field: str, by: str, limit: int) -> list[dict[str, Any]]:
-        if field not in TOP_FIELDS or by not in TOP_BY:
-            raise ValueError(f"top {field!r} by {by!r}")
-        sql = f"""
-            SELECT CAST({field} AS VARCHAR) AS value, sum(bytes) AS bytes,
-                   sum(packets) AS packets, count(*) AS flows
-            FROM {{flows}} WHERE {{where}} AND {_FLOW} AND {field} IS NOT NULL
-            GROUP BY {field} ORDER BY {by} DESC, value LIMIT {int(limit)}"""
-        return [
-            {"value": value, "bytes": int(b or 0), "packets": int(p or 0), "flows": int(f)}
-            for value, b, p, f in self._run(sql, filters)
-        ]
+        return self.ask(top_question(field, by, limit), filters)
 
     def hourly(self, filters: Filters) -> list[dict[str, Any]]:
-        sql = f"""
-            SELECT "start" // 3600 * 3600 AS hour_start, count(*) AS flows,
-                   count(*) FILTER (WHERE action = 'REJECT') AS rejected,
-                   coalesce(sum(bytes), 0) AS bytes
-            FROM {{flows}} WHERE {{where}} AND {_FLOW}
-            GROUP BY hour_start ORDER BY hour_start"""
-        return [
-            {"hour": _iso(hour), "flows": int(f), "rejected": int(r), "bytes": int(b)}
-            for hour, f, r, b in self._run(sql, filters)
-        ]
+        return self.ask(HOURLY, filters)
 
-    # ---- running ---------------------------------------------------------------------
+    def ask(self, question: Question[A], filters: Filters, also: Condition | None = None) -> A:
+        return cast(A, self.ask_all([question], filters, also)[0])
 
-    def _run(self, template: str, filters: Filters) -> Sequence[tuple[Any, ...]]:
+    def ask_all(
+        self, questions: Sequence[Question[Any]], filters: Filters, also: Condition | None = None
+    ) -> list[Any]:
+        """The answers to ``questions``, all over one listing of the lake: figures drawn
+        together agree with each other while workers add files. ``also``: a condition
+        ANDed with the filters' (the dashboard's address and port)."""
         where, params = filters.where()
+        if also is not None:
+            where, params = f"({where}) AND ({also[0]})", [*params, *also[1]]
         with self.lock:
             source = self._source(filters)
             if source is None:
-                return []
-            sql = template.format(flows=source.sql, where=where)
+                return [question.answer([]) for question in questions]
             if source.dataset is not None:
                 self.connection.register("lake_flows", source.dataset)
             try:
-                return self.connection.execute(sql, params).fetchall()
+                return [
+                    question.answer(
+                        self.connection.execute(
+                            question.sql.format(flows=source.sql, where=where),
+                            params * question.sql.count("{where}"),
+                        ).fetchall()
+                    )
+                    for question in questions
+                ]
             finally:
                 if source.dataset is not None:
                     self.connection.unregister("lake_flows")
+
+    def files(self) -> list[pafs.FileInfo]:
+        """The lake's Parquet files (of every hour), in path order."""
+        selector = pafs.FileSelector(self.root, recursive=True, allow_not_found=True)
+        found = [
+            info
+            for info in self.fs.get_file_info(selector)
+            if info.type == pafs.FileType.File
+            and info.base_name.endswith(".parquet")
+            and not info.base_name.startswith((".", "_"))
+        ]
+        return sorted(found, key=lambda info: info.path)
+
+    # ---- running ---------------------------------------------------------------------
 
     def _source(self, filters: Filters) -> Source | None:
         """The files of the hours the range covers (all of them without a range)."""
@@ -129,17 +191,7 @@ class LakeQueries:
         # selects that hour's files; the SQL range then leaves their flows out.
         low = hour_dir(min(filters.start, LAST_HOUR)) if filters.start is not None else ""
         high = hour_dir(filters.end - 1) if filters.end is not None else "~"
-        selector = pafs.FileSelector(self.root, recursive=True, allow_not_found=True)
-        paths = []
-        for info in self.fs.get_file_info(selector):
-            if info.type != pafs.FileType.File or not info.base_name.endswith(".parquet"):
-                continue
-            if info.base_name.startswith((".", "_")):
-                continue
-            directory = info.path.rsplit("/", 2)[-2]
-            if low <= directory <= high:
-                paths.append(info.path)
-        return sorted(paths)
+        return [info.path for info in self.files() if low <= info.path.rsplit("/", 2)[-2] <= high]
 
 
 def _iso(epoch: int) -> str:

@@ -169,6 +169,10 @@ def run_once(state_dir: Path, web_port: int, broker_port: int, ingest_port: int)
             timeout=120,
             what="demo flow logs counted",
         )
+        # The dashboard on the worker's lake, started with the servers.
+        dashboard = printed(output, "Flow-logs dashboard")[0]
+        with urllib.request.urlopen(f"{dashboard}/health", timeout=10) as answer:
+            assert answer.status == 200
         # Two time-series workers; the demo client's series is listed by either.
         series = [
             Worker("", state_dir, state_dir / "unused.log", port=port_of(url))
@@ -190,7 +194,7 @@ def run_once(state_dir: Path, web_port: int, broker_port: int, ingest_port: int)
     assert launcher.returncode == 0, text
     assert f"http://127.0.0.1:{web_port}/orders/revenue/daily" in text
     servers = [*telemetry, *series]
-    ports = (web_port, broker_port, ingest_port, flows.port, launches_port)
+    ports = (web_port, broker_port, ingest_port, flows.port, launches_port, port_of(dashboard))
     for port in (*ports, *(w.port for w in servers)):
         assert not listening(port), f"something still listens on {port}"
 

@@ -246,7 +246,7 @@ def test_the_readme_shows_the_guide_make_run_prints() -> None:
     """The guide block is what `make run` prints with its default ports and state."""
     printed = guide(
         "127.0.0.1:9092",
-        Ports([6066], [6071, 6072], 6070, 6080, 6081, [6090, 6091], 6095),
+        Ports([6066], [6071, 6072], 6070, 6080, 6081, [6090, 6091], 6095, 8050),
         Path("var"),
         True,
     )

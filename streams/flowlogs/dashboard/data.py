@@ -1,0 +1,159 @@
+"""The dashboard's questions to the lake: one per figure, all over the same selection.
+
+They run on the worker views' own code (streams/flowlogs/query.py): the summary, the
+top addresses and the hourly figures are the views' questions themselves, so the
+dashboard shows exactly what ``/flowlogs/summary``, ``/top`` and ``/hourly`` answer for
+the same filters. One render asks them all over one listing of the lake (``ask_all``),
+so its figures agree with each other while workers add files.
+
+Each question filters on its own rather than reading a filtered copy once: a filtered
+view reads a few hours of a few columns and each question takes milliseconds, while a
+copy of an unfiltered day would hold the whole lake in memory (about 1 GB for 10
+million flows, measured).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+from streams.flowlogs.dashboard.geo import Countries, Endpoint, by_country
+from streams.flowlogs.dashboard.selection import Selection
+from streams.flowlogs.filters import Filters
+from streams.flowlogs.query import FLOW, HOURLY, SUMMARY, LakeQueries, Question, Rows, top_question
+
+#: Rows of the top-talker tables; the top-10 bars are their first ten rows (the same
+#: ordering, so the same ten the views' ``limit=10`` answers).
+TABLE_ROWS = 100
+BARS = 10
+#: Conversations the Sankey is drawn from, before its node cap.
+CONVERSATIONS = 60
+#: Values each filter's list offers at most.
+OPTIONS = 1000
+OPTION_COLUMNS = ("account_id", "vpc_id", "subnet_id", "interface_id", "protocol")
+
+
+@dataclass(frozen=True)
+class Answers:
+    """Everything one render draws."""
+
+    summary: dict[str, int]
+    sources: list[dict[str, Any]]  # top srcaddr, TABLE_ROWS at most
+    destinations: list[dict[str, Any]]  # top dstaddr
+    hourly: list[dict[str, Any]]
+    countries: Countries
+    conversations: list[dict[str, Any]]  # {"srcaddr", "dstaddr", "bytes", "packets", "flows"}
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """What the lake holds, for the filters' lists and the time presets."""
+
+    options: dict[str, list[str]]
+    earliest: int | None = None
+    latest: int | None = None
+
+
+# Each side grouped on its own, then merged: 2.6 times faster over a day of 10 million
+# flows than one group-by of both addresses unnested. Private IPv4 is left out in SQL
+# only to send fewer addresses to Python: geo.py decides what is external, and these
+# prefixes are never that.
+_PRIVATE_V4 = r"^(10|127)\.|^192\.168\.|^172\.(1[6-9]|2[0-9]|3[01])\."
+ENDPOINTS = Question(
+    f"""
+    WITH sources AS (SELECT srcaddr AS address, count(*) AS flows, sum(bytes) AS bytes
+                     FROM {{flows}} WHERE {{where}} AND {FLOW} GROUP BY srcaddr),
+         destinations AS (SELECT dstaddr, count(*), sum(bytes)
+                          FROM {{flows}} WHERE {{where}} AND {FLOW} GROUP BY dstaddr)
+    SELECT address, sum(flows), coalesce(sum(bytes), 0)
+    FROM (SELECT * FROM sources UNION ALL SELECT * FROM destinations)
+    WHERE address IS NOT NULL AND NOT regexp_matches(address, '{_PRIVATE_V4}')
+    GROUP BY address ORDER BY address""",
+    lambda rows: [Endpoint(str(a), int(f), int(b)) for a, f, b in rows],
+)
+
+
+def conversations_question(by: str, limit: int) -> Question[list[dict[str, Any]]]:
+    if by not in ("bytes", "packets", "flows"):
+        raise ValueError(f"conversations by {by!r}")
+    return Question(
+        f"""
+        SELECT srcaddr, dstaddr, sum(bytes) AS bytes, sum(packets) AS packets,
+               count(*) AS flows
+        FROM {{flows}} WHERE {{where}} AND {FLOW}
+             AND srcaddr IS NOT NULL AND dstaddr IS NOT NULL
+        GROUP BY srcaddr, dstaddr ORDER BY {by} DESC, srcaddr, dstaddr LIMIT {int(limit)}""",
+        lambda rows: [
+            {
+                "srcaddr": s,
+                "dstaddr": d,
+                "bytes": int(b or 0),
+                "packets": int(p or 0),
+                "flows": int(f),
+            }
+            for s, d, b, p, f in rows
+        ],
+    )
+
+
+def _catalog(rows: Rows) -> Catalog:
+    if not rows or rows[0][-1] is None:
+        return Catalog({name: [] for name in OPTION_COLUMNS})
+    *lists, earliest, latest = rows[0]
+    options = {
+        name: [str(value) for value in values[:OPTIONS]]
+        for name, values in zip(OPTION_COLUMNS, lists, strict=True)
+    }
+    return Catalog(options, int(earliest), int(latest))
+
+
+CATALOG = Question(
+    f"""
+    SELECT {
+        ", ".join(
+            f"list(DISTINCT {c} ORDER BY {c}) FILTER (WHERE {c} IS NOT NULL)"
+            for c in OPTION_COLUMNS
+        )
+    },
+           min("start"), max("start")
+    FROM {{flows}} WHERE {{where}}""",
+    _catalog,
+)
+
+
+class DashboardData:
+    """The dashboard's reads of one lake (blocking; one render at a time per lake)."""
+
+    def __init__(self, lake: LakeQueries) -> None:
+        self.lake = lake
+
+    def answers(self, selection: Selection) -> Answers:
+        by = selection.by
+        summary, sources, destinations, hourly, endpoints, conversations = self.lake.ask_all(
+            [
+                SUMMARY,
+                top_question("srcaddr", by, TABLE_ROWS),
+                top_question("dstaddr", by, TABLE_ROWS),
+                HOURLY,
+                ENDPOINTS,
+                conversations_question(by, CONVERSATIONS),
+            ],
+            selection.filters,
+            selection.also(),
+        )
+        return Answers(summary, sources, destinations, hourly, by_country(endpoints), conversations)
+
+    def catalog(self) -> Catalog:
+        """Every account, VPC, subnet, ENI and protocol held, and the span of flow starts."""
+        return self.lake.ask(CATALOG, Filters())
+
+    def version(self) -> str:
+        """A digest of the lake's listing (paths, sizes, times): it changes when a worker
+        writes a file, and only then. Listing is cheap (no file is read), so the page can
+        ask often and re-query only when it changed."""
+        digest = hashlib.sha256()
+        for info in self.lake.files():
+            stamp = info.mtime_ns if info.mtime_ns is not None else ""
+            digest.update(f"{info.path}\0{info.size}\0{stamp}\n".encode())
+        return digest.hexdigest()[:16]
