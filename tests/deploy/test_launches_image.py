@@ -2,8 +2,9 @@
 
 No Docker engine is reachable here. The image is ``FROM scratch`` plus one directory that
 its builder stage assembles with two scripts and pip, so this module assembles the same
-directory the same way: ``rootfs.sh`` unpacks the same Debian 12 packages, pip installs
-the same requirements file with ``--no-deps``, ``trim.sh`` trims it, and pip installs
+directory the same way: ``deploy/common/rootfs.sh`` unpacks the same Debian 12 packages,
+pip installs the same requirements file with ``--no-deps``, ``deploy/common/trim.sh``
+trims it, and pip installs
 the ``streams`` wheel with ``--no-deps``. The image's uncompressed size is then the size
 of that directory as a layer (a tar stream), and the job runs from it under ``chroot`` as
 uid 10001, with ``/dev`` and ``/proc`` mounted as a container runtime would: it sees only
@@ -35,6 +36,8 @@ from tests.support.launches import SAMPLE, Reply, api
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy" / "launches"
+#: rootfs.sh and trim.sh, shared with the flow-logs images (deploy/flowlogs/Dockerfile).
+COMMON = ROOT / "deploy" / "common"
 DOCKERFILE = DEPLOY / "Dockerfile"
 REQUIREMENTS = DEPLOY / "requirements.txt"
 FIXTURE = SAMPLE
@@ -83,7 +86,7 @@ def _run(*command: str | Path) -> None:
 
 def _assemble_rootfs(root: Path) -> None:
     try:
-        _run("sh", DEPLOY / "rootfs.sh", root)
+        _run("sh", COMMON / "rootfs.sh", root, "launches")
     except AssertionError:
         if os.geteuid() != 0:
             raise
@@ -91,7 +94,7 @@ def _assemble_rootfs(root: Path) -> None:
         # Dockerfile's `apt-get update` does before the same script.
         _run("apt-get", "update", "-q")
         shutil.rmtree(root, ignore_errors=True)
-        _run("sh", DEPLOY / "rootfs.sh", root)
+        _run("sh", COMMON / "rootfs.sh", root, "launches")
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +115,7 @@ def image_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "-r",
         REQUIREMENTS,
     )
-    _run("sh", DEPLOY / "trim.sh", site)
+    _run("sh", COMMON / "trim.sh", site)
     # The build context holds pyproject.toml and streams/ only (.dockerignore); the
     # wheel is built from a copy, as in the builder, so the work tree gets no build/.
     source = work / "src"
@@ -184,11 +187,12 @@ def test_dockerfile_builds_what_is_measured() -> None:
     text = DOCKERFILE.read_text()
     runtime = text[text.index("FROM scratch AS runtime") :]
     for step in (
-        "sh /build/rootfs.sh /rootfs",
+        "COPY deploy/common/rootfs.sh /build/rootfs.sh",
+        "sh /build/rootfs.sh /rootfs launches",
         f"sh /build/trim.sh /rootfs/{SITE}",
         f"--target /rootfs/{SITE} -r /build/requirements.txt",
         f"--target /rootfs/{SITE} /src",
-        "COPY deploy/launches/requirements.txt deploy/launches/trim.sh /build/",
+        "COPY deploy/launches/requirements.txt deploy/common/trim.sh /build/",
     ):
         assert step in " ".join(text.replace("\\\n", " ").split()), step
     assert "COPY --from=builder /rootfs /" in runtime

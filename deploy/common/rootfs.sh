@@ -1,19 +1,23 @@
 #!/bin/sh
-# Assemble the launches image's root filesystem in DEST from Debian 12 packages: the
-# glibc, OpenSSL and libstdc++ that the job's wheels link against, and Debian's Python
-# 3.11 with its standard library. No shell, no package manager, no pip. Run on a
-# Debian 12 host with apt lists present (the Dockerfile's builder stage, and
-# tests/deploy/test_launches_image.py on this project's machines), so the image and the
-# test get the same files.
+# Assemble an image's root filesystem in DEST from Debian 12 packages: the glibc,
+# OpenSSL and libstdc++ that the images' wheels link against, and Debian's Python 3.11
+# with its standard library. No shell, no package manager, no pip. Shared by
+# deploy/launches/Dockerfile and deploy/flowlogs/Dockerfile. Run on a Debian 12 host
+# with apt lists present (the Dockerfiles' builder stages, and
+# tests/deploy/test_*_image.py on this project's machines), so the images and their
+# tests get the same files.
 #
-#   deploy/launches/rootfs.sh DEST
+#   deploy/common/rootfs.sh DEST [USER_NAME]
+#
+# USER_NAME (default: streams) names uid/gid 10001 in /etc/passwd and /etc/group.
 #
 # This is the recipe of Google's distroless python3-debian12 image (packages unpacked,
 # maintainer scripts not run), which distroless stopped building in 2026; doing it here
 # keeps Debian 12's security updates (Debian LTS) coming with each rebuild.
 set -eu
 
-dest=${1:?usage: rootfs.sh DEST}
+dest=${1:?usage: rootfs.sh DEST [USER_NAME]}
+user=${2:-streams}
 # No version pins: Debian's security archive keeps only the newest version of a
 # package, so a pin would break the build at the next update.
 packages="
@@ -41,6 +45,11 @@ find "$dest/usr/share/doc" -mindepth 2 ! -name copyright -exec rm -rf {} + 2>/de
 rm -rf "$dest/usr/share/man" "$dest/usr/share/info" "$dest/usr/share/lintian" \
     "$dest/usr/share/bug" "$dest/usr/share/gdb" "$dest/usr/share/gcc" \
     "$dest/usr/share/locale"
+# glibc's iconv modules (8.4 MB, 250 character sets): only iconv_open() of a character
+# set glibc lacks built in (it has UTF-8, UTF-16, UTF-32, UCS-2, UCS-4 and ASCII) loads
+# one, and nothing in these images calls iconv: Python, pyarrow and DuckDB decode text
+# themselves.
+rm -rf "$dest/usr/lib/x86_64-linux-gnu/gconv"
 
 # CA certificates: the ca-certificates package builds its bundle in a maintainer
 # script, which unpacking does not run, so the builder's bundle is copied. Without the
@@ -50,25 +59,26 @@ mkdir -p "$dest/usr/lib/ssl"
 ln -sfn /etc/ssl/certs "$dest/usr/lib/ssl/certs"
 ln -sfn /etc/ssl/certs/ca-certificates.crt "$dest/usr/lib/ssl/cert.pem"
 
-# The user the job runs as (uid 10001, like the main image), named so that tools that
-# look a uid up (getpass, the AWS SDK's home directory) find one. No login shell exists.
-cat >"$dest/etc/passwd" <<'EOF'
+# The user the processes run as (uid 10001, like the main image), named so that tools
+# that look a uid up (getpass, the AWS SDK's home directory) find one. No login shell
+# exists.
+cat >"$dest/etc/passwd" <<PASSWD
 root:x:0:0:root:/root:/sbin/nologin
-launches:x:10001:10001:launches:/nonexistent:/sbin/nologin
-EOF
-cat >"$dest/etc/group" <<'EOF'
+$user:x:10001:10001:$user:/nonexistent:/sbin/nologin
+PASSWD
+cat >"$dest/etc/group" <<GROUP
 root:x:0:
-launches:x:10001:
-EOF
+$user:x:10001:
+GROUP
 # glibc's default without this file asks DNS before /etc/hosts.
-cat >"$dest/etc/nsswitch.conf" <<'EOF'
+cat >"$dest/etc/nsswitch.conf" <<'NSSWITCH'
 passwd: files
 group: files
 hosts: files dns
-EOF
+NSSWITCH
 install -d -m 1777 "$dest/tmp"
 install -d -m 0700 "$dest/root"
 
-# `python`, as the ENTRYPOINT names it (Debian ships only python3.11 in this package).
+# `python`, as the ENTRYPOINTs name it (Debian ships only python3.11 in this package).
 ln -sfn python3.11 "$dest/usr/bin/python"
 ln -sfn python3.11 "$dest/usr/bin/python3"
