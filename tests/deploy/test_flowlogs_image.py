@@ -19,16 +19,13 @@ runtime's packages with ``apt-get download``. Running the processes needs root, 
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import re
-import shlex
 import shutil
 import signal
 import subprocess
 import sys
-import tarfile
 import tomllib
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -46,15 +43,26 @@ from packaging.utils import canonicalize_name
 
 from producers.flowlogs import Options, write
 from streams.common.broker import EmbeddedBroker
+from tests.support.images import (
+    BASE_IMAGE_BYTES,
+    BUDGET_BYTES,
+    COMMON,
+    SITE,
+    assemble_rootfs,
+    in_image,
+    isolated,
+    layer_size,
+    needs_debian_12,
+    needs_root,
+    run,
+)
 from tests.support.ports import free_port
 from tests.support.workers import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy" / "flowlogs"
-COMMON = ROOT / "deploy" / "common"
 DOCKERFILE = DEPLOY / "Dockerfile"
 #: Where the Dockerfile installs packages (Debian's Python reads it by default).
-SITE = "usr/local/lib/python3.11/dist-packages"
 #: The layers whose packages a requirements file lists, and the file.
 REQUIREMENTS = {
     "base": DEPLOY / "requirements.txt",
@@ -81,18 +89,11 @@ EXTRAS = {"pipeline": True, "dashboard": False}
 #: time (deploy/flowlogs/requirements-*.txt say why).
 LEFT_OUT = {"cython", "setuptools"}
 
-#: The runtime stages are ``FROM scratch``: "an explicitly empty image" with no layer of
-#: its own (Docker's documentation, "Base images": docs.docker.com/build/building/
-#: base-images/). Every byte of an image is in the layers measured here.
-BASE_IMAGE_BYTES = 0
-#: The issue's budget, in the decimal megabytes that ``docker images`` shows.
-BUDGET_BYTES = 200 * 1000 * 1000
 #: What the images measure (linux/amd64, 2026-12-03) plus ~2 %: a package that grows or
 #: a trim that stops working fails here, and the figure in docs/flowlogs.md moves with
 #: this one.
 CEILING_BYTES = {"pipeline": 290 * 1000 * 1000, "dashboard": 318 * 1000 * 1000}
 
-USER = "10001:10001"
 #: The environment the Dockerfile's `base` stage sets (ENV), plus the HOME Docker sets
 #: from /etc/passwd for uid 10001.
 BASE_ENV = {
@@ -125,25 +126,7 @@ SOURCE_OPTIONS = Options(
 )
 
 
-def _is_debian_12() -> bool:
-    try:
-        return Path("/etc/debian_version").read_text().startswith("12")
-    except OSError:
-        return False
-
-
-pytestmark = pytest.mark.skipif(
-    not (_is_debian_12() and all(shutil.which(t) for t in ("apt-get", "dpkg-deb", "strip"))),
-    reason="assembling the images needs a Debian 12 host with apt-get, dpkg-deb and strip",
-)
-needs_root = pytest.mark.skipif(
-    os.geteuid() != 0, reason="chroot and the /dev, /proc mounts need root (CI runs as root)"
-)
-
-
-def _run(*command: str | Path) -> None:
-    done = subprocess.run([str(c) for c in command], capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, f"{command} failed:\n{done.stdout}\n{done.stderr}"
+pytestmark = needs_debian_12
 
 
 # ---- assembling the layers ------------------------------------------------------------
@@ -157,23 +140,10 @@ class Built:
     roots: dict[str, Path]
 
 
-def _assemble_rootfs(root: Path) -> None:
-    try:
-        _run("sh", COMMON / "rootfs.sh", root, "flowlogs")
-    except AssertionError:
-        if os.geteuid() != 0:
-            raise
-        # Stale apt lists name versions the mirror has replaced: refresh once, as the
-        # Dockerfile's `apt-get update` does before the same script.
-        _run("apt-get", "update", "-q")
-        shutil.rmtree(root, ignore_errors=True)
-        _run("sh", COMMON / "rootfs.sh", root, "flowlogs")
-
-
 def _pip_install(target: Path, *args: str | Path) -> None:
     # pip's own cache (~/.cache/pip) makes every run after the first one offline.
     pip = (sys.executable, "-m", "pip", "--disable-pip-version-check", "install", "-q")
-    _run(*pip, "--no-deps", "--no-compile", "--target", target, *args)
+    run(*pip, "--no-deps", "--no-compile", "--target", target, *args)
 
 
 @pytest.fixture(scope="module")
@@ -186,10 +156,10 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
     def packages(layer: str) -> None:
         site = layers[layer] / SITE
         _pip_install(site, "--only-binary=:all:", "-r", REQUIREMENTS[layer])
-        _run("sh", COMMON / "trim.sh", site)
+        run("sh", COMMON / "trim.sh", site)
 
     def base() -> None:
-        _assemble_rootfs(layers["base"])
+        assemble_rootfs(layers["base"], "flowlogs")
         packages("base")
 
     def code() -> None:
@@ -230,7 +200,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
         root = work / "images" / image
         root.mkdir(parents=True)
         for layer in stack:
-            _run("cp", "-a", "--link", f"{layers[layer]}/.", root)
+            run("cp", "-a", "--link", f"{layers[layer]}/.", root)
         for mountpoint in ("dev", "proc", "sys"):  # a container runtime's, in no layer
             (root / mountpoint).mkdir()
         roots[image] = root
@@ -238,30 +208,6 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
 
 
 # ---- measuring ------------------------------------------------------------------------
-
-
-class _Counter(io.RawIOBase):
-    """A write-only stream that keeps only the number of bytes written to it."""
-
-    def __init__(self) -> None:
-        self.count = 0
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, data: bytes) -> int:  # type: ignore[override]
-        self.count += len(data)
-        return len(data)
-
-
-def _layer_bytes(root: Path, *, only: list[Path] | None = None) -> int:
-    """The size of ``root`` (or of ``only``, paths under it) as an uncompressed layer:
-    the tar stream Docker stores, headers and padding included."""
-    counter = _Counter()
-    with tarfile.open(fileobj=counter, mode="w|", format=tarfile.GNU_FORMAT) as layer:
-        for path in only if only is not None else [root]:
-            layer.add(path, arcname=str(path.relative_to(root)))
-    return counter.count
 
 
 def _parts(layer: Path) -> dict[str, int]:
@@ -274,12 +220,12 @@ def _parts(layer: Path) -> dict[str, int]:
         records = (info / "RECORD").read_text().split()
         tops = {line.split(",")[0].split("/")[0] for line in records} - {"..", "."}
         parts[name] = sorted(site / top for top in tops if (site / top).exists())
-    return {name: _layer_bytes(layer, only=paths) for name, paths in parts.items()}
+    return {name: layer_size(layer, only=paths) for name, paths in parts.items()}
 
 
 @pytest.fixture(scope="module")
 def layer_bytes(built: Built) -> dict[str, int]:
-    return {name: _layer_bytes(path) for name, path in built.layers.items()}
+    return {name: layer_size(path) for name, path in built.layers.items()}
 
 
 def _image_bytes(layer_bytes: dict[str, int], image: str) -> int:
@@ -447,44 +393,6 @@ def test_requirements_pin_what_the_project_pins() -> None:
 
 # ---- running from the images' files -----------------------------------------------------
 
-#: Docker's WORKDIR for a process run under chroot (which starts in /): the image's own
-#: Python changes directory, then becomes the command.
-CHDIR_THEN_EXEC = "import os, sys; os.chdir(sys.argv[1]); os.execvp(sys.argv[2], sys.argv[2:])"
-
-
-def _isolated(
-    root: Path,
-    command: tuple[str, ...],
-    *,
-    workdir: str = "/",
-    binds: tuple[tuple[Path, str], ...] = (),
-) -> list[str]:
-    """``command`` run inside ``root`` as the image's user, in a private mount namespace
-    that gets the /dev, /proc and /sys a container runtime provides (and ``binds``, the
-    volumes), which vanish with the process."""
-    unshare, mount, chroot = (shutil.which(tool) for tool in ("unshare", "mount", "chroot"))
-    assert unshare and mount and chroot, "util-linux and coreutils are needed"
-    mounts = [
-        f'{mount} --rbind /dev "$0/dev"',
-        f'{mount} -t proc proc "$0/proc"',
-        f'{mount} -t sysfs -o ro sysfs "$0/sys"',
-        *(f'{mount} --bind {shlex.quote(str(source))} "$0{target}"' for source, target in binds),
-    ]
-    script = " && ".join([*mounts, f'exec {chroot} --userspec={USER} "$0" "$@"'])
-    if workdir != "/":
-        command = ("python", "-c", CHDIR_THEN_EXEC, workdir, *command)
-    return [unshare, "--mount", "--fork", "--", "/bin/sh", "-c", script, str(root), *command]
-
-
-def _in_image(root: Path, *command: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        _isolated(root, command),
-        env=env,  # the image's PATH: chroot finds `python` in the image, as Docker would
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
 
 @dataclass
 class Process:
@@ -580,7 +488,7 @@ def running(built: Built, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
                 command = (*PIPELINE_ENTRYPOINT, name, "-l", "info")
                 processes[name] = Process(
                     name,
-                    _isolated(pipeline, command, workdir=PIPELINE_WORKDIR),
+                    isolated(pipeline, command, workdir=PIPELINE_WORKDIR),
                     {**PIPELINE_ENV, **settings, "WEB_PORT": str(port)},
                     logs / f"{name}.log",
                     port,
@@ -590,7 +498,7 @@ def running(built: Built, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
             arguments += ("--alerts-url", processes["worker"].url)
             processes["dashboard"] = Process(
                 "dashboard",
-                _isolated(
+                isolated(
                     dashboard,
                     (*DASHBOARD_ENTRYPOINT, *arguments),
                     workdir=DASHBOARD_WORKDIR,
@@ -645,7 +553,7 @@ print(len(modules), "extension modules")
         "dashboard": ("dash,plotly,flask,faust,iptocc", f"aiokafka,rocksdict,uvloop,{never}"),
     }
     for image, (present, absent) in modules.items():
-        done = _in_image(
+        done = in_image(
             built.roots[image], "python", "-c", check, present, absent, image, env=BASE_ENV
         )
         assert done.returncode == 0, f"{image}: {done.stderr}"

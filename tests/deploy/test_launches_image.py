@@ -19,11 +19,8 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import shutil
-import subprocess
 import sys
-import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,24 +29,28 @@ import pytest
 
 from streams.launches.transform import SCHEMA
 from tests.integration.s3_server import empty_bucket, moto_server, s3
+from tests.support.images import (
+    BASE_IMAGE_BYTES,
+    BUDGET_BYTES,
+    COMMON,
+    SITE,
+    USER,
+    assemble_rootfs,
+    in_image,
+    layer_size,
+    needs_debian_12,
+    needs_root,
+    run,
+)
 from tests.support.launches import SAMPLE, Reply, api
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy" / "launches"
 #: rootfs.sh and trim.sh, shared with the flow-logs images (deploy/flowlogs/Dockerfile).
-COMMON = ROOT / "deploy" / "common"
 DOCKERFILE = DEPLOY / "Dockerfile"
 REQUIREMENTS = DEPLOY / "requirements.txt"
 FIXTURE = SAMPLE
-#: Where the Dockerfile installs the job's packages (Debian's Python reads it by default).
-SITE = "usr/local/lib/python3.11/dist-packages"
 
-#: The runtime stage is ``FROM scratch``: "an explicitly empty image" with no layer of
-#: its own (Docker's documentation, "Base images": docs.docker.com/build/building/
-#: base-images/). Every byte of the image is in the directory measured here.
-BASE_IMAGE_BYTES = 0
-#: The issue's budget, in the decimal megabytes that ``docker images`` shows.
-BUDGET_BYTES = 200 * 1000 * 1000
 #: The environment the Dockerfile's runtime stage sets (its ENV and USER); the test
 #: checks that the Dockerfile still says so, and runs the job with it.
 IMAGE_ENV = {
@@ -59,42 +60,10 @@ IMAGE_ENV = {
     "PYTHONUNBUFFERED": "1",
     "HOME": "/nonexistent",  # what Docker sets from /etc/passwd for uid 10001
 }
-USER = "10001:10001"
 BUCKET = "launches-image-test"
 
 
-def _is_debian_12() -> bool:
-    try:
-        return Path("/etc/debian_version").read_text().startswith("12")
-    except OSError:
-        return False
-
-
-pytestmark = pytest.mark.skipif(
-    not (_is_debian_12() and all(shutil.which(t) for t in ("apt-get", "dpkg-deb", "strip"))),
-    reason="assembling the image needs a Debian 12 host with apt-get, dpkg-deb and strip",
-)
-needs_root = pytest.mark.skipif(
-    os.geteuid() != 0, reason="chroot and the /dev, /proc mounts need root (CI runs as root)"
-)
-
-
-def _run(*command: str | Path) -> None:
-    done = subprocess.run([str(c) for c in command], capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, f"{command} failed:\n{done.stdout}\n{done.stderr}"
-
-
-def _assemble_rootfs(root: Path) -> None:
-    try:
-        _run("sh", COMMON / "rootfs.sh", root, "launches")
-    except AssertionError:
-        if os.geteuid() != 0:
-            raise
-        # Stale apt lists name versions the mirror has replaced: refresh once, as the
-        # Dockerfile's `apt-get update` does before the same script.
-        _run("apt-get", "update", "-q")
-        shutil.rmtree(root, ignore_errors=True)
-        _run("sh", COMMON / "rootfs.sh", root, "launches")
+pytestmark = needs_debian_12
 
 
 @pytest.fixture(scope="module")
@@ -102,10 +71,10 @@ def image_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The image's filesystem, built by the Dockerfile's builder steps in their order."""
     work = tmp_path_factory.mktemp("launches-image")
     root = work / "rootfs"
-    _assemble_rootfs(root)
+    assemble_rootfs(root, "launches")
     site = root / SITE
     pip = (sys.executable, "-m", "pip", "--disable-pip-version-check", "install", "-q")
-    _run(
+    run(
         *pip,
         "--no-deps",
         "--only-binary=:all:",
@@ -115,7 +84,7 @@ def image_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "-r",
         REQUIREMENTS,
     )
-    _run("sh", COMMON / "trim.sh", site)
+    run("sh", COMMON / "trim.sh", site)
     # The build context holds pyproject.toml and streams/ only (.dockerignore); the
     # wheel is built from a copy, as in the builder, so the work tree gets no build/.
     source = work / "src"
@@ -124,32 +93,8 @@ def image_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     shutil.copytree(
         ROOT / "streams", source / "streams", ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
     )
-    _run(*pip, "--no-deps", "--no-compile", "--target", site, source)
+    run(*pip, "--no-deps", "--no-compile", "--target", site, source)
     return root
-
-
-class _Counter(io.RawIOBase):
-    """A write-only stream that keeps only the number of bytes written to it."""
-
-    def __init__(self) -> None:
-        self.count = 0
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, data: bytes) -> int:  # type: ignore[override]
-        self.count += len(data)
-        return len(data)
-
-
-def _layer_bytes(root: Path, *, only: list[Path] | None = None) -> int:
-    """The size of ``root`` (or of ``only``, paths under it) as an uncompressed layer:
-    the tar stream Docker stores, headers and padding included."""
-    counter = _Counter()
-    with tarfile.open(fileobj=counter, mode="w|", format=tarfile.GNU_FORMAT) as layer:
-        for path in only if only is not None else [root]:
-            layer.add(path, arcname=str(path.relative_to(root)))
-    return counter.count
 
 
 def _breakdown(root: Path) -> dict[str, int]:
@@ -162,8 +107,8 @@ def _breakdown(root: Path) -> dict[str, int]:
         records = (info / "RECORD").read_text().split()
         tops = {line.split(",")[0].split("/")[0] for line in records} - {"..", "."}
         parts[name] = sorted(site / top for top in tops if (site / top).exists())
-    sizes = {name: _layer_bytes(root, only=paths) for name, paths in parts.items()}
-    everything = _layer_bytes(root)
+    sizes = {name: layer_size(root, only=paths) for name, paths in parts.items()}
+    everything = layer_size(root)
     sizes["debian runtime (glibc, libstdc++, OpenSSL, Python 3.11)"] = everything - sum(
         sizes.values()
     )
@@ -172,7 +117,7 @@ def _breakdown(root: Path) -> dict[str, int]:
 
 def test_image_is_under_the_size_budget(image_root: Path) -> None:
     """The image (scratch plus the assembled layer) is under 200 MB uncompressed."""
-    total = BASE_IMAGE_BYTES + _layer_bytes(image_root)
+    total = BASE_IMAGE_BYTES + layer_size(image_root)
     parts = "\n".join(
         f"{size / 1e6:8.1f} MB  {name}" for name, size in _breakdown(image_root).items()
     )
@@ -203,28 +148,6 @@ def test_dockerfile_builds_what_is_measured() -> None:
             assert f"{name}={value}" in runtime, name
 
 
-def _in_image(root: Path, *command: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    """Run ``command`` inside ``root`` as the image's user, with only ``env``: a private
-    mount namespace gets the /dev and /proc a container runtime provides (the AWS SDK
-    reads /dev/urandom), and they vanish with the process."""
-    for mountpoint in ("dev", "proc"):
-        (root / mountpoint).mkdir(exist_ok=True)
-    unshare, mount, chroot = (shutil.which(tool) for tool in ("unshare", "mount", "chroot"))
-    assert unshare and mount and chroot, "util-linux and coreutils are needed"
-    script = (
-        f'{mount} --rbind /dev "$0/dev" && {mount} -t proc proc "$0/proc" '
-        f'&& exec {chroot} --userspec={USER} "$0" "$@"'
-    )
-    return subprocess.run(
-        [unshare, "--mount", "--fork", "--", "/bin/sh", "-c", script, str(root), *command],
-        env=env,  # the image's PATH: chroot finds `python` in the image, as Docker would
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
-@needs_root
 def test_trimmed_image_loads_everything_it_keeps(image_root: Path) -> None:
     """Every pyarrow extension module left after trimming imports, TLS has CA
     certificates, the platform's other dependencies are absent, and the code is
@@ -242,7 +165,7 @@ assert os.getuid() == 10001
 assert not os.access(pathlib.Path(pyarrow.__file__).parent, os.W_OK)
 print(len(kept), "modules")
 """
-    done = _in_image(image_root, "python", "-c", check, env=IMAGE_ENV)
+    done = in_image(image_root, "python", "-c", check, env=IMAGE_ENV)
     assert done.returncode == 0, done.stderr
     assert int(done.stdout.split()[0]) >= 10
 
@@ -272,7 +195,7 @@ def test_job_runs_from_the_trimmed_image(
             "AWS_ACCESS_KEY_ID": "testing",
             "AWS_SECRET_ACCESS_KEY": "testing",
         }
-        done = _in_image(image_root, "python", "-m", "streams.launches", env=env)
+        done = in_image(image_root, "python", "-m", "streams.launches", env=env)
         assert done.returncode == 0, done.stderr
         body = s3(endpoint).get_object(Bucket=BUCKET, Key="launches.parquet")["Body"].read()
 
