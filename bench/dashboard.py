@@ -1,6 +1,7 @@
 """The flow-logs dashboard's speed (``python -m bench --only dashboard``).
 
 Target (issue 13): a filtered view over 24 h of 10 million flows renders in under 1 s.
+The headline is one VPC's rejected flows of the whole day.
 
 A lake of one day holding ``--flowlogs-lake-records`` log records is written by the
 workers' own lake writer (bench/flowlogs.py's ``fill_lake``: generated objects, parsed,
@@ -33,7 +34,9 @@ from streams.flowlogs.query import LakeQueries
 
 TARGET_MS = 1000.0
 REPEAT = 7
-FILTERED = "one VPC, action REJECT, last 6 h"
+#: The issue's case: a filtered view over 24 h. Narrowed by anything but time, the
+#: dashboard copies the selection once (data.py NARROW_COPY) when it is small enough.
+FILTERED = "one VPC, action REJECT, 24 h"
 
 
 def _timed(call: Callable[[], Any], repeat: int) -> dict[str, float]:
@@ -49,11 +52,14 @@ def _timed(call: Callable[[], Any], repeat: int) -> dict[str, float]:
 def _views(catalog_options: dict[str, list[str]]) -> dict[str, Controls]:
     vpc = catalog_options["vpc_id"][0]
     return {
-        FILTERED: Controls(vpc_id=(vpc,), action=("REJECT",), window="6h"),
-        "one VPC, 24 h": Controls(vpc_id=(vpc,), window="24h"),
+        FILTERED: Controls(vpc_id=(vpc,), action=("REJECT",), window="24h"),
+        "one VPC, action REJECT, last 6 h": Controls(
+            vpc_id=(vpc,), action=("REJECT",), window="6h"
+        ),
         "one VPC, REJECT, 24 h, ranked by flows": Controls(
             vpc_id=(vpc,), action=("REJECT",), window="24h", by="flows"
         ),
+        "one VPC, 24 h (a third of the flows)": Controls(vpc_id=(vpc,), window="24h"),
         "no filter, 24 h": Controls(),
     }
 

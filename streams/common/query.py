@@ -2,7 +2,7 @@
 
 Each parser takes the request's query mapping and the parameter's name, and returns the
 value, its default when the parameter is absent or empty (``?from=`` is how forms send
-"no value"), or raises :class:`~streams.common.web.BadRequest` naming the parameter.
+"no value"), or raises :class:`~streams.common.errors.BadRequest` naming the parameter.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import re
 from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, date, datetime
 
-from streams.common.web import BadRequest
+from streams.common.errors import BadRequest
 
 Query = Mapping[str, str]
 

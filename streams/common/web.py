@@ -1,18 +1,12 @@
 """JSON web views on a Faust app: one way to declare them, one error shape, timed by route.
 
-Every answer other than a success is ``{"error": message, "detail": ...}`` with its
-status. ``detail`` is what the refusal names (``{"parameter": "limit"}``, ``{"limit":
-1048576}``...) or null; details given by name are also at top level (``parameter``,
-``allowed``), where clients written before ``detail`` read them. 400 a bad parameter
-(``parameter`` names it) or a body that does not decode as its ``Content-Encoding``
-says, 401 a missing or wrong ``X-API-Key`` (when the views are given a key), 404 an
-unknown key or a path no view has, 405 a method the view does not take (``Allow`` and
-``allowed`` list those it does), 413 a body too large, 415 a body not in the format the
-view reads, 422 a body that breaks a rule, 503 not ready yet or the key's owner
-unreachable (``Retry-After``), 500 a bug (logged; the worker keeps serving). The one
-exception: a request aiohttp's parser refuses before the app sees it (a malformed
-request line or header, a ``Content-Encoding`` it cannot decode such as ``br``) is
-aiohttp's plain-text 400. Query parameters are parsed by :mod:`streams.common.query`.
+Every answer other than a success is the error shape of :mod:`streams.common.errors`
+(``{"error": message, "detail": ...}``, its statuses, an exception per status), which
+these views serve: a view raises one, or a bug is a 500 (logged; the worker keeps
+serving). The one exception: a request aiohttp's parser refuses before the app sees it
+(a malformed request line or header, a ``Content-Encoding`` it cannot decode such as
+``br``) is aiohttp's plain-text 400. Query parameters are parsed by
+:mod:`streams.common.query`.
 
 A routed page answers on the worker that owns the key's partition, of a topic read by the
 group or of a table, as Faust's ``app.topic_route``/``app.table_route`` do. The forwarding
@@ -32,7 +26,7 @@ import inspect
 import logging
 import re
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -42,6 +36,27 @@ import faust
 from faust.web import View
 from prometheus_client import CollectorRegistry, Histogram
 from yarl import URL
+
+from streams.common.errors import (
+    BadRequest,
+    HttpError,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    Unauthorized,
+    Unavailable,
+    Unprocessable,
+    UnsupportedMediaType,
+    error_body,
+)
+
+# The error types are streams.common.errors'; the views import them from here too.
+__all__ = [
+    "API_KEY", "FORWARDED_BY", "Answer", "BadRequest", "Handler", "HttpError", "JsonView",
+    "MethodNotAllowed", "NotFound", "PayloadTooLarge", "Reply", "Unauthorized", "Unavailable",
+    "Unprocessable", "UnsupportedMediaType", "Views", "address", "error_body", "error_response",
+    "read_body", "route_latency",
+]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
@@ -71,85 +86,6 @@ class Reply:
     body: Any = None
     status: int = 200
     headers: Mapping[str, str] | None = None
-
-
-class HttpError(Exception):
-    """An answer other than a success: :func:`error_body` with ``status``."""
-
-    status: ClassVar[int] = 500
-
-    def __init__(
-        self, message: str, *, headers: Mapping[str, str] | None = None, **details: Any
-    ) -> None:
-        super().__init__(message)
-        self.message = message
-        self.headers = dict(headers or {})
-        self.details = details
-
-    def body(self) -> dict[str, Any]:
-        return error_body(self.message, **self.details)
-
-
-def error_body(message: str, **details: Any) -> dict[str, Any]:
-    """The body of every refusal: ``{"error": message, "detail": ...}``.
-
-    ``detail`` is the one given, else the other details as a dict, else null. The other
-    details are at top level too: the pipelines' clients read ``parameter`` there.
-    """
-    named = {name: value for name, value in details.items() if name != "detail"}
-    detail = details.get("detail", named or None)
-    return {"error": message, "detail": detail, **named}
-
-
-class BadRequest(HttpError, ValueError):
-    """A parameter the view cannot use (ValueError too: parsing code may catch it so)."""
-
-    status = 400
-
-
-class Unauthorized(HttpError):
-    """401: a missing or wrong ``X-API-Key``."""
-
-    status = 401
-
-
-class NotFound(HttpError):
-    status = 404
-
-
-class MethodNotAllowed(HttpError):
-    status = 405
-
-    def __init__(self, method: str, allowed: Iterable[str]) -> None:
-        allowed = list(allowed)
-        super().__init__(
-            f"method {method} not allowed", headers={"Allow": ", ".join(allowed)}, allowed=allowed
-        )
-
-
-class PayloadTooLarge(HttpError):
-    status = 413
-
-
-class UnsupportedMediaType(HttpError):
-    """415: a body in another format than the view reads (JSON)."""
-
-    status = 415
-
-
-class Unprocessable(HttpError):
-    """422: a well-formed request whose content breaks a rule (a value no number)."""
-
-    status = 422
-
-
-class Unavailable(HttpError):
-    """503: try again after ``retry_after`` seconds (not ready, owner unreachable)."""
-
-    status = 503
-
-    def __init__(self, message: str, *, retry_after: int = 1, **details: Any) -> None:
-        super().__init__(message, headers={"Retry-After": str(retry_after)}, **details)
 
 
 def error_response(view: Any, error: HttpError) -> Any:

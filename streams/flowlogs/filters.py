@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
 
+from streams.common.errors import BadRequest
 from streams.common.query import Query, iso_datetime
-from streams.common.web import BadRequest
 
 #: IANA protocol numbers of the names a user is likely to type.
 PROTOCOLS = {

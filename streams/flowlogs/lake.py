@@ -16,7 +16,6 @@ import logging
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 import numpy as np
 import pyarrow as pa
@@ -26,20 +25,11 @@ import pyarrow.dataset as ds
 from streams.common.parquet import PartitionedParquetWriter
 from streams.common.storage import open_filesystem
 from streams.flowlogs.fields import SCHEMA
+from streams.flowlogs.lake_paths import FLOWS, hour_dir
 from streams.flowlogs.metrics import WorkerMetrics
 from streams.flowlogs.rollups import OFFSET_COLUMN
 
 log = logging.getLogger(__name__)
-
-FLOWS = "flows"
-
-
-def hour_dir(epoch: int) -> str:
-    """``hour=YYYY-MM-DDTHH``: the directory of flows starting in that UTC hour."""
-    hour = datetime.fromtimestamp(epoch - epoch % 3600, UTC)
-    # The year in four digits, always: strftime's %Y writes year 500 as "500" on glibc,
-    # and the queries compare these names as text ("hour=500-" sorts after "hour=2026-").
-    return f"hour={hour.year:04d}-{hour.month:02d}-{hour.day:02d}T{hour.hour:02d}"
 
 
 def by_hour(flows: pa.Table) -> dict[str, pa.Table]:

@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from streams.common.errors import BadRequest, Unprocessable
 from streams.common.query import integer
-from streams.common.web import BadRequest, Unprocessable
 from streams.timeseries.forecast import (
     DEFAULT_LEVELS,
     DEFAULT_MAX_FIT_POINTS,

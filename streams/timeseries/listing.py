@@ -13,7 +13,7 @@ import heapq
 from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
-from streams.common.web import BadRequest
+from streams.common.errors import BadRequest
 from streams.timeseries.commands import SERIES_ID
 from streams.timeseries.points import iso
 from streams.timeseries.store import COUNT

@@ -22,8 +22,8 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from streams.common.errors import BadRequest
 from streams.common.query import integer
-from streams.common.web import BadRequest
 from streams.timeseries import chunks
 from streams.timeseries.chunks import chunk_key
 from streams.timeseries.points import Points, as_rows, concat, parse_time, within

@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from streams.common.web import BadRequest, PayloadTooLarge, Unprocessable, UnsupportedMediaType
+from streams.common.errors import BadRequest, PayloadTooLarge, Unprocessable, UnsupportedMediaType
 from streams.timeseries.commands import REQUEST_ID, new_series_id
 from streams.timeseries.points import PointError, Points, parse_points
 

@@ -442,6 +442,7 @@ def test_every_long_running_service_has_a_healthcheck(
         *PIPELINE_SERVICES,
         "telemetry-simulator",
         "launches-producer",
+        "flowlogs-dashboard",
         "prometheus",
         "grafana",
         "minio",
@@ -503,6 +504,29 @@ def test_orders_workers_write_the_lake_as_the_app_user(
     assert env["AWS_SECRET_ACCESS_KEY"] == DUMMY_SECRETS["MINIO_APP_PASSWORD"]
     assert urlsplit(env["ORDERS_PARQUET_URI"]).netloc == LAKE_BUCKET
     assert service["depends_on"]["minio-init"]["condition"] == "service_completed_successfully"
+
+
+def test_flowlogs_dashboard_reads_the_workers_lake_as_the_app_user(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    """The dashboard reads the very prefix flowlogs-1 writes, with the app user's keys,
+    asks that worker for alerts, and is published on loopback port 8050 with a
+    healthcheck on that port."""
+    dashboard = services["flowlogs-dashboard"]
+    command = dashboard["command"]
+    assert command[:2] == ["networkflow", "dashboard"]
+    options = dict(arg.removeprefix("--").split("=", 1) for arg in command[2:])
+    lake = urlsplit(services["flowlogs-1"]["environment"]["FLOWLOGS_LAKE"])
+    assert (options["bucket"], options["prefix"]) == (lake.netloc, lake.path.strip("/"))
+    worker_port = services["flowlogs-1"]["environment"]["WEB_PORT"]
+    assert options["alerts-url"] == f"http://flowlogs-1:{worker_port}"
+    env = dashboard["environment"]
+    assert env["AWS_ACCESS_KEY_ID"] == DUMMY_SECRETS["MINIO_APP_USER"]
+    assert env["AWS_ENDPOINT_URL"] == services["flowlogs-1"]["environment"]["AWS_ENDPOINT_URL"]
+    assert [(p["host_ip"], p["published"], p["target"]) for p in dashboard["ports"]] == [
+        ("127.0.0.1", "8050", int(options["port"]))
+    ]
+    assert f"127.0.0.1:{options['port']}/health" in " ".join(dashboard["healthcheck"]["test"])
 
 
 def test_launches_worker_writes_its_bucket_as_the_app_user(

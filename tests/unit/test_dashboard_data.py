@@ -11,10 +11,11 @@ from typing import Any
 import iptocc
 import pytest
 
-from streams.flowlogs.dashboard.data import TABLE_ROWS, DashboardData
+from streams.flowlogs.dashboard import data as dashboard_data
+from streams.flowlogs.dashboard.data import NARROW_COPY, TABLE_ROWS, DashboardData
 from streams.flowlogs.dashboard.selection import Selection
 from streams.flowlogs.filters import Filters
-from streams.flowlogs.query import LakeQueries
+from streams.flowlogs.query import Copy, LakeQueries
 from tests.support.dashboard import DAY, rows, write_lake
 
 Row = dict[str, Any]
@@ -135,6 +136,24 @@ def test_summary_top_and_hourly_are_the_views_answers(lake: Any, selection: Sele
     assert answers.hourly == views.hourly(selection.filters)
     assert answers.sources[:10] == views.top(selection.filters, "srcaddr", selection.by, 10)
     assert answers.destinations[:10] == views.top(selection.filters, "dstaddr", selection.by, 10)
+
+
+@pytest.mark.parametrize("most_rows", [0, 5, 100_000])
+@pytest.mark.parametrize("selection", SELECTIONS)
+def test_answers_are_the_same_from_a_copy_or_its_fallback(
+    lake: Any, selection: Selection, most_rows: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A narrowed selection is answered from an in-memory copy when it holds few flows
+    and from the files when it holds more than the copy's limit: the same figures."""
+    data, _ = lake
+    as_drawn = data.answers(selection)
+    monkeypatch.setattr(
+        dashboard_data, "NARROW_COPY", Copy(NARROW_COPY.columns, most_rows), raising=True
+    )
+    assert data.answers(selection) == as_drawn
+    assert data.lake.connection.execute(  # the copy never outlives its render
+        "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'copied_flows'"
+    ).fetchone() == (0,)
 
 
 def test_the_catalog_lists_what_the_lake_holds(lake: Any) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from streams.common.web import BadRequest
+from streams.common.errors import BadRequest
 from streams.flowlogs.chunks import conform
 from streams.flowlogs.filters import Filters, parse_filters, strict
 from streams.flowlogs.lake import FlowLake

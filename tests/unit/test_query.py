@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from streams.common import query
-from streams.common.web import BadRequest
+from streams.common.errors import BadRequest
 
 
 def test_absent_or_empty_parameters_take_their_default() -> None:

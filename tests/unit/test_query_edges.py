@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from streams.common import query
-from streams.common.web import BadRequest
+from streams.common.errors import BadRequest
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ import json
 import numpy as np
 import pytest
 
-from streams.common.web import BadRequest, HttpError, Unprocessable
+from streams.common.errors import BadRequest, HttpError, Unprocessable
 from streams.timeseries import forecasting, models
 from streams.timeseries.forecast import (
     METHOD_CONSTANT,

@@ -11,9 +11,9 @@ from typing import Any
 import numpy as np
 import pytest
 
+from streams.common.errors import BadRequest
 from streams.common.exactly_once import PartitionState
 from streams.common.table_io import RocksPartition
-from streams.common.web import BadRequest
 from streams.timeseries import listing, models, store
 from streams.timeseries.points import Points, iso
 from tests.support.fake_kafka import Producer, Store, rocks_table

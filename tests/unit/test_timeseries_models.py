@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
+from streams.common.errors import HttpError
 from streams.common.exactly_once import PartitionState
-from streams.common.web import HttpError
 from streams.timeseries import models, reads, requests, store
 from streams.timeseries.points import Points
 from streams.timeseries.stats import metrics

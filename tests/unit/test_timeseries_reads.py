@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 import pytest
 
+from streams.common.errors import BadRequest
 from streams.common.exactly_once import PartitionState
-from streams.common.web import BadRequest
 from streams.timeseries import chunks, reads, store
 from streams.timeseries.points import Points
 

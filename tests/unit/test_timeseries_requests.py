@@ -8,7 +8,7 @@ import numpy as np
 import orjson
 import pytest
 
-from streams.common.web import HttpError
+from streams.common.errors import HttpError
 from streams.timeseries import requests
 from streams.timeseries.commands import REQUEST_ID, SERIES_ID, decode, encode
 from streams.timeseries.points import Points

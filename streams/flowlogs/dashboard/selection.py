@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from typing import TypeVar
 from urllib.parse import parse_qsl, urlencode
 
-from streams.common.web import BadRequest
+from streams.common.errors import BadRequest
 from streams.flowlogs.detect_base import iso_time
 from streams.flowlogs.filters import MAX_VALUES, Filters, parse_filters, protocol_number
 from streams.flowlogs.query import TOP_BY, Condition
@@ -65,6 +65,11 @@ class Selection:
     address: tuple[str, ...] = ()
     port: tuple[int, ...] = ()
     by: str = "bytes"
+
+    def narrows(self) -> bool:
+        """Whether anything but the time window selects flows (an account, a VPC, an
+        action, an address...): then few flows are likely to be selected."""
+        return bool(self.address or self.port or any(getattr(self.filters, n) for n in LISTS))
 
     def also(self) -> Condition | None:
         """The condition beyond the views' filters (None: the views' own selection)."""
