@@ -77,6 +77,9 @@ launches: install ## Run the SpaceX launches batch job once (SPACEX_API_URL, S3_
 deploy-launches: install ## Deploy the launches job to ECS Fargate and run it once (DEPLOY_ARGS=--dry-run)
 	deploy/launches.sh $(DEPLOY_ARGS)
 
+deploy-flowlogs: install ## Deploy the flow-logs platform (infra/) to AWS and print its dashboard URL (DEPLOY_ARGS=--dry-run)
+	deploy/flowlogs.sh $(DEPLOY_ARGS)
+
 # The suite mostly waits (for consumer groups, worker starts, HTTP polls): two pytest
 # processes (pytest-xdist) take about half the time on 2 cores. Each test file runs
 # whole in one of them (--dist loadfile: module fixtures start once); every test starts

@@ -6,5 +6,7 @@ that record a dry run, errors, the bucket check, ECR, CloudWatch Logs),
 stopping the task), ``deploy/iam.py`` (the roles and their policies) and
 ``deploy/output.py`` (what a command prints, its exit codes). The SpaceX launches job's
 command (``deploy/launches.sh``) is ``deploy/launches.py``, its settings
-``deploy/launches_settings.py``.
+``deploy/launches_settings.py``. The flow-logs platform's (``deploy/flowlogs.sh``) is
+``deploy/flowlogs.py``: its settings, Terraform runs and rollout wait in
+``deploy/flowlogs_*.py``.
 """

@@ -170,9 +170,13 @@ def registry_login(aws: Aws, docker: Docker, repository_uri: str) -> None:
     )
 
 
-def build_and_push(docker: Docker, image: str, dockerfile: str, context: str) -> None:
+def build_and_push(
+    docker: Docker, image: str, dockerfile: str, context: str, target: str | None = None
+) -> None:
     # Fargate runs the X86_64 platform the task definition names, whatever builds it.
-    docker.run(["build", "--platform", "linux/amd64", "-f", dockerfile, "-t", image, context])
+    stage = ["--target", target] if target else []
+    platform = ["--platform", "linux/amd64"]
+    docker.run(["build", *platform, "-f", dockerfile, *stage, "-t", image, context])
     docker.run(["push", image])
 
 

@@ -27,21 +27,26 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import signal
 import subprocess
 import sys
-import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from types import FrameType
+from collections.abc import Sequence
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from deploy import aws, ecs, iam
 from deploy.aws import DeployError
-from deploy.launches_settings import ROOT, Config, InvalidSetting, job_environment, parse
-from deploy.output import FAILED, INVALID, OK, STEP_FAILED, Output
+from deploy.launches_settings import ROOT, Config, job_environment, parse
+from deploy.output import (
+    FAILED,
+    INVALID,
+    OK,
+    STEP_FAILED,
+    InvalidSetting,
+    Output,
+    ignore_interrupts,
+    interrupts_raised,
+)
 
 DOCKERFILE = "deploy/launches/Dockerfile"
 CHECK = "deploy/checks/test_launches_object.py"
@@ -71,32 +76,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         except KeyboardInterrupt:  # before a task was started, or after it stopped
             out.error("interrupted")
     return STEP_FAILED
-
-
-@contextmanager
-def interrupts_raised() -> Iterator[None]:
-    """SIGINT and SIGTERM raise KeyboardInterrupt (even where inherited as ignored), so
-    the deploy can stop the task it started; the previous handlers are restored after."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-
-def ignore_interrupts() -> None:
-    """While the task is being stopped: a second Ctrl-C must not leave it running."""
-    if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, signal.SIG_IGN)
 
 
 def deploy(config: Config, out: Output) -> int:

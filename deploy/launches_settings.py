@@ -12,28 +12,27 @@ them (:func:`check_job_settings`). :func:`job_environment` is the task's environ
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import re
-import subprocess
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import NoReturn
 
-import boto3
-from botocore.exceptions import BotoCoreError
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from deploy import ecs
-from deploy.output import INVALID, Output
+from deploy.output import (
+    InvalidSetting,
+    SettingsParser,
+    git_commit,
+    positive_seconds,
+    region_setting,
+)
 from streams.launches.settings import DEFAULT_API_URL, LaunchesSettings
 
 ROOT = Path(__file__).resolve().parents[1]
-REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d+")
 SUBNET = re.compile(r"subnet-[0-9a-f]+")
 SECURITY_GROUP = re.compile(r"sg-[0-9a-f]+")
 ROLE_NAME = re.compile(r"[\w+=,.@-]{1,64}")
@@ -96,21 +95,10 @@ class Config:
         return [item.strip() for item in self.values[name].split(",") if item.strip()]
 
 
-class InvalidSetting(Exception):
-    """A setting refused before any AWS call; the message is the one-line reason."""
-
-
-class Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        self.print_usage(sys.stderr)
-        Output.error(message)
-        sys.exit(INVALID)
-
-
 def parse(argv: Sequence[str] | None, description: str) -> Config:
     """The settings, each checked; InvalidSetting (argparse's own errors: exit 2).
     ``description`` is the command's, shown by ``--help``."""
-    parser = Parser(
+    parser = SettingsParser(
         prog="deploy/launches.sh",
         description=description,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -136,21 +124,8 @@ def parse(argv: Sequence[str] | None, description: str) -> Config:
     for flag, variable, *_ in OPTIONS:
         if not values[dest(flag)].strip():
             raise InvalidSetting(f"{flag} ({variable}) is blank")
-    try:
-        profile_region = boto3.Session().region_name
-    except BotoCoreError as exc:  # e.g. AWS_PROFILE names no profile
-        raise InvalidSetting(f"AWS configuration: {exc}") from exc
-    region = (
-        args.region
-        or os.environ.get("AWS_REGION")
-        or os.environ.get("AWS_DEFAULT_REGION")
-        or profile_region
-    )
-    if not region:
-        # No default: the cluster, subnet and security group exist in one region only.
-        raise InvalidSetting("no AWS region: pass --region or set AWS_REGION")
-    if not REGION.fullmatch(region):
-        raise InvalidSetting(f"--region {region!r} is not an AWS region (like eu-west-1)")
+    # No default: the cluster, subnet and security group exist in one region only.
+    region = region_setting(args.region)
     check_numbers(values)
     check_network(values)
     for flag in ("--execution-role", "--task-role"):
@@ -173,15 +148,7 @@ def check_numbers(values: dict[str, str]) -> None:
     if why_not:
         raise InvalidSetting(f"--cpu {values['cpu']} --memory {values['memory']}: {why_not}")
     for name in ("timeout", "poll_seconds"):
-        try:
-            seconds = float(values[name])
-        except ValueError:
-            seconds = math.nan
-        if not (math.isfinite(seconds) and seconds > 0):
-            raise InvalidSetting(
-                f"--{dest_flag(name)} must be a finite positive number of seconds, "
-                f"not {values[name]!r}"
-            )
+        positive_seconds(f"--{dest_flag(name)}", values[name])
 
 
 def check_network(values: dict[str, str]) -> None:
@@ -249,16 +216,7 @@ def dest_flag(name: str) -> str:
 
 
 def default_image_tag() -> str:
-    try:
-        sha = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        sha = None
-    if sha is not None and sha.returncode == 0 and sha.stdout.strip():
-        return sha.stdout.strip()
-    return datetime.now(UTC).strftime("%Y%m%d%H%M%S")
+    # The repository this deploy creates has mutable tags: a checkout with uncommitted
+    # changes still gets its commit's tag, and a timestamp outside git.
+    commit = git_commit(ROOT)
+    return commit.sha if commit else datetime.now(UTC).strftime("%Y%m%d%H%M%S")

@@ -1,6 +1,7 @@
 # The pipeline on Fargate: one reader, worker_count workers, the dashboard behind the
-# load balancer (alb.tf). All run the project's one image; the command picks the
-# process (Dockerfile). Tasks sit in private subnets without public addresses.
+# load balancer (alb.tf). The reader and workers run the pipeline image, the command
+# picking the process; the dashboard runs the dashboard image (both built by
+# deploy/flowlogs/Dockerfile). Tasks sit in private subnets without public addresses.
 #
 # State: a worker's RocksDB tables live on the task's ephemeral storage
 # (STREAMS_DATA_DIR=/var/lib/streams, the image's default). Nothing is lost with a task:
@@ -44,25 +45,33 @@ locals {
     startPeriod = 60
   }
 
+  # The images (deploy/flowlogs/Dockerfile) have exec-form entry points and no shell:
+  # a container's command is the entry point's arguments only. The pipeline image runs
+  # `python -m streams.flowlogs <command>`; the dashboard image, tagged <tag>-dashboard,
+  # runs `networkflow dashboard --host 0.0.0.0 --port 8050 <arguments>`.
+  reader_command = ["reader", "-l", "info"]
+  worker_command = ["worker", "-l", "info"]
+
   # Routed views: a worker forwards a request to the worker owning its key, at the host
   # that one advertises (WEB_HOST). On Fargate that is the task's private address, known
-  # only at run time: read it from the task metadata endpoint, then become the worker.
-  worker_command = [
-    "sh", "-c",
-    "WEB_HOST=$(python -c \"import json, os, urllib.request as u; print(json.load(u.urlopen(os.environ['ECS_CONTAINER_METADATA_URI_V4']))['Networks'][0]['IPv4Addresses'][0])\") && export WEB_HOST && exec python -m streams.flowlogs worker -l info",
+  # only at run time: WEB_HOST=ecs-task makes the worker read it from the task metadata
+  # endpoint at start (streams/common/task_address.py).
+  worker_environment = [
+    { name = "FLOWLOGS_LAKE", value = local.lake_uri },
+    { name = "WEB_HOST", value = "ecs-task" },
   ]
 
+  dashboard_image = "${local.image}-dashboard"
   dashboard_command = var.dashboard_command != null ? var.dashboard_command : [
-    "networkflow", "dashboard",
     "--bucket", aws_s3_bucket.logs.bucket, "--prefix", var.lake_prefix, "--aws-region", var.region,
-    "--host", "0.0.0.0", "--port", "8050",
+    "--alerts-url", local.alerts_url,
   ]
 
   # Each process its own stream prefix in the one log group: ecs/<container>/<task id>.
   container_defaults = {
     image     = local.image
     essential = true
-    # tini-like init: signals reach the process, zombies are reaped (sh -c in the worker).
+    # tini-like init: signals reach the process, zombies are reaped.
     linuxParameters = { initProcessEnabled = true }
     # Fargate's longest: Faust commits offsets and flushes tables on SIGTERM.
     stopTimeout = 120
@@ -86,7 +95,7 @@ resource "aws_ecs_task_definition" "reader" {
 
   container_definitions = jsonencode([merge(local.container_defaults, {
     name         = "reader"
-    command      = ["python", "-m", "streams.flowlogs", "reader", "-l", "info"]
+    command      = local.reader_command
     environment  = concat(local.pipeline_environment, [{ name = "FLOWLOGS_SOURCE", value = local.logs_uri }])
     portMappings = [{ containerPort = 6066, protocol = "tcp" }]
     healthCheck  = local.web_health_check
@@ -124,7 +133,7 @@ resource "aws_ecs_task_definition" "worker" {
   container_definitions = jsonencode([merge(local.container_defaults, {
     name         = "worker"
     command      = local.worker_command
-    environment  = concat(local.pipeline_environment, [{ name = "FLOWLOGS_LAKE", value = local.lake_uri }])
+    environment  = concat(local.pipeline_environment, local.worker_environment)
     portMappings = [{ containerPort = 6066, protocol = "tcp" }]
     healthCheck  = merge(local.web_health_check, { startPeriod = 300 }) # tables restore first
     logConfiguration = {
@@ -155,6 +164,7 @@ resource "aws_ecs_task_definition" "dashboard" {
 
   container_definitions = jsonencode([merge(local.container_defaults, {
     name    = "dashboard"
+    image   = local.dashboard_image
     command = local.dashboard_command
     environment = [
       { name = "FLOWLOGS_LAKE", value = local.lake_uri },
@@ -221,6 +231,11 @@ resource "aws_ecs_service" "worker" {
     subnets          = aws_subnet.private[*].id
     security_groups  = [aws_security_group.task["worker"].id]
     assign_public_ip = false
+  }
+
+  # worker.<name>.internal: the dashboard's way to the alerts (discovery.tf).
+  service_registries {
+    registry_arn = aws_service_discovery_service.worker.arn
   }
 }
 

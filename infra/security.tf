@@ -1,6 +1,6 @@
 # Every rule the platform's traffic needs, and no other: no group allows all egress.
 # Tasks: HTTPS to the VPC endpoints and S3; the reader and workers to Kafka; workers to
-# each other (routed views); the load balancer to the dashboard on 8050, and the
+# each other (routed views); the dashboard to the workers (alerts); the load balancer to the dashboard on 8050, and the
 # allowed networks to the load balancer. (Security groups do not filter the VPC's DNS
 # resolver, its time service or the task metadata endpoint.)
 
@@ -126,6 +126,26 @@ resource "aws_vpc_security_group_ingress_rule" "worker_from_worker" {
 resource "aws_vpc_security_group_egress_rule" "worker_to_worker" {
   security_group_id            = aws_security_group.task["worker"].id
   description                  = "Routed views to the other workers"
+  ip_protocol                  = "tcp"
+  from_port                    = 6066
+  to_port                      = 6066
+  referenced_security_group_id = aws_security_group.task["worker"].id
+}
+
+# ---- the dashboard asks a worker for the alerts (discovery.tf) ------------------------
+
+resource "aws_vpc_security_group_ingress_rule" "worker_from_dashboard" {
+  security_group_id            = aws_security_group.task["worker"].id
+  description                  = "Alerts view from the dashboard"
+  ip_protocol                  = "tcp"
+  from_port                    = 6066
+  to_port                      = 6066
+  referenced_security_group_id = aws_security_group.task["dashboard"].id
+}
+
+resource "aws_vpc_security_group_egress_rule" "dashboard_to_worker" {
+  security_group_id            = aws_security_group.task["dashboard"].id
+  description                  = "Alerts view of the workers"
   ip_protocol                  = "tcp"
   from_port                    = 6066
   to_port                      = 6066

@@ -350,7 +350,7 @@ variable "dashboard_count" {
 }
 
 variable "dashboard_command" {
-  description = "Command of the dashboard container; null runs `networkflow dashboard` on the lake (ecs.tf)."
+  description = "Arguments of the dashboard image's `networkflow dashboard` entry point; null reads the lake (ecs.tf)."
   type        = list(string)
   default     = null
 }

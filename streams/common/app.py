@@ -16,6 +16,7 @@ from streams.common.faust_fixes import (
 )
 from streams.common.sensor import serve_batch_sensor
 from streams.common.settings import KafkaSettings, WorkerSettings
+from streams.common.task_address import advertised_host
 
 
 def make_app(
@@ -62,7 +63,7 @@ def make_app(
         "web_enabled": True,
         "web_bind": worker.web_bind,
         "web_port": worker.web_port,
-        "web_host": worker.web_host,
+        "web_host": advertised_host(worker.web_host, worker.ecs_metadata_uri),
         "web_in_thread": False,
         "logging_config": None,
     }

@@ -44,3 +44,5 @@ class WorkerSettings(BaseSettings):
     web_bind: str = Field("127.0.0.1", validation_alias="WEB_BIND")
     web_port: int = Field(6066, ge=1, le=65535, validation_alias="WEB_PORT")
     web_host: str = Field("127.0.0.1", validation_alias="WEB_HOST")
+    #: Set by the ECS agent in every container; read only when WEB_HOST is ``ecs-task``.
+    ecs_metadata_uri: str | None = Field(None, validation_alias="ECS_CONTAINER_METADATA_URI_V4")

@@ -17,11 +17,9 @@ import re
 import shutil
 import subprocess
 import sys
-import threading
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -420,42 +418,51 @@ def test_services_run_private_with_one_reader_and_the_dashboard_behind_the_alb(
     assert main.resource("aws_lb", "dashboard")["drop_invalid_header_fields"] is True
 
 
-class TaskMetadata(BaseHTTPRequestHandler):
-    """Fargate's task metadata endpoint (v4), answering for one container."""
+def entry_points() -> dict[str, list[str]]:
+    """Each build target's ENTRYPOINT in deploy/flowlogs/Dockerfile."""
+    found: dict[str, list[str]] = {}
+    target = ""
+    dockerfile = ROOT / "deploy" / "flowlogs" / "Dockerfile"
+    for line in dockerfile.read_text().splitlines():
+        if match := re.match(r"FROM \S+ AS (\w+)", line):
+            target = match.group(1)
+        elif line.startswith("ENTRYPOINT "):
+            found[target] = json.loads(line.removeprefix("ENTRYPOINT "))
+    return found
 
-    def do_GET(self) -> None:
-        body = json.dumps({"Networks": [{"NetworkMode": "awsvpc", "IPv4Addresses": ["10.42.1.7"]}]})
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.end_headers()
-        self.wfile.write(body.encode())
 
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
+def test_each_container_gives_its_images_entry_point_arguments_only(main: Config) -> None:
+    """The images have no shell and exec-form entry points: the reader and the worker
+    run the pipeline image's `python -m streams.flowlogs` with their command, the
+    dashboard its own image (<tag>-dashboard) with networkflow's arguments."""
+    images = entry_points()
+    assert images["pipeline"] == ["python", "-m", "streams.flowlogs"]
+    assert images["dashboard"][:4] == ["python", "-m", "streams.flowlogs.dashboard", "dashboard"]
+    assert main.locals["reader_command"] == ["reader", "-l", "info"]
+    assert main.locals["worker_command"] == ["worker", "-l", "info"]
+    assert main.locals["dashboard_image"] == "${local.image}-dashboard"
+    # `var.dashboard_command != null ? var.dashboard_command : [...]`, as written
+    arguments = main.locals["dashboard_command"].split(":", 1)[1]
+    assert '"--alerts-url", local.alerts_url' in arguments and '"--bucket"' in arguments
+    assert not any(f'"{word}"' in arguments for word in ("sh", "python", "networkflow"))
 
 
-def test_worker_advertises_its_task_address(main: Config) -> None:
-    """The worker's command exports the task's private address from the metadata endpoint as
-    WEB_HOST, then execs the worker."""
-    shell, flag, script = main.locals["worker_command"]
-    worker = "exec python -m streams.flowlogs worker -l info"
-    assert (shell, flag) == ("sh", "-c") and script.endswith(worker)
-    server = HTTPServer(("127.0.0.1", 0), TaskMetadata)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        env = {
-            "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-            "ECS_CONTAINER_METADATA_URI_V4": f"http://127.0.0.1:{server.server_port}/v4/c",
-        }
-        probe = script.replace(worker, 'exec sh -c "echo $WEB_HOST"')
-        result = subprocess.run(
-            [shell, flag, probe], capture_output=True, text=True, env=env, timeout=30, check=False
-        )
-    finally:
-        server.shutdown()
-        server.server_close()
-    assert (result.returncode, result.stdout) == (0, "10.42.1.7\n"), result.stderr
+def test_worker_advertises_its_task_address_and_the_dashboard_finds_the_workers(
+    main: Config,
+) -> None:
+    """WEB_HOST=ecs-task: the worker reads its task's address at start (routed views);
+    Cloud Map names the worker tasks, the dashboard's alerts URL uses that name, and the
+    security groups open 6066 from the dashboard to the workers only."""
+    assert {"name": "WEB_HOST", "value": "ecs-task"} in main.locals["worker_environment"]
+    worker = main.resource("aws_ecs_service", "worker")
+    registry = only(worker["service_registries"])["registry_arn"]
+    assert registry == "${aws_service_discovery_service.worker.arn}"
+    assert "aws_service_discovery_service.worker.name" in main.locals["alerts_url"]
+    assert main.locals["alerts_url"].endswith(":6066")
+    into = main.resource("aws_vpc_security_group_ingress_rule", "worker_from_dashboard")
+    out = main.resource("aws_vpc_security_group_egress_rule", "dashboard_to_worker")
+    for rule in (into, out):
+        assert (rule["from_port"], rule["to_port"], rule["ip_protocol"]) == (6066, 6066, "tcp")
 
 
 def test_variables_are_typed_and_described(main: Config, bootstrap: Config) -> None:
