@@ -186,20 +186,25 @@ def _utc(epoch: int) -> str:
 
 
 def countries(rows: Iterable[oracle.Row], filters: dict[str, Any]) -> dict[str, int]:
-    """Flows per ISO-3 country of their external ends (an address counted per flow it
-    is an end of), from the objects and iptocc's registry data."""
-    per_address: dict[str, int] = defaultdict(int)
-    for row in rows:
-        if keep(row, filters):
-            for end in ("srcaddr", "dstaddr"):
-                if ipaddress.ip_address(row.get(end)).is_global:
-                    per_address[row.get(end)] += 1
+    """Flows per ISO-3 country of their external ends (a flow counted once in each
+    country it touches), from the objects and iptocc's registry data."""
+    kept = [row for row in rows if keep(row, filters)]
+    external = sorted(
+        {
+            row.get(end)
+            for row in kept
+            for end in ("srcaddr", "dstaddr")
+            if ipaddress.ip_address(row.get(end)).is_global
+        }
+    )
     iso3 = {iso2: names[0] for iso2, names in json.loads(COUNTRIES.read_text()).items()}
+    code = dict(zip(external, iptocc.country_code(external), strict=True))
     out: dict[str, int] = defaultdict(int)
-    addresses = sorted(per_address)
-    for address, iso2 in zip(addresses, iptocc.country_code(addresses), strict=True):
-        if iso2 in iso3:
-            out[iso3[iso2]] += per_address[address]
+    for row in kept:
+        touched = {code.get(row.get(end)) for end in ("srcaddr", "dstaddr")}
+        for iso2 in touched:
+            if iso2 in iso3:
+                out[iso3[iso2]] += 1
     return dict(out)
 
 

@@ -666,7 +666,10 @@ def test_dashboard_runs_from_the_dashboard_image(running: Running) -> None:
             "output": f"{ids.LAKE_VERSION}.data",
             "outputs": {"id": ids.LAKE_VERSION, "property": "data"},
             "inputs": [{"id": ids.TICK, "property": "n_intervals", "value": 1}],
-            "state": [{"id": ids.LAKE_VERSION, "property": "data", "value": None}],
+            "state": [
+                {"id": ids.LAKE_VERSION, "property": "data", "value": None},
+                {"id": ids.STATUS, "property": "className", "value": "status"},
+            ],
             "changedPropIds": [tick],
         },
     )

@@ -51,7 +51,10 @@ def lake_version(app: dash.Dash) -> dict[str, Any]:
         "output": f"{ids.LAKE_VERSION}.data",
         "outputs": {"id": ids.LAKE_VERSION, "property": "data"},
         "inputs": [{"id": ids.TICK, "property": "n_intervals", "value": 0}],
-        "state": [{"id": ids.LAKE_VERSION, "property": "data", "value": None}],
+        "state": [
+            {"id": ids.LAKE_VERSION, "property": "data", "value": None},
+            {"id": ids.STATUS, "property": "className", "value": "status"},
+        ],
         "changedPropIds": [f"{ids.TICK}.n_intervals"],
     }
     return post(app, body)[ids.LAKE_VERSION]["data"]  # type: ignore[no-any-return]
@@ -132,7 +135,11 @@ def test_the_render_callback_shows_the_lakes_answers(lake_dir: Path) -> None:
 
 
 def filters_request(search: str, lake: Any, values: list[Any], changed: str) -> dict[str, Any]:
-    outputs = [*((i, "value") for _, i in CONTROLS), *((i, "options") for _, i in OPTION_IDS)]
+    outputs = [
+        *((i, "value") for _, i in CONTROLS),
+        *((i, "options") for _, i in OPTION_IDS),
+        *((i, "placeholder") for _, i in OPTION_IDS),
+    ]
     return {
         "output": ".." + "...".join(f"{i}.{p}" for i, p in outputs) + "..",
         "outputs": [{"id": i, "property": p} for i, p in outputs],
@@ -172,24 +179,29 @@ def test_the_url_sets_the_filters_and_their_choices(lake_dir: Path) -> None:
 def test_watch_stores_a_new_version_only_when_the_lake_changed(tmp_path: Path) -> None:
     """A tick with no new file changes nothing, so nothing is queried again."""
     dashboard = Dashboard(DashboardData(LakeQueries(str(tmp_path))))
-    first = dashboard.watch(1, None)
-    assert dashboard.watch(2, first) is dash.no_update
+    first = dashboard.watch(1, None, "status")
+    assert dashboard.watch(2, first, "status") is dash.no_update
     write_lake(tmp_path, rows(10))
-    second = dashboard.watch(3, first)
+    second = dashboard.watch(3, first, "status")
     assert second["version"] != first["version"]
     assert second["options"]["vpc_id"]
 
 
-def test_a_broken_lake_file_is_a_message_not_an_error(lake_dir: Path) -> None:
-    """A file that is not Parquet: the page says the lake cannot be read."""
+def test_a_broken_lake_file_is_named_and_the_rest_is_drawn(lake_dir: Path) -> None:
+    """A file that is not Parquet: the page draws the other files' flows and names the
+    one it left out."""
+    healthy = render(create_app(str(lake_dir)), lake_version(create_app(str(lake_dir))), Controls())
     hour = next((lake_dir / "flows").iterdir())
     (hour / "part-p009-0-0.parquet").write_bytes(b"not parquet")
     app = create_app(str(lake_dir))
     lake = lake_version(app)
     out = render(app, lake, Controls())
     statuses = [div["props"]["children"] for div in out[ids.STATUS]]
-    assert any("cannot be read" in s for s in statuses)
-    assert out[ids.CARD_FLOWS] == "0"
+    assert (
+        f"1 file of the lake could not be read and is left out: {hour.name}/part-p009-0-0.parquet"
+        in statuses
+    )
+    assert out[ids.CARD_FLOWS] == healthy[ids.CARD_FLOWS] != "0"
 
 
 @pytest.fixture

@@ -82,3 +82,58 @@ def test_main_serves_on_localhost_8050_by_default(
         "lake": "s3://b", "alerts_url": "http://w:6080", "refresh_seconds": 5.0,
         "region": "eu-west-1", "host": "0.0.0.0", "port": 9000, "debug": False,
     }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--refresh-seconds", "nan"], "--refresh-seconds"),
+        (["--refresh-seconds", "inf"], "--refresh-seconds"),
+        (["--refresh-seconds", "-5"], "--refresh-seconds"),
+        (["--refresh-seconds", "0.5"], "--refresh-seconds"),
+        (["--refresh-seconds", "3000000"], "--refresh-seconds"),
+        (["--port", "0"], "--port"),
+        (["--port", "-1"], "--port"),
+        (["--port", "70000"], "--port"),
+        (["--alerts-url", "not a url"], "--alerts-url"),
+        (["--alerts-url", "ftp://w:6080"], "--alerts-url"),
+        (["--alerts-url", "http://w:99999"], "--alerts-url"),
+        (["--alerts-url", "http://w:6080/flowlogs?x=1"], "--alerts-url"),
+        (["--alerts-url", "http://"], "--alerts-url"),
+    ],
+)
+def test_unusable_settings_are_refused_in_one_line(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Exit status 2 and argparse's one-line error, no traceback, nothing served: a
+    refresh that is not a number of seconds from 1 to a day would flood the server."""
+    with pytest.raises(SystemExit) as exit_:
+        parser().parse_args(["dashboard", "--source", ".", *argv])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err.splitlines()[-1]
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("host", ["999.1.1.1", "no-such-host.invalid", "192.0.2.1"])
+def test_a_host_this_machine_cannot_listen_on_is_refused(
+    tmp_path: Path, host: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Checked before the app is built: a sentence and exit status 2."""
+
+    def create_app(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("nothing is served")
+
+    monkeypatch.setattr(app_module, "create_app", create_app)
+    assert main(["dashboard", "--source", str(tmp_path), "--host", host]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"networkflow dashboard: --host {host}")
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_refresh_zero_and_a_day_are_accepted() -> None:
+    """0 turns the live refresh off; https alerts URLs and a trailing slash are fine."""
+    args = parser().parse_args(["dashboard", "--source", ".", "--refresh-seconds", "0",
+                                "--alerts-url", "https://w.example:8443/"])  # fmt: skip
+    assert (args.refresh_seconds, args.alerts_url) == (0.0, "https://w.example:8443/")
+    assert parser().parse_args(["dashboard", "--source", ".", "--refresh-seconds", "86400"])

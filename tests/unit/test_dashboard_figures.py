@@ -54,16 +54,19 @@ def test_top_bars_hold_the_rows_in_order_by_the_chosen_figure() -> None:
 
 
 def test_hourly_figures_hold_the_hours_and_their_figures() -> None:
-    """Flows per hour, denied per hour and total vs denied read the hourly answer as is."""
+    """Flows per hour, denied per hour and total vs denied read the hourly answer as is
+    (the lines with a gap, a null, at hours without flows)."""
     hours = [row["hour"] for row in HOURLY]
     (bars,) = plain(figures.flows_per_hour(HOURLY))["data"]
     assert (list(bars["x"]), list(bars["y"])) == (hours, [10, 4, 3])
     (line,) = plain(figures.denied_over_time(HOURLY))["data"]
-    assert (list(line["x"]), list(line["y"])) == (hours, [2, 0, 3])
+    assert [(x, y) for x, y in zip(line["x"], line["y"], strict=True) if y is not None] == list(
+        zip(hours, [2, 0, 3], strict=True)
+    )
     flows, rejected, share = plain(figures.total_vs_denied(HOURLY))["data"]
     assert list(flows["y"]) == [10, 4, 3]
     assert list(rejected["y"]) == [2, 0, 3]
-    assert list(share["y"]) == [20.0, 0.0, 100.0]
+    assert list(share["y"]) == [20.0, 0.0, None, 100.0]
     assert share["yaxis"] == "y2"
 
 
@@ -131,3 +134,23 @@ def test_figures_are_deterministic() -> None:
     ]
     for build in builds:
         assert pio.to_json(build()) == pio.to_json(build())
+
+
+def test_denied_over_time_breaks_its_line_at_hours_without_flows() -> None:
+    """An hour with no flow selected is a gap (a null point), not a straight line drawn
+    from the hour before to the hour after; consecutive hours join."""
+    (line,) = plain(figures.denied_over_time(HOURLY))["data"]
+    assert list(line["x"]) == [
+        "2026-11-01T22:00:00Z", "2026-11-01T23:00:00Z", "2026-11-02T00:00:00Z",
+        "2026-11-02T01:00:00Z",
+    ]  # fmt: skip
+    assert list(line["y"]) == [2, 0, None, 3]
+    assert not line.get("connectgaps")
+
+
+def test_hours_at_the_ends_of_years_1_and_9999_draw() -> None:
+    """A lone hour at either end of the calendar still gets its axis (no overflow)."""
+    for hour in ("9999-12-31T23:00:00Z", "0001-01-01T00:00:00Z"):
+        row = [{"hour": hour, "flows": 1, "rejected": 1, "bytes": 1}]
+        for draw in (figures.denied_over_time, figures.flows_per_hour, figures.total_vs_denied):
+            assert plain(draw(row))["layout"]["xaxis"]["range"]

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from streams.flowlogs.dashboard.geo import Country, Endpoint, by_country, is_external, iso3_codes
+from streams.flowlogs.dashboard.geo import Country, Ends, by_country, is_external, iso3_codes
 
 
 @pytest.mark.parametrize(
@@ -36,8 +36,9 @@ def test_private_reserved_and_garbage_are_not_external(address: str) -> None:
     assert not is_external(address)
 
 
-def test_endpoints_are_summed_per_registered_country() -> None:
-    """Flows and bytes add up per country, each address counted once; internal
+def test_flows_are_summed_once_per_country_they_touch() -> None:
+    """Flows and bytes add up per country, each address counted once; a flow with two
+    ends in one country counts once there, across two countries once in each; internal
     addresses are left out and unknown codes are counted apart."""
     codes = {"8.8.8.8": "US", "8.8.4.4": "US", "81.2.69.160": "GB", "5.5.5.5": None,
              "6.6.6.6": "EU"}  # fmt: skip
@@ -45,25 +46,26 @@ def test_endpoints_are_summed_per_registered_country() -> None:
     def country_of(addresses: Sequence[str]) -> list[str | None]:
         return [codes[a] for a in addresses]
 
-    endpoints = [
-        Endpoint("8.8.8.8", 3, 300),
-        Endpoint("8.8.4.4", 2, 50),
-        Endpoint("81.2.69.160", 7, 10),
-        Endpoint("10.0.0.1", 100, 1000),
-        Endpoint("5.5.5.5", 4, 4),
-        Endpoint("6.6.6.6", 1, 1),
+    ends = [
+        Ends(("8.8.8.8",), 3, 300),
+        Ends(("8.8.4.4",), 2, 50),
+        Ends(("8.8.8.8", "8.8.4.4"), 10, 1000),  # both US: once
+        Ends(("81.2.69.160", "8.8.8.8"), 7, 10),  # GB and US: once in each
+        Ends(("10.0.0.1",), 100, 1000),
+        Ends(("5.5.5.5",), 4, 4),
+        Ends(("6.6.6.6", "5.5.5.5"), 1, 1),  # both unplaced: once
     ]
-    countries = by_country(endpoints, country_of)
+    countries = by_country(ends, country_of)
     assert countries.rows == (
+        Country("US", "USA", "United States", addresses=2, flows=22, bytes=1360),
         Country("GB", "GBR", "United Kingdom", addresses=1, flows=7, bytes=10),
-        Country("US", "USA", "United States", addresses=2, flows=5, bytes=350),
     )
     assert (countries.unplaced_addresses, countries.unplaced_flows) == (2, 5)
 
 
 def test_the_real_registry_places_known_addresses() -> None:
     """iptocc's offline data, as shipped, places well-known blocks."""
-    countries = by_country([Endpoint("8.8.8.8", 1, 1), Endpoint("2003::1", 2, 2)])
+    countries = by_country([Ends(("8.8.8.8",), 1, 1), Ends(("2003::1",), 2, 2)])
     assert [(c.iso3, c.flows) for c in countries.rows] == [("DEU", 2), ("USA", 1)]
 
 

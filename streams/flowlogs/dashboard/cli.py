@@ -14,10 +14,16 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
+import socket
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 log = logging.getLogger("networkflow")
+#: The live refresh's bounds, in seconds: faster hammers the server from every open
+#: page; beyond a day a browser's timer overflows (2^31 ms is under 25 days) to ~0.
+REFRESH = (1.0, 86_400.0)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -34,17 +40,68 @@ def parser() -> argparse.ArgumentParser:
     dashboard.add_argument("--prefix", default="", help="the lake's key prefix in --bucket")
     dashboard.add_argument("--aws-region", help="the bucket's region (default: AWS_REGION)")
     dashboard.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    dashboard.add_argument("--port", type=int, default=8050, help="port to listen on")
+    dashboard.add_argument("--port", type=port, default=8050, help="port to listen on (1-65535)")
     dashboard.add_argument(
-        "--alerts-url", help="a flow-logs worker, http://host:port, whose alerts to list"
+        "--alerts-url",
+        type=alerts_url,
+        help="a flow-logs worker, http(s)://host[:port], whose alerts to list",
     )
     dashboard.add_argument(
         "--refresh-seconds",
-        type=float,
+        type=refresh_seconds,
         default=30.0,
-        help="how often the page looks for new lake files (0: never)",
+        help="how often the page looks for new lake files, 1 to 86400 (0: never)",
     )
     return top
+
+
+def port(text: str) -> int:
+    if not (text.isascii() and text.isdigit() and 1 <= int(text) <= 65535):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number 1-65535")
+    return int(text)
+
+
+def refresh_seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    low, high = REFRESH
+    if seconds != 0 and not low <= seconds <= high:  # NaN fails both comparisons
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not 0 (no refresh) or a number of seconds {low:g} to {high:g}"
+        )
+    return seconds
+
+
+def alerts_url(text: str) -> str:
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 -- reading it checks it: 99999 or "x" raise ValueError
+    except ValueError:
+        parts = urlsplit("")
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or parts.username is not None
+        or parts.path not in ("", "/")
+        or parts.query
+        or parts.fragment
+    ):
+        raise argparse.ArgumentTypeError(f"{text!r} is not http(s)://host[:port]")
+    return text
+
+
+def check_host(host: str) -> None:
+    """A ValueError unless this machine can listen on ``host`` (checked on port 0, so
+    nothing is taken): an unknown name or another machine's address."""
+    try:
+        found = socket.getaddrinfo(host, 0, type=socket.SOCK_STREAM)
+        family, kind, proto, _, address = found[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.bind(address)
+    except (OSError, UnicodeError) as exc:
+        raise ValueError(f"--host {host}: this machine cannot listen there ({exc})") from None
 
 
 def lake_uri(args: argparse.Namespace) -> str:
@@ -73,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     try:
         uri = lake_uri(args)
+        check_host(args.host)
     except ValueError as exc:
         sys.stderr.write(f"networkflow dashboard: {exc}\n")
         return 2

@@ -4,8 +4,10 @@ the same figure, byte for byte once serialised).
 Each figure carries exactly the numbers it is given, in the order given, so a test (or
 a reader of the page's JSON) finds the views' figures in it: ``x``, ``y`` or ``z`` as
 each function's docstring says. Hours are ISO 8601 strings in UTC, as the views write
-them. A figure with nothing to show says so in an annotation rather than drawing an
-empty frame that looks broken.
+them. The lines break at an hour without flows selected (a null point after the last
+hour before the gap): the hourly answer leaves such hours out, and a line drawn
+straight across them would show flows no one logged. A figure with nothing to show says
+so in an annotation rather than drawing an empty frame that looks broken.
 """
 
 from __future__ import annotations
@@ -60,12 +62,14 @@ def top_bars(rows: Sequence[dict[str, Any]], title: str, by: str) -> go.Figure:
 
 
 def denied_over_time(hourly: Sequence[dict[str, Any]]) -> go.Figure:
-    """Rejected flows per hour: ``x`` the hours, ``y`` their ``rejected``."""
+    """Rejected flows per hour: ``x`` the hours, ``y`` their ``rejected`` (a null at the
+    first hour of each gap)."""
     figure = _figure("Denied flows over time (per hour, UTC)", empty=not hourly)
+    hours, rejected = _with_gaps(hourly, [row["rejected"] for row in hourly])
     figure.add_trace(
         go.Scatter(
-            x=[row["hour"] for row in hourly],
-            y=[row["rejected"] for row in hourly],
+            x=hours,
+            y=rejected,
             mode="lines+markers",
             name="rejected",
             line_color=REJECTED_COLOUR,
@@ -116,7 +120,7 @@ def heatmap(hourly: Sequence[dict[str, Any]]) -> go.Figure:
 
 def total_vs_denied(hourly: Sequence[dict[str, Any]]) -> go.Figure:
     """Per hour: flows (first trace, bars), rejected (second, bars) and the rejected
-    share in % (third, line on the right axis, rounded to 0.01)."""
+    share in % (third, line on the right axis, rounded to 0.01, with gaps)."""
     hours = [row["hour"] for row in hourly]
     share = [
         round(100 * row["rejected"] / row["flows"], 2) if row["flows"] else 0 for row in hourly
@@ -133,10 +137,11 @@ def total_vs_denied(hourly: Sequence[dict[str, Any]]) -> go.Figure:
             marker_color=REJECTED_COLOUR,
         )
     )
+    share_hours, share_gapped = _with_gaps(hourly, share)
     figure.add_trace(
         go.Scatter(
-            x=hours,
-            y=share,
+            x=share_hours,
+            y=share_gapped,
             name="rejected %",
             yaxis="y2",
             mode="lines+markers",
@@ -231,13 +236,47 @@ def sankey(
     return figure
 
 
+def _with_gaps(
+    hourly: Sequence[dict[str, Any]], values: Sequence[float]
+) -> tuple[list[str], list[float | None]]:
+    """The hours and their values, with a null point at the hour after each one that the
+    next row does not follow: Plotly breaks a line at a null (``connectgaps`` off)."""
+    hours: list[str] = []
+    out: list[float | None] = []
+    previous: datetime | None = None
+    for row, value in zip(hourly, values, strict=True):
+        hour = _hour(row["hour"])
+        if previous is not None and hour - previous > timedelta(hours=1):
+            hours.append(_text(previous + timedelta(hours=1)))
+            out.append(None)
+        hours.append(row["hour"])
+        out.append(value)
+        previous = hour
+    return hours, out
+
+
+def _hour(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _text(hour: datetime) -> str:
+    return hour.isoformat().replace("+00:00", "Z")
+
+
+def _shifted(hour: datetime, hours: int) -> datetime:
+    try:
+        return hour + timedelta(hours=hours)
+    except OverflowError:  # the first hour of year 1, the last of 9999
+        return hour
+
+
 def _hours_axis(figure: go.Figure, hourly: Sequence[dict[str, Any]]) -> go.Figure:
     """A time axis labelled in hours; with one hour only, an hour either side of it:
     left alone, Plotly zooms a single point to fractions of a millisecond."""
     figure.update_xaxes(type="date", tickformat="%b %d %H:%M")
     if len(hourly) == 1:
-        hour = datetime.fromisoformat(hourly[0]["hour"].replace("Z", "+00:00"))
-        span = [(hour + timedelta(hours=h)).isoformat() for h in (-1, 1)]
+        hour = _hour(hourly[0]["hour"])
+        span = [_shifted(hour, h).isoformat() for h in (-1, 1)]
         figure.update_xaxes(range=span)
     return figure
 

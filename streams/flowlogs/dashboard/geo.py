@@ -6,6 +6,13 @@ fc00::/7). The country is the one a regional internet registry registered the ad
 to (iptocc's data, inside its wheel, offline): where the holder is, not where the host
 stands. Plotly's choropleth names countries by ISO 3166-1 alpha-3 and iptocc by alpha-2;
 countries.json beside this file maps one to the other (from Debian's iso-codes).
+
+The count: a flow counts once in each country it touches, its flows and bytes once
+there. A flow from 8.8.8.8 to 8.8.4.4 (both US) is one US flow, not two; a flow from
+the US to Germany is one flow in each (so the countries' flows may add up to more than
+the flows selected, never one country to more). ``addresses``: the distinct external
+addresses of the country among the flows' ends. ``unplaced``: the external addresses
+no country holds, and the flows with at least one of them as an end (once each).
 """
 
 from __future__ import annotations
@@ -23,10 +30,11 @@ CountryOf = Callable[[Sequence[str]], Sequence[str | None]]
 
 
 @dataclass(frozen=True)
-class Endpoint:
-    """One address as an end of the selected flows: flows and bytes it took part in."""
+class Ends:
+    """Flows sharing their ends that may be external (one or two addresses; the others,
+    private, left out): how many and their bytes."""
 
-    address: str
+    addresses: tuple[str, ...]
     flows: int
     bytes: int
 
@@ -55,29 +63,33 @@ def is_external(address: str) -> bool:
     return address_kind(address) == "public"
 
 
-def by_country(
-    endpoints: Sequence[Endpoint], country_of: CountryOf = registered_countries
-) -> Countries:
-    """The external ``endpoints`` summed per registered country."""
-    external = [endpoint for endpoint in endpoints if is_external(endpoint.address)]
-    codes = country_of([endpoint.address for endpoint in external])
+def by_country(ends: Sequence[Ends], country_of: CountryOf = registered_countries) -> Countries:
+    """The flows of ``ends`` summed per registered country, once per country they touch."""
+    external = sorted({a for end in ends for a in end.addresses if is_external(a)})
+    known = iso3_codes()
+    code_of = {
+        address: code if code in known else None
+        for address, code in zip(external, country_of(external), strict=True)
+    }
     totals: dict[str, list[int]] = {}
-    unplaced = [0, 0]
-    for endpoint, code in zip(external, codes, strict=True):
-        if code is None or code not in iso3_codes():
-            unplaced[0] += 1
-            unplaced[1] += endpoint.flows
-            continue
-        total = totals.setdefault(code, [0, 0, 0])
-        total[0] += 1
-        total[1] += endpoint.flows
-        total[2] += endpoint.bytes
+    addresses: dict[str, set[str]] = {}
+    unplaced = 0
+    for end in ends:
+        codes = {code_of[a] for a in end.addresses if a in code_of}
+        for code in codes - {None}:
+            assert code is not None
+            total = totals.setdefault(code, [0, 0])
+            total[0] += end.flows
+            total[1] += end.bytes
+        unplaced += end.flows if None in codes else 0
+    for address, code in code_of.items():
+        addresses.setdefault(code or "", set()).add(address)
     rows = [
-        Country(code, *iso3_codes()[code], addresses=a, flows=f, bytes=b)
-        for code, (a, f, b) in totals.items()
+        Country(code, *known[code], addresses=len(addresses[code]), flows=f, bytes=b)
+        for code, (f, b) in totals.items()
     ]
     rows.sort(key=lambda row: (-row.flows, row.iso3))
-    return Countries(tuple(rows), *unplaced)
+    return Countries(tuple(rows), len(addresses.get("", ())), unplaced)
 
 
 @functools.cache

@@ -7,6 +7,7 @@ CDN otherwise, and draw a blank map offline.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from dash import dcc, html
@@ -37,6 +38,18 @@ CARDS = (
     ("Rejected", ids.CARD_REJECTED),
     ("Rejected %", ids.CARD_REJECTED_SHARE),
 )
+#: The STATUS line's class; with UNREADABLE added while the lake could not be read,
+#: which the refresh tick reads to draw again.
+STATUS_CLASS = "status"
+UNREADABLE = "unreadable"
+#: The dropdowns' placeholders (what no value picked means).
+PLACEHOLDERS = {
+    ids.ACCOUNT: "all accounts",
+    ids.VPC: "all VPCs",
+    ids.SUBNET: "all subnets",
+    ids.ENI: "all interfaces",
+    ids.PROTOCOL: "all protocols",
+}
 #: The graphs, two to a row.
 GRAPH_ROWS = (
     (ids.TOP_SOURCES, ids.TOP_DESTINATIONS),
@@ -48,14 +61,18 @@ GRAPH_ROWS = (
 
 def page(*, lake: str, topojson_url: str, refresh_seconds: float) -> html.Div:
     config: dcc.Graph.Config = {"topojsonURL": topojson_url, "displaylogo": False}
+    # The CLI refuses other values; a caller of create_app passing NaN or 10^9 gets no
+    # refresh (NaN) or a day, never a browser timer overflowing to ~0 ms.
+    live = math.isfinite(refresh_seconds) and refresh_seconds > 0
+    interval = min(max(refresh_seconds, 1), 86_400) if live else 86_400
     return html.Div(
         className="page",
         children=[
             dcc.Location(id=ids.URL, refresh=False),
             dcc.Interval(
                 id=ids.TICK,
-                interval=max(refresh_seconds, 1) * 1000,
-                disabled=refresh_seconds <= 0,
+                interval=interval * 1000,
+                disabled=not live,
             ),
             dcc.Store(id=ids.LAKE_VERSION),
             html.Header(
@@ -68,7 +85,7 @@ def page(*, lake: str, topojson_url: str, refresh_seconds: float) -> html.Div:
                 ],
             ),
             filters(),
-            html.Div(id=ids.STATUS, className="status"),
+            html.Div(id=ids.STATUS, className=STATUS_CLASS),
             html.Div(className="cards", children=[_card(label, i) for label, i in CARDS]),
             *(
                 html.Div(
@@ -91,9 +108,9 @@ def page(*, lake: str, topojson_url: str, refresh_seconds: float) -> html.Div:
 
 
 def filters() -> html.Div:
-    def dropdown(label: str, i: str, placeholder: str) -> html.Label:
+    def dropdown(label: str, i: str) -> html.Label:
         return html.Label(
-            [label, dcc.Dropdown(id=i, multi=True, placeholder=placeholder, options=[])]
+            [label, dcc.Dropdown(id=i, multi=True, placeholder=PLACEHOLDERS[i], options=[])]
         )
 
     def text(label: str, i: str, placeholder: str) -> html.Label:
@@ -104,11 +121,11 @@ def filters() -> html.Div:
     return html.Div(
         className="filters",
         children=[
-            dropdown("Account", ids.ACCOUNT, "all accounts"),
-            dropdown("VPC", ids.VPC, "all VPCs"),
-            dropdown("Subnet", ids.SUBNET, "all subnets"),
-            dropdown("ENI", ids.ENI, "all interfaces"),
-            dropdown("Protocol", ids.PROTOCOL, "all protocols"),
+            dropdown("Account", ids.ACCOUNT),
+            dropdown("VPC", ids.VPC),
+            dropdown("Subnet", ids.SUBNET),
+            dropdown("ENI", ids.ENI),
+            dropdown("Protocol", ids.PROTOCOL),
             html.Label(
                 [
                     "Action",

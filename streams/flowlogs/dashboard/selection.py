@@ -9,12 +9,17 @@ Three more: ``window`` (a preset: the last hours of data held), ``address`` and
 behind an alert.
 
 A value the page cannot use is left out with a message, never an error page: the other
-filters still apply, and the message says which value was refused and why.
+filters still apply, and the message says which value was refused and why. So is a URL
+parameter the page does not take, one given twice, an unknown ``window`` and a
+``start``/``end`` next to a preset (``read_url``). Times are whole seconds of years
+1-9999: a time rounding past the last second of 9999 names no start a flow can have,
+and is refused; so is an end at or before the first second of year 1.
 """
 
 from __future__ import annotations
 
 import ipaddress
+from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
@@ -37,6 +42,9 @@ WINDOWS: dict[str, int | None] = {
 RANGE = "range"
 T = TypeVar("T")
 LISTS = ("account_id", "vpc_id", "subnet_id", "interface_id", "protocol", "action")
+#: The first and the last whole second a date can name (epoch seconds, UTC).
+FIRST = int(datetime(1, 1, 1, tzinfo=UTC).timestamp())
+LAST = int(datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp())
 
 
 @dataclass(frozen=True)
@@ -101,8 +109,7 @@ def select(controls: Controls, latest: int | None) -> tuple[Selection, list[str]
         # Value by value, so one refused value leaves the others in force.
         query[name] = ",".join(v for v in values if _parses(errors, {name: v}))
     start, end = _window(controls, latest, errors)
-    query.update({k: v for k, v in (("start", start), ("end", end)) if v})
-    filters = parse_filters(query)
+    filters = replace(parse_filters(query), start=start, end=end)
     by = controls.by if controls.by in TOP_BY else "bytes"
     if by != controls.by:
         errors.append(f"by: {controls.by[:64]!r} is not one of {', '.join(TOP_BY)}")
@@ -120,10 +127,32 @@ def window_bounds(window: str, latest: int | None) -> tuple[int, int] | None:
     return end - seconds, end
 
 
+def moment(epoch: int | None, default: str = "?") -> str:
+    """An epoch second as the page prints it (``default`` for none), whatever its year."""
+    if epoch is None:
+        return default
+    if epoch > LAST:
+        return "after year 9999"
+    if epoch < FIRST:
+        return "before year 1"
+    return iso_time(epoch)
+
+
 def controls_from_url(search: str | None) -> Controls:
     """The controls a URL's query string sets (``?vpc_id=vpc-1,vpc-2&window=6h``); values
     are checked later, by ``select``, like the ones a user picks."""
-    params: Mapping[str, str] = dict(parse_qsl((search or "").lstrip("?")))
+    return read_url(search)[0]
+
+
+def read_url(search: str | None) -> tuple[Controls, list[str]]:
+    """``controls_from_url``'s controls, and a note per parameter it left out: one the
+    page does not take, one given twice (the last counts), an unknown window, a start or
+    end next to a preset."""
+    given: dict[str, list[str]] = defaultdict(list)
+    for name, value in parse_qsl((search or "").lstrip("?"), keep_blank_values=True):
+        given[name].append(value)
+    notes = _url_notes(given)
+    params: Mapping[str, str] = {name: values[-1] for name, values in given.items()}
     found: dict[str, object] = {}
     for name in LISTS:
         if params.get(name):
@@ -136,12 +165,49 @@ def controls_from_url(search: str | None) -> Controls:
     for name in ("start", "end", "address", "port", "by"):
         if params.get(name):
             found[name] = params[name].strip()
-    window = params.get("window", "")
+    window = params.get("window", "").strip()
     if window in WINDOWS or window == RANGE:
         found["window"] = window
     elif found.get("start") or found.get("end"):
         found["window"] = RANGE
-    return replace(Controls(), **found)  # type: ignore[arg-type]
+    if window and window not in WINDOWS and window != RANGE:
+        shown = "the range of start and end" if found.get("window") == RANGE else "all data"
+        notes.append(
+            f"URL: window: {window[:64]!r} is not a preset ({', '.join([*WINDOWS, RANGE])}): "
+            f"{shown} shown"
+        )
+    ignored = [name for name in ("start", "end") if found.get(name)]
+    if ignored and found.get("window", "all") != RANGE:
+        preset = found.get("window", "all")
+        notes.append(
+            f"URL: {' and '.join(ignored)} ignored next to window={preset} (a preset sets its "
+            "own hours; window=range takes start and end)"
+        )
+        for name in ignored:
+            del found[name]
+    return replace(Controls(), **found), notes  # type: ignore[arg-type]
+
+
+#: Every parameter the page takes.
+PARAMETERS = (*LISTS, "window", "start", "end", "address", "port", "by")
+
+
+def _url_notes(given: Mapping[str, list[str]]) -> list[str]:
+    notes = []
+    unknown = [name for name in given if name not in PARAMETERS]
+    if unknown:
+        names = ", ".join(repr(name[:64]) for name in unknown[:5])
+        more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+        notes.append(
+            f"URL: unknown parameter {names}{more} ignored (the page takes {', '.join(PARAMETERS)})"
+        )
+    for name in PARAMETERS:
+        if len([v for v in given.get(name, []) if v.strip()]) > 1:
+            notes.append(
+                f"URL: {name} given {len(given[name])} times: only the last is used "
+                "(give several values as a,b)"
+            )
+    return notes
 
 
 def url_of(controls: Controls) -> str:
@@ -169,18 +235,45 @@ def _parses(errors: list[str], query: dict[str, str]) -> bool:
     return True
 
 
-def _window(controls: Controls, latest: int | None, errors: list[str]) -> tuple[str, str]:
+def _window(
+    controls: Controls, latest: int | None, errors: list[str]
+) -> tuple[int | None, int | None]:
     if controls.window != RANGE:
         if controls.window not in WINDOWS:
             errors.append(f"window: {controls.window[:64]!r} is not a preset")
+        if latest is not None and latest > LAST:
+            errors.append(
+                f"the lake holds a flow dated after year 9999: the presets count back from "
+                f"{iso_time(LAST)}"
+            )
+            latest = LAST
         bounds = window_bounds(controls.window, latest)
-        return ("", "") if bounds is None else (iso_time(bounds[0]), iso_time(bounds[1]))
+        if bounds is None:
+            return None, None
+        # Nothing can be named before year 1 or after 9999: no bound there.
+        return (bounds[0] if bounds[0] >= FIRST else None), (
+            bounds[1] if bounds[1] <= LAST else None
+        )
     start, end = _utc(controls.start), _utc(controls.end)
     start = start if _parses(errors, {"start": start}) else ""
     end = end if _parses(errors, {"end": end}) else ""
     if start and end and not _parses(errors, {"start": start, "end": end}):
-        return "", ""
-    return start, end
+        return None, None
+    first = parse_filters({"start": start}).start if start else None
+    last = parse_filters({"end": end}).end if end else None
+    if first is not None and first > LAST:
+        errors.append(
+            f"start: {controls.start.strip()[:64]!r} is after the last second of year 9999 "
+            "(times round up to whole seconds): no flow can start then"
+        )
+        first = None
+    if last is not None and last <= FIRST:
+        errors.append(
+            f"end: {controls.end.strip()[:64]!r} is not after the first second of year 1: "
+            "no flow can start before it"
+        )
+        last = None
+    return first, (last if last is None or last <= LAST else None)
 
 
 def _utc(text: str) -> str:
