@@ -27,8 +27,10 @@ import plotly.io as pio
 
 from bench.flowlogs import fill_lake
 from streams.flowlogs.dashboard.app import create_app
-from streams.flowlogs.dashboard.callbacks import draw, render_request, values_of
+from streams.flowlogs.dashboard.callbacks import draw
 from streams.flowlogs.dashboard.data import DashboardData
+from streams.flowlogs.dashboard.inputs import values_of
+from streams.flowlogs.dashboard.requests import render_request
 from streams.flowlogs.dashboard.selection import Controls, select
 from streams.flowlogs.query import LakeQueries
 

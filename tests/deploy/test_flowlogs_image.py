@@ -630,7 +630,8 @@ def test_dashboard_runs_from_the_dashboard_image(running: Running) -> None:
     from dash import _dash_renderer, dash_table, dcc, html
 
     from streams.flowlogs.dashboard import ids
-    from streams.flowlogs.dashboard.callbacks import render_request, values_of
+    from streams.flowlogs.dashboard.inputs import values_of
+    from streams.flowlogs.dashboard.requests import render_request
     from streams.flowlogs.dashboard.selection import Controls
 
     wait_until(

@@ -15,14 +15,10 @@ import pytest
 
 from streams.flowlogs.dashboard import ids
 from streams.flowlogs.dashboard.app import create_app
-from streams.flowlogs.dashboard.callbacks import (
-    CONTROLS,
-    OPTION_IDS,
-    Dashboard,
-    render_request,
-    values_of,
-)
+from streams.flowlogs.dashboard.callbacks import Dashboard
 from streams.flowlogs.dashboard.data import DashboardData
+from streams.flowlogs.dashboard.inputs import CONTROLS, OPTION_IDS, values_of
+from streams.flowlogs.dashboard.requests import render_request
 from streams.flowlogs.dashboard.selection import Controls, select
 from streams.flowlogs.query import LakeQueries
 from tests.support.dashboard import rows, write_lake

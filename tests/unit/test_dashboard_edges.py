@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from streams.flowlogs.dashboard.callbacks import choices, window_text
+from streams.flowlogs.dashboard.callbacks import window_text
+from streams.flowlogs.dashboard.inputs import choices
 from streams.flowlogs.dashboard.selection import (
     Controls,
     controls_from_url,
