@@ -99,8 +99,23 @@ format: install ## Format and autofix with ruff
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-bench: install ## Throughput benchmarks on the embedded broker (figures go in the README)
-	$(PY) -m bench $(BENCH_ARGS)
+# Quix Streams, the peer `make bench` compares the orders pipeline with, in a virtualenv
+# of its own: a benchmark-only dependency (its pydantic pins exclude the project's).
+QUIX_VENV := $(VENV)/bench-quix
+QUIX_PY := $(QUIX_VENV)/bin/python
+QUIX_STAMP := $(QUIX_VENV)/.installed
+$(QUIX_STAMP): bench/quix-requirements.txt
+	python3 -m venv $(QUIX_VENV)
+	$(QUIX_PY) -m pip install -q --upgrade pip
+	$(QUIX_PY) -m pip install -q -r bench/quix-requirements.txt
+	touch $(QUIX_STAMP)
+
+bench: install $(QUIX_STAMP) ## Throughput benchmarks on the embedded broker (figures go in the README)
+	$(PY) -m bench --quix-python $(QUIX_PY) $(BENCH_ARGS)
+
+bench-versus: install $(QUIX_STAMP) ## Our platform against Quix Streams on the same orders (bench/results-versus.json)
+	$(PY) -m bench --only versus --quix-python $(QUIX_PY) $(BENCH_ARGS)
+.PHONY: bench-versus
 
 # The README's pictures of the flow-logs dashboard: make run's demo day through the
 # pipeline, then the browser tests' chromium (tests/browser/screenshots.py says why there).

@@ -8,6 +8,9 @@
   Variants: default settings, the Parquet copy off, ``ORDERS_BATCH_SIZE=5000``.
 - **logic**: the pure functions over the same records in this process (the ceiling).
 - **views**: p50/p99 latency of two views with the worker holding the N orders.
+- **versus** (also run by a plain ``python -m bench``): Quix Streams on a peer workload,
+  the same work on our platform, and the full orders pipeline, one process each on the
+  same orders, interleaved; ``bench/results-versus.json`` (bench/versus.py).
 
 Results are printed as Markdown and written to ``bench/results.json``.
 """

@@ -34,6 +34,7 @@ def _parser() -> argparse.ArgumentParser:
             "timeseries",
             "launches",
             "dashboard",
+            "versus",
         ),
         help="one part",
     )
@@ -72,6 +73,35 @@ def _parser() -> argparse.ArgumentParser:
         "--quick",
         action="store_true",
         help="timeseries: shorter runs (15 s of mixed traffic instead of 60)",
+    )
+    parser.add_argument(
+        "--versus-orders",
+        type=int,
+        default=500_000,
+        help="versus: orders per run (Quix commits every 5 s: several commits per run)",
+    )
+    parser.add_argument(
+        "--versus-repeat",
+        type=int,
+        default=3,
+        help="versus: interleaved rounds of the three workloads (medians; at least 3)",
+    )
+    parser.add_argument(
+        "--versus-workloads",
+        default="quix,same_work,full",
+        help="versus: comma-separated workloads (default: all three)",
+    )
+    parser.add_argument(
+        "--quix-python",
+        type=Path,
+        default=None,
+        help="versus: the interpreter with Quix Streams (default .venv/bench-quix/bin/python)",
+    )
+    parser.add_argument(
+        "--quix-commit-interval",
+        type=float,
+        default=5.0,
+        help="versus: Quix's commit_interval in s (default 5, Quix's own default)",
     )
     parser.add_argument("--output", type=Path, default=report.RESULTS, help="results JSON")
     return parser
@@ -223,6 +253,44 @@ def _launches(args: argparse.Namespace) -> int:
     return _write_part(args, "launches", figures, launches.markdown(figures))
 
 
+def _versus(args: argparse.Namespace, records: list[Record] | None = None) -> int:
+    """Our platform against Quix Streams (bench/versus.py); results-versus.json, at the
+    top level: quix, same_work, full, ratio_same_work, ratio_full."""
+    from bench import versus
+
+    names = tuple(w.strip() for w in args.versus_workloads.split(",") if w.strip())
+    unknown = set(names) - set(versus.WORKLOADS)
+    if unknown:
+        raise SystemExit(f"unknown workloads {sorted(unknown)}; known: {list(versus.WORKLOADS)}")
+    partitions = int(os.environ.get("ORDERS_PARTITIONS", "4"))
+    if records is None or len(records) != args.versus_orders:
+        log.info("generating %d orders", args.versus_orders)
+        records = data.generate(args.versus_orders)
+    results: dict[str, Any] = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": machine.describe(),
+        "source": machine.source(),
+    }
+    results.update(
+        versus.run(
+            records,
+            partitions,
+            args.versus_repeat,
+            args.quix_python or versus.QUIX_PYTHON,
+            names,
+            args.quix_commit_interval,
+        )
+    )
+    results["source_after"] = machine.source()
+    output = args.output
+    if output == report.RESULTS or args.only is None:
+        output = report.RESULTS.with_name("results-versus.json")
+    report.write(results, output)
+    sys.stdout.write(versus.markdown(results) + "\n")
+    log.info("results in %s", output)
+    return 0
+
+
 def _telemetry_throughput(args: argparse.Namespace) -> dict[str, Any]:
     """(a) per variant, ``--repeat`` runs; with --profile, one extra run of the first
     variant under py-spy, kept out of the medians (sampling costs the worker CPU)."""
@@ -305,6 +373,8 @@ def main(argv: list[str] | None = None) -> int:
         return _launches(args)
     if args.only == "dashboard":
         return _dashboard(args)
+    if args.only == "versus":
+        return _versus(args)
     started = time.monotonic()
     partitions = int(os.environ.get("ORDERS_PARTITIONS", "4"))
     batch_size = int(os.environ.get("ORDERS_BATCH_SIZE", "2000"))
@@ -331,6 +401,9 @@ def main(argv: list[str] | None = None) -> int:
     if "profile" in results:
         sys.stdout.write(f"\nprofile of the worker: {args.profile.with_suffix('.txt')}\n")
     log.info("done in %.0f s; results in %s", results["bench_seconds"], args.output)
+    if args.only is None:
+        # The comparison with Quix Streams, on the same orders, in the same invocation.
+        return _versus(args, records)
     return 0
 
 
