@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from bench.machine import cpu_seconds, fingerprint
 from bench.pipeline import (
@@ -46,7 +45,7 @@ from bench.pipeline import wait_for as wait
 from producers.send import Record, paced, send_all
 from producers.telemetry import TelemetryGenerator, series_per_device
 from streams.common.broker import EmbeddedBroker, stop_process
-from streams.common.faust_fixes import end_offset_correction
+from streams.common.topic_reader import read_topic
 from streams.common.topics import declare_topics
 from streams.telemetry.batch import AGGREGATES
 from streams.telemetry.ingest_parse import partition_records
@@ -137,32 +136,6 @@ def poll_records(
     }
 
 
-def read_topic(bootstrap: str, topic: str) -> list[Any]:
-    """Every record of ``topic`` up to its current end (aiokafka ConsumerRecords)."""
-
-    async def read() -> list[Any]:
-        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-        await consumer.start()
-        try:
-            await consumer._client.force_metadata_update()
-            found = sorted(consumer.partitions_for_topic(topic) or [])
-            partitions = [TopicPartition(topic, p) for p in found]
-            consumer.assign(partitions)
-            await consumer.seek_to_beginning(*partitions)
-            ends = await consumer.end_offsets(partitions)
-            out: list[Any] = []
-            for tp in partitions:
-                while await consumer.position(tp) < ends[tp]:
-                    batch = await consumer.getmany(tp, timeout_ms=1000)
-                    out.extend(r for r in batch.get(tp, []) if r.offset < ends[tp])
-            return out
-        finally:
-            await consumer.stop()
-
-    with end_offset_correction():
-        return asyncio.run(read())
-
-
 def _fresh_broker(workdir: Path) -> EmbeddedBroker:
     broker = EmbeddedBroker(log_path=workdir / "broker.log").start()
     try:
@@ -205,7 +178,8 @@ def run_throughput(data: dict[str, Any], profile: Path | None = None) -> dict[st
             cpu_closed = cpu_seconds(running.pid)
             counts = running.metrics(RECORDS, DEAD, CLOSED)
             batches = _histogram(running.raw("/metrics").decode(), BATCH)
-            aggregates = [orjson.loads(r.value) for r in read_topic(broker.bootstrap, AGGREGATES)]
+            found = read_topic(broker.bootstrap, AGGREGATES)
+            aggregates = [orjson.loads(r.value) for r in found if r.value is not None]
             elapsed = count.last - count.first
             steady = steady_rate(count.samples)
             cpu_w = _delta(count.cpu_first[0], count.cpu_last[0])
@@ -349,9 +323,10 @@ def _simulate(url: str, workdir: Path, spec: dict[str, Any]) -> dict[str, Any]:
     return {k: stats[k] for k in keep}
 
 
-def _groups(value: bytes) -> list[tuple[bytes, list[Any]]]:
-    """(device id, readings) of each group of a telemetry.readings record, either form."""
-    found = orjson.loads(value)
+def _groups(value: bytes | None) -> list[tuple[bytes, list[Any]]]:
+    """(device id, readings) of each group of a telemetry.readings record, either form
+    (none for a tombstone)."""
+    found = orjson.loads(value) if value is not None else []
     groups = found if isinstance(found, list) else [found]
     return [(group["device_id"].encode(), group["readings"]) for group in groups]
 

@@ -11,7 +11,6 @@ nothing to count twice: the figures must be exact.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import struct
 from collections.abc import Iterable, Mapping
@@ -157,37 +156,10 @@ def verify(workload: str, want: Figures, found: Figures) -> dict[str, Any]:
 
 def read_topic(bootstrap: str, topic: str) -> list[Consumed]:
     """Every record of ``topic`` up to its end, partition by partition, in offset order."""
-    from aiokafka import AIOKafkaConsumer
-    from aiokafka.structs import TopicPartition
+    # Imported here: the figures above are checked without Faust or a broker.
+    from streams.common.topic_reader import read_topic as read_records
 
-    from streams.common.faust_fixes import end_offset_correction
-
-    async def read() -> list[Consumed]:
-        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-        await consumer.start()
-        try:
-            await consumer._client.force_metadata_update()
-            partitions = [
-                TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])
-            ]
-            if not partitions:
-                return []
-            consumer.assign(partitions)
-            await consumer.seek_to_beginning(*partitions)
-            ends = await consumer.end_offsets(partitions)
-            out: list[Consumed] = []
-            for tp in partitions:
-                while await consumer.position(tp) < ends[tp]:
-                    batch = await consumer.getmany(tp, timeout_ms=1000)
-                    out.extend(
-                        Consumed(r.key or b"", r.value, dict(r.headers))
-                        for r in batch.get(tp, [])
-                        if r.offset < ends[tp]
-                    )
-            return out
-        finally:
-            await consumer.stop()
-
-    # The embedded broker under-reports a partition's end (its defect 1): ask a Fetch.
-    with end_offset_correction():
-        return asyncio.run(read())
+    return [
+        Consumed(r.key or b"", r.value, {k: v.encode() for k, v in r.headers.items()})
+        for r in read_records(bootstrap, topic)
+    ]

@@ -16,15 +16,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-
 from producers.send import Record as Record
 from producers.send import paced, send_all
 from streams.common.broker import stop_process
-from streams.common.faust_fixes import end_offset_correction
+from streams.common.topic_reader import TopicRecord
+from streams.common.topic_reader import read_topic as read_topic
 from tests.support.ports import free_port
 
 T = TypeVar("T")
+
+#: A record read back with ``read_topic`` (the integration tests' name for it).
+Consumed = TopicRecord
 
 
 class PortTaken(Exception):
@@ -225,51 +227,3 @@ def produce(
 ) -> int:
     """Send records and wait until the broker acknowledged every one."""
     return asyncio.run(send_all(bootstrap, topic, paced(records, rate), label=topic, quiet=True))
-
-
-@dataclass(frozen=True)
-class Consumed:
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    headers: dict[str, str]
-
-
-def read_topic(bootstrap: str, topic: str) -> list[Consumed]:
-    """Every record of ``topic`` up to its current end, in partition and offset order."""
-
-    async def read() -> list[Consumed]:
-        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-        await consumer.start()
-        try:
-            await consumer._client.force_metadata_update()
-            partitions = [
-                TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])
-            ]
-            if not partitions:
-                return []
-            consumer.assign(partitions)
-            await consumer.seek_to_beginning(*partitions)
-            ends = await consumer.end_offsets(partitions)
-            out: list[Consumed] = []
-            for tp in partitions:
-                while await consumer.position(tp) < ends[tp]:
-                    batch = await consumer.getmany(tp, timeout_ms=1000)
-                    out.extend(
-                        Consumed(
-                            tp.partition,
-                            r.offset,
-                            r.key,
-                            r.value,
-                            {k: v.decode() for k, v in r.headers},
-                        )
-                        for r in batch.get(tp, [])
-                        if r.offset < ends[tp]
-                    )
-            return out
-        finally:
-            await consumer.stop()
-
-    with end_offset_correction():
-        return asyncio.run(read())
