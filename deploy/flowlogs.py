@@ -32,23 +32,20 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError
 
 from deploy import aws
 from deploy.aws import ACCOUNT_PLACEHOLDER, DeployError, error_code
+from deploy.command import run_deploy
 from deploy.flowlogs_rollout import RolloutFailed, wait_until_stable
 from deploy.flowlogs_settings import DASHBOARD_SUFFIX, ROOT, Config, parse
 from deploy.flowlogs_terraform import REPOSITORY_TARGETS, Terraform
 from deploy.output import (
     FAILED,
-    INVALID,
     NO_DOCKER,
     OK,
-    STEP_FAILED,
-    InvalidSetting,
     Output,
     ignore_interrupts,
-    interrupts_raised,
 )
 
 DOCKERFILE = "deploy/flowlogs/Dockerfile"
@@ -64,28 +61,13 @@ class NoDockerEngine(DeployError):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    try:
-        config = parse(argv, __doc__.split("\n\n", 2)[2])
-    except InvalidSetting as exc:
-        Output.error(str(exc))
-        return INVALID
-    out = Output(config.dry_run)
-    with interrupts_raised():
-        try:
-            return deploy(config, out)
-        except NoDockerEngine as exc:
-            out.error(str(exc))
-            return NO_DOCKER
-        except RolloutFailed as exc:
-            out.error(str(exc))
-            return FAILED
-        except DeployError as exc:
-            out.error(str(exc))
-        except (ClientError, BotoCoreError) as exc:
-            out.error(f"AWS: {exc}")
-        except KeyboardInterrupt:  # between two steps: nothing of ours is running
-            out.error("interrupted")
-    return STEP_FAILED
+    return run_deploy(
+        argv,
+        __doc__.split("\n\n", 2)[2],
+        parse,
+        deploy,
+        {NoDockerEngine: NO_DOCKER, RolloutFailed: FAILED},
+    )
 
 
 def deploy(config: Config, out: Output) -> int:

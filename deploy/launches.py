@@ -36,16 +36,13 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from deploy import aws, ecs, iam
 from deploy.aws import DeployError
+from deploy.command import run_deploy
 from deploy.launches_settings import ROOT, Config, job_environment, parse
 from deploy.output import (
     FAILED,
-    INVALID,
     OK,
-    STEP_FAILED,
-    InvalidSetting,
     Output,
     ignore_interrupts,
-    interrupts_raised,
 )
 
 DOCKERFILE = "deploy/launches/Dockerfile"
@@ -60,22 +57,7 @@ STOP_CONDITION = "<only if the task outlives --timeout or the deploy is interrup
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    try:
-        config = parse(argv, __doc__.split("\n\n", 2)[2])
-    except InvalidSetting as exc:
-        Output.error(str(exc))
-        return INVALID
-    out = Output(config.dry_run)
-    with interrupts_raised():
-        try:
-            return deploy(config, out)
-        except DeployError as exc:
-            out.error(str(exc))
-        except (ClientError, BotoCoreError) as exc:
-            out.error(f"AWS: {exc}")
-        except KeyboardInterrupt:  # before a task was started, or after it stopped
-            out.error("interrupted")
-    return STEP_FAILED
+    return run_deploy(argv, __doc__.split("\n\n", 2)[2], parse, deploy)
 
 
 def deploy(config: Config, out: Output) -> int:
