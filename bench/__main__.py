@@ -35,6 +35,8 @@ def _parser() -> argparse.ArgumentParser:
             "launches",
             "dashboard",
             "versus",
+            "latency",
+            "recovery",
         ),
         help="one part",
     )
@@ -102,6 +104,21 @@ def _parser() -> argparse.ArgumentParser:
         type=float,
         default=5.0,
         help="versus: Quix's commit_interval in s (default 5, Quix's own default)",
+    )
+    parser.add_argument(
+        "--latency-rate", type=float, default=1_000.0, help="latency: orders/s sent"
+    )
+    parser.add_argument(
+        "--latency-seconds", type=float, default=60.0, help="latency: seconds of sending"
+    )
+    parser.add_argument(
+        "--latency-poll", type=float, default=0.02, help="latency: s between view polls"
+    )
+    parser.add_argument(
+        "--recovery-orders",
+        type=int,
+        default=620_000,
+        help="recovery: orders that fill the table (~1.7 keys each)",
     )
     parser.add_argument("--output", type=Path, default=report.RESULTS, help="results JSON")
     return parser
@@ -176,7 +193,7 @@ def _write_part(args: argparse.Namespace, part: str, figures: Any, table: str) -
         part: figures,
     }
     output = args.output
-    if output == report.RESULTS:
+    if output == report.RESULTS or args.only is None:
         output = report.RESULTS.with_name(f"results-{part}.json")
     report.write(results, output)
     sys.stdout.write(table + "\n")
@@ -291,6 +308,24 @@ def _versus(args: argparse.Namespace, records: list[Record] | None = None) -> in
     return 0
 
 
+def _latency(args: argparse.Namespace) -> int:
+    """Order produced to its daily figure in the view, at a steady rate (bench/latency.py)."""
+    from bench import latency
+
+    log.info("latency: %.0f orders/s for %.0f s", args.latency_rate, args.latency_seconds)
+    figures = latency.run(args.latency_rate, args.latency_seconds, args.latency_poll)
+    return _write_part(args, "latency", figures, latency.markdown(figures))
+
+
+def _recovery(args: argparse.Namespace) -> int:
+    """A worker with ~1M table keys killed and replaced (bench/recovery.py)."""
+    from bench import recovery
+
+    log.info("recovery: filling the table with %d orders", args.recovery_orders)
+    figures = recovery.run(args.recovery_orders)
+    return _write_part(args, "recovery", figures, recovery.markdown(figures))
+
+
 def _telemetry_throughput(args: argparse.Namespace) -> dict[str, Any]:
     """(a) per variant, ``--repeat`` runs; with --profile, one extra run of the first
     variant under py-spy, kept out of the medians (sampling costs the worker CPU)."""
@@ -375,6 +410,10 @@ def main(argv: list[str] | None = None) -> int:
         return _dashboard(args)
     if args.only == "versus":
         return _versus(args)
+    if args.only == "latency":
+        return _latency(args)
+    if args.only == "recovery":
+        return _recovery(args)
     started = time.monotonic()
     partitions = int(os.environ.get("ORDERS_PARTITIONS", "4"))
     batch_size = int(os.environ.get("ORDERS_BATCH_SIZE", "2000"))
@@ -402,8 +441,9 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write(f"\nprofile of the worker: {args.profile.with_suffix('.txt')}\n")
     log.info("done in %.0f s; results in %s", results["bench_seconds"], args.output)
     if args.only is None:
-        # The comparison with Quix Streams, on the same orders, in the same invocation.
-        return _versus(args, records)
+        # The comparison with Quix Streams, on the same orders, in the same invocation;
+        # then the orders worker's latency and recovery (issue 14).
+        return _versus(args, records) or _latency(args) or _recovery(args)
     return 0
 
 

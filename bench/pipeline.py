@@ -129,6 +129,14 @@ class Worker:
         stop_process(self.proc)
         self.proc = None
 
+    def kill(self) -> None:
+        """SIGKILL, as a crash: no shutdown, no flush, no commit."""
+        if self.proc is None:
+            return
+        self.proc.kill()
+        self.proc.wait()
+        self.proc = None
+
 
 def preload(bootstrap: str, records: list[Record], partitions: int) -> float:
     """Declare the topics, send every order and the reference data; returns orders/s sent."""
@@ -169,8 +177,10 @@ class Profiler:
             self.proc.wait()
 
 
-def wait_for(probe: Callable[[], bool], worker: Worker, timeout: float, what: str) -> float:
-    """Poll every POLL s until ``probe()``; returns the monotonic time it first held."""
+def wait_for(
+    probe: Callable[[], bool], worker: Worker, timeout: float, what: str, every: float = POLL
+) -> float:
+    """Poll every ``every`` s until ``probe()``; returns the monotonic time it first held."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         worker.check_alive()
@@ -180,7 +190,7 @@ def wait_for(probe: Callable[[], bool], worker: Worker, timeout: float, what: st
                 return (before + time.monotonic()) / 2
         except (OSError, ValueError, urllib.error.URLError):
             pass
-        time.sleep(max(POLL - (time.monotonic() - before), 0))
+        time.sleep(max(every - (time.monotonic() - before), 0))
     raise BenchError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
