@@ -4,7 +4,7 @@
 
 Only the peer's work (bench/versus_work.py: parse, order total, one-day tumbling
 revenue and count per channel and state), on the machinery the orders pipeline runs
-on: the one app factory (``make_app``), a raw-bytes topic, ``batch_agent`` and
+on: the one app factory (``make_app``), a raw-bytes topic, ``batch_source`` and
 ``BatchRunner`` (batches handled until done), ``PartitionState`` (each value carries
 ``_o``, the highest source offset applied to it: a replay changes nothing) and
 ``RocksPartition``/``write_all`` (the changelog acknowledged before RocksDB). The
@@ -12,7 +12,7 @@ window is a table key, ``<day>|<channel>|<state>|<partition>``, as the orders
 pipeline keeps its days: partitions never share a key, so nothing is repartitioned.
 
 Settings come from the orders pipeline's variables (``ORDERS_PARTITIONS``,
-``ORDERS_BATCH_SIZE``, ``ORDERS_BATCH_SECONDS``) and the shared ``KAFKA_*``,
+``ORDERS_BATCH_SIZE``) and the shared ``KAFKA_*``,
 ``STREAMS_DATA_DIR`` and ``WEB_*``; this module is the only one here that reads them.
 """
 
@@ -29,7 +29,7 @@ from prometheus_client import CollectorRegistry, Counter
 
 from bench.versus_work import day_label, event_ms, group_of, total_cents
 from streams.common.app import make_app
-from streams.common.batches import BatchRunner, batch_agent, by_partition
+from streams.common.batches import BatchRunner, batch_source, by_partition
 from streams.common.exactly_once import PartitionState, Value
 from streams.common.settings import KafkaSettings, WorkerSettings
 from streams.common.table_io import RocksPartition, write_all
@@ -92,7 +92,7 @@ async def reject(event: Any, error: Exception) -> None:
 
 
 def build_app(
-    kafka: KafkaSettings, worker: WorkerSettings, partitions: int, size: int, within: float
+    kafka: KafkaSettings, worker: WorkerSettings, partitions: int, size: int
 ) -> faust.App:
     registry = CollectorRegistry()
     app = make_app(APP_ID, kafka, worker, registry, partitions=partitions)
@@ -102,7 +102,7 @@ def build_app(
     runner = BatchRunner(
         app, "versus: a batch of orders.raw", partial(handle_batch, app, table), reject, failures
     )
-    batch_agent(app, source, "versus.process", runner, size=size, within=within)
+    batch_source(app, source, "versus.process", runner, size=size)
     return app
 
 
@@ -118,9 +118,7 @@ def main() -> None:
     kafka, orders = KafkaSettings(), OrdersSettings()
     if len(sys.argv) > 1 and sys.argv[1] == "worker":
         declare(kafka.bootstrap, topic_specs(orders.partitions), kafka.replication_factor)
-    app = build_app(
-        kafka, WorkerSettings(), orders.partitions, orders.batch_size, orders.batch_seconds
-    )
+    app = build_app(kafka, WorkerSettings(), orders.partitions, orders.batch_size)
     app.main()
 
 

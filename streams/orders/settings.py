@@ -15,7 +15,6 @@ class OrdersSettings(BaseSettings):
 
     partitions: int = Field(4, ge=1, description="partitions of orders.raw and its tables")
     batch_size: int = Field(2000, ge=1, description="records per processing batch")
-    batch_seconds: float = Field(0.2, gt=0, description="longest wait to fill a batch")
     grace_seconds: int = Field(
         300, ge=0, description="event time past a day's end before it closes"
     )

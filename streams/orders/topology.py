@@ -7,7 +7,7 @@ from functools import partial
 
 import faust
 
-from streams.common.batches import BatchRunner, batch_agent
+from streams.common.batches import BatchRunner, batch_agent, batch_source
 from streams.common.mirror import TopicMirror
 from streams.common.topics import changelog, raw_topic
 from streams.orders.batch import handle_batch, reject
@@ -85,14 +85,9 @@ def register(
         partial(reject, pipeline, aggregates),
         failures,
     )
-    batch_agent(
-        app,
-        topics[RAW],
-        "orders.process",
-        orders,
-        size=settings.batch_size,
-        within=settings.batch_seconds,
-        ready=pipeline.ready,
+    # Taken straight from the fetches, without a Faust event per order (issue 14).
+    batch_source(
+        app, topics[RAW], "orders.process", orders, size=settings.batch_size, ready=pipeline.ready
     )
     reference = partial(reject_reference, pipeline)
     inventory = BatchRunner(

@@ -84,7 +84,6 @@ class Worker:
             "KAFKA_CORRECT_END_OFFSETS": "true",  # the embedded broker's ListOffsets defect
             "STREAMS_DATA_DIR": str(self.data_dir),
             "WEB_PORT": str(self.port),
-            "ORDERS_BATCH_SECONDS": "0.1",
             "ORDERS_PARQUET_URI": str(self.lake),
             **self.env,
         }

@@ -41,7 +41,11 @@ ALL_PATCHES = (*PATCHES, END_OFFSETS, FETCH_WAIT)
 def test_the_installed_faust_and_aiokafka_are_the_supported_releases() -> None:
     """The pinned releases pass the gate (pyproject.toml and SUPPORTED agree)."""
     check_versions()
-    assert SUPPORTED == {"faust-streaming": "0.15.3", "aiokafka": "0.14.0"}
+    assert SUPPORTED == {
+        "faust-streaming": "0.15.3",
+        "aiokafka": "0.14.0",
+        "mode-streaming": "0.7.1",
+    }
 
 
 @pytest.mark.parametrize(

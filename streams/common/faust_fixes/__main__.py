@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import sys
 
+from streams.common.faust_fixes.batch_intake import CONTRACT
 from streams.common.faust_fixes.end_offsets import END_OFFSETS
 from streams.common.faust_fixes.fetch_wait import FETCH_WAIT
-from streams.common.faust_fixes.patching import describe
+from streams.common.faust_fixes.patching import Original, PatchMismatchError, describe
 from streams.common.faust_fixes.rebalance import PATCHES
 from streams.common.faust_fixes.versions import SUPPORTED, installed_versions
 
@@ -22,13 +23,23 @@ def main() -> int:
         ok = found[name] == supported
         same &= ok
         sys.stdout.write(f"{'ok ' if ok else 'BAD'} {name} {found[name]} (supported {supported})\n")
-    for where, expected, actual in describe((*PATCHES, END_OFFSETS, FETCH_WAIT)):
+    rows = describe((*PATCHES, END_OFFSETS, FETCH_WAIT)) + [
+        (code.where, str(code.expected), _found(code.owner, code.name)) for code in CONTRACT
+    ]
+    for where, expected, actual in rows:
         ok = expected == actual
         same &= ok
         sys.stdout.write(f"{'ok ' if ok else 'BAD'} {where}\n")
         if not ok:
             sys.stdout.write(f"    expected {expected}\n    found    {actual}\n")
     return 0 if same else 1
+
+
+def _found(owner: type, name: str) -> str:
+    try:
+        return str(Original.of(vars(owner)[name]))
+    except (KeyError, PatchMismatchError) as exc:
+        return f"(missing: {exc})"
 
 
 if __name__ == "__main__":

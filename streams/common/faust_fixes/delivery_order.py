@@ -86,6 +86,24 @@ class DeliveryOrder:
         if sequence is not None:
             sequence.sought_back_to = None
 
+    def admit_run(
+        self, tp: Hashable, first: int, last: int, count: int, generation: int | None
+    ) -> bool:
+        """Admit a whole fetched run at once when ``admit`` would deliver each of its
+        records (True; the sequence moves past ``last``); False changes nothing and
+        leaves the run to ``admit``, record by record. ``count`` records, ascending."""
+        sequence = self._sequences.get(tp)
+        if sequence is None or generation != self.generation or last - first != count - 1:
+            return False
+        if sequence.expected is None:
+            if self.fetches <= sequence.fetches_at_seek:
+                return False
+            sequence.first = first
+        elif sequence.expected != first:
+            return False
+        sequence.expected = last + 1
+        return True
+
     def admit(self, tp: Hashable, offset: int, generation: int | None) -> Verdict:
         sequence = self._sequences.get(tp)
         if sequence is None or generation != self.generation:

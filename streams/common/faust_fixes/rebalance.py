@@ -60,6 +60,10 @@ log = logging.getLogger(__name__)
 
 _FAUST_CONSUMER = "faust.transport.consumer"
 
+#: The app attribute listing its batch intakes (batch_intake.py), which ``_getmany``
+#: hands every fetch to.
+INTAKES_ATTRIBUTE = "streams_batch_intakes"
+
 
 def install_rebalance_fixes() -> None:
     """Patch Faust's consumer classes once (a second call only verifies the patches).
@@ -85,6 +89,11 @@ def abandon(messages: Iterable[Any]) -> None:
     wait for unacknowledged records does not wait for them for ever.
     """
     _ABANDONED.update(messages)
+
+
+def abandoned(message: Any) -> bool:
+    """Whether ``message``'s batch was given up (``abandon``)."""
+    return message in _ABANDONED
 
 
 def _ack(self: Any, message: Any) -> bool:
@@ -144,9 +153,13 @@ def _init(self: Any, *args: Any, **kwargs: Any) -> None:
     self.callback = in_order
 
 
-async def _getmany(self: Any, *args: Any, **kwargs: Any) -> Any:
-    records = await GETMANY.original(self, *args, **kwargs)
+async def _getmany(self: Any, active_partitions: Any, timeout: float) -> Any:  # noqa: ASYNC109 (Faust's signature)
+    records = await GETMANY.original(self, active_partitions, timeout)
     self.delivery_order.fetched()
+    # Topics consumed in batches take their records here, before Faust's per-record
+    # delivery sees them (batch_intake.py).
+    for intake in getattr(self.app, INTAKES_ATTRIBUTE, ()):
+        await intake.divert(self, records, active_partitions)
     return records
 
 
@@ -189,17 +202,27 @@ async def _seek(self: Any, partition: Any, offset: int) -> None:
 
 async def _admit(consumer: Any, message: Any) -> bool:
     """Whether ``message`` goes on to the streams; seeks back when records are missing."""
+    deliver, seek_to = judge(consumer, message)
+    if seek_to is not None:
+        await seek_back(consumer, message.tp, seek_to)
+    return deliver
+
+
+def judge(consumer: Any, message: Any) -> tuple[bool, int | None]:
+    """``DeliveryOrder``'s verdict on ``message``, counted and logged, without awaiting
+    anything: whether it goes on, and the offset to seek its partition back to (None:
+    no seek). A caller that buffers records does so before it awaits the seek."""
     if not consumer.app.topics.acks_enabled_for(message.topic):
-        return True  # changelogs: read by table recovery, which seeks them itself
+        return True, None  # changelogs: read by table recovery, which seeks them itself
     order: DeliveryOrder = consumer.delivery_order
     tp = message.tp
     expected = order.expected(tp)
     verdict = order.admit(tp, message.offset, message.generation_id)
     if verdict is Verdict.DELIVER:
-        return True
+        return True, None
     if verdict is Verdict.DROP:
         count(Fix.RECORDS_DROPPED)
-        return False
+        return False, None
     if verdict is Verdict.SEEK_BACK:
         count(Fix.RECORDS_DROPPED)
         log.info(
@@ -208,14 +231,7 @@ async def _admit(consumer: Any, message: Any) -> bool:
             message.offset,
             expected,
         )
-        try:
-            await consumer._seek(tp, expected)
-        except Exception as exc:  # no longer assigned: the next generation seeks anew
-            log.info("%s: not sought back (%r)", tp, exc)
-            order.seek_failed(tp)  # so a later gap is not taken for a hole in the log
-        else:
-            count(Fix.PARTITIONS_SOUGHT_BACK)
-        return False
+        return False, expected
     assert verdict is Verdict.DELIVER_AFTER_HOLE and expected is not None
     log.warning(
         "%s: offsets %d-%d are not in the log (retention or transaction markers)",
@@ -226,7 +242,18 @@ async def _admit(consumer: Any, message: Any) -> bool:
     count(Fix.LOG_HOLES_JUMPED)
     # Faust commits only contiguous acknowledged offsets: the hole counts as done.
     consumer._gap[tp].addi(expected, message.offset)
-    return True
+    return True, None
+
+
+async def seek_back(consumer: Any, tp: Any, offset: int) -> None:
+    """Read ``tp`` again from ``offset``, the next record due (a SEEK_BACK verdict)."""
+    try:
+        await consumer._seek(tp, offset)
+    except Exception as exc:  # no longer assigned: the next generation seeks anew
+        log.info("%s: not sought back (%r)", tp, exc)
+        consumer.delivery_order.seek_failed(tp)  # so a later gap is not taken for a hole
+    else:
+        count(Fix.PARTITIONS_SOUGHT_BACK)
 
 
 class _NoReadOffsetFilter(dict[Any, Any]):

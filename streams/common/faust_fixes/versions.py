@@ -17,7 +17,12 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Final
 
 #: Distribution name -> the one version the corrections were written and tested for.
-SUPPORTED: Final[Mapping[str, str]] = {"faust-streaming": "0.15.3", "aiokafka": "0.14.0"}
+SUPPORTED: Final[Mapping[str, str]] = {
+    "faust-streaming": "0.15.3",
+    "aiokafka": "0.14.0",
+    # The batch intake relies on mode's flow control (batch_intake.py).
+    "mode-streaming": "0.7.1",
+}
 
 
 class UnsupportedVersionError(RuntimeError):
