@@ -9,7 +9,7 @@ from typing import Any
 
 import faust
 import pytest
-from aiokafka.structs import ConsumerRecord
+from aiokafka.structs import ConsumerRecord, TopicPartition
 from faust.types import TP
 
 from streams.common.faust_fixes import Fix, counts, install_rebalance_fixes
@@ -241,6 +241,20 @@ async def test_a_full_partition_is_paused_and_resumed_once_drained() -> None:
     assert READINGS in consumer._buffered_partitions
     await intake.take(1)
     assert READINGS not in consumer._buffered_partitions
+    assert READINGS in consumer._get_active_partitions()
+
+
+async def test_back_pressure_keeps_fausts_partitions_fausts_own_type() -> None:
+    """Fetches are keyed by aiokafka's TopicPartition; Faust asserts its active
+    partitions are its TP (a worker crashed on it in the versus bench)."""
+    app, intake = intake_app("intake-pressure-types", high=10)
+    consumer = app.consumer
+    consumer.delivery_order.fetched()
+    fetched = TopicPartition("readings", 0)
+    await intake.divert(consumer, {fetched: [record(READINGS, o) for o in range(8)]}, None)
+    assert READINGS in consumer._buffered_partitions
+    await intake.take(8)
+    assert all(isinstance(tp, TP) for tp in consumer._get_active_partitions())
     assert READINGS in consumer._get_active_partitions()
 
 

@@ -42,6 +42,7 @@ from typing import Any
 from faust.app.base import App
 from faust.transport.consumer import Consumer
 from faust.transport.drivers.aiokafka import Consumer as AIOKafkaDriverConsumer
+from faust.types import TP
 from faust.types.tuples import ack_lock
 from mode.utils.futures import notify
 from mode.utils.queues import FlowControlEvent
@@ -125,8 +126,11 @@ class BatchIntake:
         flowing = consumer.flow_active and self.app.flow_control.is_active()
         buffered = consumer._buffered_partitions
         seeks: list[tuple[Any, int]] = []
-        for tp in mine:
-            fetched = records.pop(tp)
+        for fetched_tp in mine:
+            fetched = records.pop(fetched_tp)
+            # aiokafka's TopicPartition: equal to Faust's TP, but Faust asserts it holds
+            # TPs in its active partitions, which back-pressure adds to.
+            tp = TP(fetched_tp.topic, fetched_tp.partition)
             if not flowing or not fetched:
                 continue
             if active is not None and tp not in active and tp not in buffered:
