@@ -62,8 +62,9 @@ async def handle_batch(pipeline: TelemetryPipeline, events: list[Any]) -> None:
     replayed = 0
     since_yield = 0
     grouped = by_partition(events)
+    runtimes = pipeline.runtimes(grouped)
     for partition, batch in grouped.items():
-        runtime = pipeline.runtime(partition)
+        runtime = runtimes[partition]
         devices = touched[partition] = {}
         for event in batch:
             message = event.message
@@ -92,19 +93,19 @@ async def handle_batch(pipeline: TelemetryPipeline, events: list[Any]) -> None:
                 runtime.last_wall[device] = now
         runtime.next_offset = batch[-1].message.offset + 1
     await sends.confirm()  # dead letters acknowledged before their records count
-    for partition in grouped:
-        pipeline.runtime(partition).windows.flush_applied()
-    await write_all([pipeline.runtime(p).io for p in grouped], producer)
+    for runtime in runtimes.values():
+        runtime.windows.flush_applied()
+    await write_all([runtime.io for runtime in runtimes.values()], producer)
     closed = Closed()
     for partition, devices in touched.items():
-        windows = pipeline.runtime(partition).windows
+        windows = runtimes[partition].windows
         for count, device in enumerate(devices, 1):
             if count % YIELD_EVERY_DEVICES == 0:
                 await asyncio.sleep(0)
             windows.close(device, windows.metas[device]["max"], config, "event_time", closed)
     if closed.windows:
         await emit(pipeline, closed)
-        await write_all([pipeline.runtime(p).io for p in touched], producer)
+        await write_all([runtime.io for runtime in runtimes.values()], producer)
     _count(pipeline, events, per_device, replayed, letters)
 
 

@@ -1,12 +1,14 @@
 """The HTTP ingest service: ``POST /telemetry`` -> ``telemetry.readings``.
 
 A Faust app in producer_only mode: Faust starts its web server and producer, no
-consumer, agents or tables. The lag monitor is an app dependency, so it runs in that
-mode too. The order of the checks puts the cheap refusals first: 401 (key), 415
-(content type), 413 (declared length), 429 (workers behind) and 503 (in-flight gate
-full) are decided before the body is read; then 413 (body longer than allowed), 400
-and 422 (ingest_parse.py), 503 (this request's readings would not fit the gate), and
-202 once Kafka acknowledged every record. Every answer is counted in IngestMetrics.
+consumer, agents or tables; the producer first (``ProducerBeforeWeb``), so the port
+answers nothing until readings can be published. The lag monitor is an app
+dependency, so it runs in that mode too. The order of the checks puts the cheap
+refusals first: 401 (key), 415 (content type), 413 (declared length), 429 (workers
+behind) and 503 (in-flight gate full) are decided before the body is read; then 413
+(body longer than allowed), 400 and 422 (ingest_parse.py), 503 (this request's
+readings would not fit the gate), and 202 once Kafka acknowledged every record.
+Every answer is counted in IngestMetrics.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import gc
 import hmac
 import logging
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +27,8 @@ import orjson
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web import Request, Response
 from aiohttp.web_protocol import RequestPayloadError
+from faust.app.base import BootStrategy
+from mode import ServiceT
 from prometheus_client import CollectorRegistry
 
 from streams.common.app import make_app
@@ -49,6 +54,23 @@ READINGS = "telemetry.readings"
 #: 503 (Faust's default is 20 minutes, which would hold clients and memory that long).
 ACK_TIMEOUT_SECONDS = 30.0
 RETRY_AFTER_UNAVAILABLE = "1"
+#: Of a failure's message, in the 503's body.
+FAILURE_CHARS = 200
+
+
+class ProducerBeforeWeb(BootStrategy):
+    """Faust's producer_only order, with the producer started before the web server.
+
+    Faust starts the web server first: for as long as the producer takes to reach Kafka
+    (seconds on a loaded machine), /health said ok and a POST got a 503, the topic's
+    declaration failing with ``Exception('Controller node not found')`` (aiokafka's
+    client knew no broker yet). A client has no way to tell that from an outage; an
+    ingest that does not listen yet is one it retries, and /health means "can publish".
+    """
+
+    def producer_only(self) -> Iterable[ServiceT]:
+        services: Iterable[ServiceT] = self._chain(self.kafka_producer(), self.web_server())
+        return services
 
 
 def build_ingest_app(
@@ -70,6 +92,7 @@ def build_ingest_app(
         producer_request_timeout=ACK_TIMEOUT_SECONDS,
     )
     app.producer_only = True
+    app.boot_strategy = ProducerBeforeWeb(app)
     metrics = IngestMetrics.create(registry)
     topic = app.topic(
         READINGS,
@@ -172,10 +195,11 @@ class Ingest:
         finally:
             self.gate.release(parsed.readings)
         if failure is not None:
-            log.warning("Kafka did not acknowledge a request's records: %r", failure)
+            why = describe(failure)
+            log.warning("Kafka did not acknowledge a request's records: %s", why)
             return error(
                 503,
-                f"Kafka did not acknowledge the readings ({type(failure).__name__})",
+                f"Kafka did not acknowledge the readings ({why})",
                 headers={"Retry-After": RETRY_AFTER_UNAVAILABLE},
             )
         return parsed
@@ -249,3 +273,11 @@ class Ingest:
             max_inflight_readings=self.gate.limit,
             headers={"Retry-After": RETRY_AFTER_UNAVAILABLE},
         )
+
+
+def describe(failure: BaseException) -> str:
+    """A failure's type and message, e.g. ``KafkaTimeoutError: ...``; a bare type name
+    told neither a client nor an operator what went wrong."""
+    message = " ".join(str(failure).split())[:FAILURE_CHARS]
+    name = type(failure).__name__
+    return f"{name}: {message}" if message else name

@@ -18,7 +18,7 @@ import asyncio
 import logging
 import time
 from collections import Counter, deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -91,6 +91,17 @@ class TelemetryPipeline:
             windows = PartitionWindows(io, metas, recent=self.settings.recent_windows)
             runtime = self.partitions[partition] = PartitionRuntime(io, windows, time.time())
         return runtime
+
+    def runtimes(self, partitions: Iterable[int]) -> dict[int, PartitionRuntime]:
+        """The state of each of ``partitions``, looked up once for one unit of work.
+
+        Faust counts a rebalance from its consumer thread, at any point of a batch; a
+        later ``runtime()`` would then hand out a fresh copy reloaded from RocksDB, and
+        the changes made to the one held before (this batch's readings) would be written
+        nowhere while the batch ends as done and its offsets are committed. Held for the
+        whole unit, they reach its sends, which the rebalance fences (``Superseded``).
+        """
+        return {partition: self.runtime(partition) for partition in partitions}
 
     def forget(self) -> None:
         """Drop what is held in memory; the next use reloads it from RocksDB."""
@@ -195,10 +206,10 @@ async def close_idle(pipeline: TelemetryPipeline, emit: Emit) -> None:
     assigned = [tp.partition for tp in app.assignor.assigned_actives() if tp.topic == READINGS]
     now = time.time()
     generation = app.rebalancing_count
+    runtimes = pipeline.runtimes(assigned)
     clocks: dict[int, dict[str, float]] = {}
     open_windows = devices_held = 0
-    for partition in assigned:
-        runtime = pipeline.runtime(partition)
+    for partition, runtime in runtimes.items():
         metas = runtime.windows.metas
         devices_held += len(metas)
         open_windows += sum(len(meta["open"]) for meta in metas.values())
@@ -213,20 +224,20 @@ async def close_idle(pipeline: TelemetryPipeline, emit: Emit) -> None:
     pipeline.metrics.devices.set(devices_held)
     sealed = False
     for partition, devices in clocks.items():
-        windows = pipeline.runtime(partition).windows
+        windows = runtimes[partition].windows
         for device, clock in devices.items():
             sealed = windows.seal(device, clock, config) or sealed
     if sealed:
-        await write_all([pipeline.runtime(p).io for p in clocks], app.producer)
+        await write_all([runtimes[p].io for p in clocks], app.producer)
     closed = Closed()
     for partition, devices in clocks.items():
-        windows = pipeline.runtime(partition).windows
+        windows = runtimes[partition].windows
         for device, clock in devices.items():
             windows.close(device, clock, config, "idle", closed)
             windows.silence(device, clock, config, closed)
     if closed.windows or closed.alerts:
         await emit(pipeline, closed)
-        await write_all([pipeline.runtime(p).io for p in clocks], app.producer)
+        await write_all([runtimes[p].io for p in clocks], app.producer)
     # Only once what they had to emit is acknowledged and recorded.
     await expire_quiet(pipeline, clocks, generation)
 

@@ -4,6 +4,9 @@ what clients get back and what lands in telemetry.readings."""
 from __future__ import annotations
 
 import http.client
+import socket
+import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -16,6 +19,7 @@ import pytest
 from streams.common.broker import EmbeddedBroker
 from streams.common.partitioning import partition_for
 from streams.telemetry.models import ReadingGroup, decode_groups
+from tests.support.ports import free_port
 from tests.support.workers import Worker, read_topic, stop_together, wait_until
 
 pytestmark = pytest.mark.integration
@@ -138,6 +142,70 @@ def test_accepted_readings_are_published_grouped_by_device_in_its_partition(
         (r["device_id"], r["interface"], r["metric"], r["value"], r["ts"], r["seq"]) for r in sent
     }
     assert ingest.metric("streams_telemetry_ingest_readings_total") == 7
+
+
+class SlowBootstrap:
+    """A TCP relay to the broker that holds each new connection ``delay`` seconds before
+    passing it on: a Kafka that is slow to answer a client's first connection. Clients
+    reach the broker directly afterwards, at the address its metadata advertises."""
+
+    def __init__(self, upstream: str, delay: float) -> None:
+        host, port = upstream.rsplit(":", 1)
+        self.upstream, self.delay = (host, int(port)), delay
+        self.listener = socket.create_server(("127.0.0.1", free_port()))
+        self.bootstrap = f"127.0.0.1:{self.listener.getsockname()[1]}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:  # closed: the test is over
+                return
+            threading.Thread(target=self._relay, args=(client,), daemon=True).start()
+
+    def _relay(self, client: socket.socket) -> None:
+        time.sleep(self.delay)
+        try:
+            with client, socket.create_connection(self.upstream) as server:
+                pump = threading.Thread(target=self._pump, args=(server, client), daemon=True)
+                pump.start()
+                self._pump(client, server)
+                pump.join()
+        except OSError:  # a connection opened while the test ended, the broker gone
+            pass
+
+    @staticmethod
+    def _pump(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+            sink.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def test_the_first_request_the_ingest_answers_is_accepted_however_slow_kafka_was_to_connect(
+    broker: EmbeddedBroker, tmp_path: Path
+) -> None:
+    """An ingest whose first connection to Kafka takes seconds answers nothing until it
+    can publish: the very first POST it answers is a 202, never a 503 for a producer that
+    had not started."""
+    relay = SlowBootstrap(broker.bootstrap, delay=3.0)
+    ingest = Worker(
+        relay.bootstrap, tmp_path / "ingest", tmp_path / "ingest.log",
+        module="streams.telemetry", command="ingest",
+    )  # fmt: skip
+    try:
+        ingest.start()  # returns as soon as /health answers
+        assert post(ingest, [reading("s1", 1)])[:2] == (202, {"accepted": 1})
+    finally:
+        stop_together([ingest])
+        relay.close()
+    assert [group.device_id for _, group in published(broker)] == ["s1"]
 
 
 def test_refused_requests_publish_nothing(
