@@ -1,147 +1,253 @@
-"""Memory of an orders worker over months of event time: does its state stay flat?
+"""Memory of one orders worker over 90 days of event time: does it stay flat?
 
-A worker reads orders spread evenly over DAYS days (the demo's mix of channels, states
-and products; ``orders_per_day`` of them a day, since replaying the demo's 20 orders/s
-for months would take months) as fast as it can, on a fresh embedded broker. Every
-second the bench samples the records the worker holds for its views
-(``streams_orders_view_records``: the state that grows with history), its resident
-memory, the event time it has reached and the size of its RocksDB directory; the table
-reports them every 10 days of event time. Two variants: the defaults (figures kept
-``ORDERS_HISTORY_DAYS`` = 60 days, order ids 45), and figures kept for ever (the
-behaviour before the horizon) as a contrast. Resident memory also holds RocksDB's
-write buffers and caches and the allocator's free lists, which grow to their sizes
-early and do not shrink: the records held are the measure of the state.
+One orders worker (as bench/pipeline.py starts it: defaults, Parquet copy on, 4
+partitions) on a fresh embedded broker with the catalog and inventory loaded. Orders
+of the project's generator (producers/orders.py, no faults), exactly ``per_day`` of
+them each UTC day, evenly spaced and in event-time order, are sent ten days at a time
+(replaying the demo's rate for months would take months). After each ten days the
+bench waits until the worker has counted every order sent (its ``received`` metric)
+and its gauge of records held for the views has stopped moving, then samples: the
+worker's resident memory (``VmRSS`` of /proc/<pid>/status), the records it holds for
+its views (``streams_orders_view_records``), the days, reports and alerts its views
+answer with, and the size of its RocksDB directory. Once the 90 days are in, the
+worker is stopped and the keys its RocksDB holds are counted by kind.
+
+Resident memory also holds RocksDB's write buffers and block cache and the allocator's
+free lists, which grow to their sizes early and are not given back: the records held
+say what the state is, the RSS what it costs.
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+import logging
+import os
 import tempfile
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bench.pipeline import RECEIVED, BenchError, Worker, preload, stop_all
+from bench.pipeline import RAW, RECEIVED, Worker, preload, stop_all, wait_for
+from bench.recovery import count_keys
 from producers.orders import OrderGenerator, Record, load_catalog
+from producers.send import paced, send_all
 from streams.common.broker import EmbeddedBroker
 
+log = logging.getLogger("bench.memory")
+
 START = datetime(2025, 8, 1, tzinfo=UTC)
-DAYS = 150
+DAYS = 90
+PER_DAY = 4_000
+EVERY_DAYS = 10
 VIEW_RECORDS = "streams_orders_view_records"
 STREAM_TIME = "streams_orders_stream_time_seconds"
-
-VARIANTS: dict[str, dict[str, str]] = {
-    "bounded (defaults)": {},
-    "figures kept for ever": {"ORDERS_HISTORY_DAYS": "100000"},
-}
+#: Seconds the view-records gauge must hold still before a mark is sampled (it is
+#: refreshed every second; the reporter's reports reach the mirror within a tick).
+SETTLE_S = 3.0
 
 
-def orders(per_day: int, days: int = DAYS, seed: int = 5) -> list[Record]:
-    """Valid orders, evenly spread over ``days`` of event time from START."""
+def orders(per_day: int = PER_DAY, days: int = DAYS, seed: int = 5) -> list[Record]:
+    """``per_day`` valid orders on each of ``days`` UTC days from START, in time order."""
     step = timedelta(seconds=86_400 / per_day)
-    generator = OrderGenerator(load_catalog(), seed=seed, start=START, step=step)
+    # The generator moves its clock before each order: one step early puts order i at
+    # START + i * step, so every day holds exactly ``per_day`` orders.
+    generator = OrderGenerator(load_catalog(), seed=seed, start=START - step, step=step)
     return list(itertools.islice(generator, per_day * days))
 
 
-def rss_mb(pid: int | None) -> float | None:
-    """Resident memory of a process (Linux), in MiB."""
+def marks(days: int = DAYS, every: int = EVERY_DAYS) -> list[int]:
+    """The event days after which the worker is sampled: every ``every`` days, and the last."""
+    return sorted({*range(every, days, every), days})
+
+
+def growth(rows: Sequence[dict[str, Any]], field: str, first: int, last: int) -> float | None:
+    """Change of ``field`` per day of event time between the marks ``first`` and ``last``."""
+    by_day = {row["day"]: row[field] for row in rows}
+    if last <= first or by_day.get(first) is None or by_day.get(last) is None:
+        return None
+    return float(by_day[last] - by_day[first]) / (last - first)
+
+
+def rss_mb(pid: int | None, field: str = "VmRSS") -> float | None:
+    """A /proc/<pid>/status memory field (kB there), in MiB; None if the process is gone."""
     if pid is None:
         return None
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
     except OSError:
         return None
     return None
 
 
-def disk_mb(path: Path) -> float:
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2**20
+def disk_mb(path: Path, pattern: str = "*") -> float:
+    """Size of the files under ``path`` whose names match ``pattern``, in MiB."""
+    files = path.rglob(pattern) if path.exists() else iter(())
+    return sum(f.stat().st_size for f in files if f.is_file()) / 2**20
 
 
-def run(records: list[Record], env: dict[str, str], partitions: int = 4) -> dict[str, Any]:
-    """One worker over ``records``; samples of (event day, RSS MiB, RocksDB MiB)."""
-    with tempfile.TemporaryDirectory(prefix="bench-memory-") as tmp:
-        workdir = Path(tmp)
-        broker = EmbeddedBroker(log_path=workdir / "broker.log")
-        broker.start()
-        worker: Worker | None = None
-        try:
-            preload(broker.bootstrap, records, partitions)
-            worker_env = {"ORDERS_PARTITIONS": str(partitions), "ORDERS_PARQUET_URI": "", **env}
-            worker = Worker(broker.bootstrap, workdir, worker_env).start()
-            samples = _sample(worker, len(records), workdir / "data")
-            return {"env": env, "orders": len(records), "samples": samples}
-        finally:
-            stop_all(None, worker, broker)
-
-
-def _sample(worker: Worker, n: int, data: Path) -> list[dict[str, float | None]]:
-    start_s = START.timestamp()
-    samples: list[dict[str, float | None]] = []
-    deadline = time.monotonic() + 120 + n / 200
+def settle(worker: Worker, received: int) -> bool:
+    """Wait until the worker counted ``received`` orders and the view-records gauge held
+    still for SETTLE_S; False if it never held still (the sample is taken anyway)."""
+    wait_for(lambda: worker.metrics(RECEIVED)[RECEIVED] >= received, worker, 900, "the orders")
+    last, since = None, time.monotonic()
+    deadline = since + 60
     while time.monotonic() < deadline:
         worker.check_alive()
-        figures = worker.metrics(RECEIVED, STREAM_TIME, VIEW_RECORDS)
-        stream = figures[STREAM_TIME]
-        day = (stream - start_s) / 86_400 if stream else None
-        samples.append(
-            {
-                "received": figures[RECEIVED],
-                "event_day": None if day is None else round(day, 2),
-                "view_records": figures[VIEW_RECORDS],
-                "rss_mb": rss_mb(worker.pid),
-                "rocksdb_mb": round(disk_mb(data), 1),
-            }
-        )
-        if figures[RECEIVED] >= n:
-            time.sleep(3)  # the last batch's sweep, the gauges' refresh (every second)
-            held = worker.metrics(VIEW_RECORDS)[VIEW_RECORDS]
-            samples.append({**samples[-1], "view_records": held, "rss_mb": rss_mb(worker.pid)})
-            return samples
-        time.sleep(1.0)
-    raise BenchError(f"the worker did not count {n:,} orders in time")
+        held = worker.metrics(VIEW_RECORDS)[VIEW_RECORDS]
+        if held != last:
+            last, since = held, time.monotonic()
+        elif time.monotonic() - since >= SETTLE_S:
+            return True
+        time.sleep(0.5)
+    return False
 
 
-def by_ten_days(samples: list[dict[str, float | None]]) -> list[dict[str, float | None]]:
-    """The last sample at or before each tenth day of event time, and the final one."""
-    rows = []
-    for mark in range(10, DAYS + 1, 10):
-        seen = [s for s in samples if s["event_day"] is not None and s["event_day"] <= mark]
-        if seen:
-            fields = ("view_records", "rss_mb", "rocksdb_mb")
-            rows.append({"day": mark, **{k: seen[-1][k] for k in fields}})
+def sample(worker: Worker, data_dir: Path) -> dict[str, Any]:
+    """What the worker holds right now."""
+    figures = worker.metrics(RECEIVED, STREAM_TIME, VIEW_RECORDS)
+    daily = worker.get("/orders/revenue/daily")
+    stream = figures[STREAM_TIME]
+    return {
+        "received": int(figures[RECEIVED]),
+        "stream_day": round((stream - START.timestamp()) / 86_400, 2) if stream else None,
+        "rss_mb": rss_mb(worker.pid),
+        "rss_peak_mb": rss_mb(worker.pid, "VmHWM"),
+        "view_records": int(figures[VIEW_RECORDS]),
+        "days_in_view": len({row["date"] for row in daily}),
+        "daily_rows": len(daily),
+        "reports": len(worker.get("/orders/reports/daily")),
+        "alerts": len(worker.get("/orders/alerts?limit=10000")),
+        "rocksdb_mb": round(disk_mb(data_dir), 2),
+        # The write-ahead logs hold what RocksDB's memtables hold (not yet flushed to
+        # sorted files): a view, from outside, of memory that RocksDB owns.
+        "rocksdb_wal_mb": round(disk_mb(data_dir, "*.log"), 2),
+        "rocksdb_sst_mb": round(disk_mb(data_dir, "*.sst"), 2),
+    }
+
+
+def feed(worker: Worker, records: list[Record], per_day: int, days: int) -> list[dict[str, Any]]:
+    """Send the orders ten days at a time; one sample after each ten days is processed."""
+    rows = [{"day": 0, "settled": settle(worker, 0), **sample(worker, worker.workdir / "data")}]
+    began, done = time.monotonic(), 0
+    for day in marks(days):
+        chunk = records[done * per_day : day * per_day]
+        asyncio.run(send_all(worker.bootstrap, RAW, paced(chunk, None), label=RAW, quiet=True))
+        done = day
+        settled = settle(worker, day * per_day)
+        row = {"day": day, "settled": settled, **sample(worker, worker.workdir / "data")}
+        row["elapsed_s"] = round(time.monotonic() - began, 1)
+        log.info("day %d: %s", day, row)
+        rows.append(row)
     return rows
 
 
-def measure(per_day: int = 2_000) -> dict[str, Any]:
-    records = orders(per_day)
-    out: dict[str, Any] = {"orders_per_day": per_day, "days": DAYS, "variants": {}}
-    for name, env in VARIANTS.items():
-        result = run(records, env)
-        result["by_ten_days"] = by_ten_days(result["samples"])
-        out["variants"][name] = result
-    return out
+def run(per_day: int = PER_DAY, days: int = DAYS, partitions: int = 4) -> dict[str, Any]:
+    """One worker fed ``days`` of orders on a fresh broker; its samples and end state."""
+    started, load_before = time.monotonic(), os.getloadavg()
+    records = orders(per_day, days)
+    env = {"ORDERS_PARTITIONS": str(partitions)}
+    with tempfile.TemporaryDirectory(prefix="bench-memory-") as tmp:
+        workdir = Path(tmp)
+        broker = EmbeddedBroker(log_path=workdir / "broker.log").start()
+        worker: Worker | None = None
+        try:
+            preload(broker.bootstrap, [], partitions)  # topics, catalog and inventory
+            worker = Worker(broker.bootstrap, workdir, env).start()
+            ready = worker
+            wait_for(lambda: isinstance(ready.get("/orders/revenue/daily"), list), worker, 120,
+                     "the views to answer")  # fmt: skip
+            rows = feed(worker, records, per_day, days)
+            # A clean stop flushes RocksDB's write buffers: the size on disk, and the
+            # keys (counted read-only, the process gone), are then the whole table.
+            worker.stop()
+            data = workdir / "data"
+            end = {
+                "rocksdb_mb": round(disk_mb(data), 2),
+                "rocksdb_wal_mb": round(disk_mb(data, "*.log"), 2),
+                **count_keys(data),
+            }
+            end["lake_mb"] = round(disk_mb(workdir / "lake"), 2)
+        finally:
+            stop_all(None, worker, broker)
+    return {
+        "orders": len(records),
+        "orders_per_day": per_day,
+        "days": days,
+        "event_time_from": START.isoformat(),
+        "partitions": partitions,
+        "by_ten_days": rows,
+        "growth": growths(rows, days),
+        "end": end,
+        "bench_seconds": round(time.monotonic() - started, 1),
+        "load_before": load_before,
+        "load_after": os.getloadavg(),
+    }
+
+
+#: What growth is reported for, and how it is written.
+GROWING = {
+    "rss_mb": "RSS {:+,.2f} MiB",
+    "view_records": "view records {:+,.0f}",
+    "reports": "reports held {:+,.2f}",
+    "rocksdb_wal_mb": "RocksDB WAL {:+,.2f} MiB",
+}
+
+
+def growths(rows: Sequence[dict[str, Any]], days: int) -> list[dict[str, Any]]:
+    """Per day of event time, from day 10 to the last, and over the last 20 days (at 90
+    days: past the 60 days of figures kept and the week between sweeps)."""
+    spans = sorted({(EVERY_DAYS, days), (max(days - 20, EVERY_DAYS), days)})
+    return [
+        {"from_day": a, "to_day": b, **{f: growth(rows, f, a, b) for f in GROWING}}
+        for a, b in spans
+    ]
+
+
+def _num(value: float | None, digits: int = 0) -> str:
+    return "-" if value is None else f"{value:,.{digits}f}"
 
 
 def markdown(figures: dict[str, Any]) -> str:
-    names = list(figures["variants"])
-    head = "| event day | " + " | ".join(
-        f"{n}: records held / RSS MiB / RocksDB MiB" for n in names
+    rows = figures["by_ten_days"]
+    out = [
+        f"{figures['orders']:,} orders, {figures['orders_per_day']:,} a day over "
+        f"{figures['days']} days of event time; one worker, sampled after each 10 days:",
+        "",
+        "| event day | orders counted | RSS MiB | MiB/day since previous | view records | "
+        "days in daily view | reports held | RocksDB MiB (of which WAL) |",
+        "|--:|--:|--:|--:|--:|--:|--:|--:|",
+    ]
+    for before, row in itertools.pairwise([None, *rows]):
+        per_day = None
+        if before is not None and row["rss_mb"] is not None and before["rss_mb"] is not None:
+            per_day = (row["rss_mb"] - before["rss_mb"]) / (row["day"] - before["day"])
+        out.append(
+            f"| {row['day']} | {row['received']:,} | {_num(row['rss_mb'])} | "
+            f"{_num(per_day, 2)} | {row['view_records']:,} | {row['days_in_view']} | "
+            f"{row['reports']} | {row['rocksdb_mb']:.1f} ({row['rocksdb_wal_mb']:.1f}) |"
+        )
+    end = figures["end"]
+    kinds = ", ".join(f"{k} {v:,}" for k, v in sorted(end["by_kind"].items()))
+    growth_lines = [
+        f"- day {g['from_day']} to {g['to_day']}: "
+        + ", ".join("-" if g[f] is None else text.format(g[f]) for f, text in GROWING.items())
+        for g in figures["growth"]
+    ]
+    if any(not row["settled"] for row in rows):
+        growth_lines.append("- some samples were taken before the view-records gauge settled")
+    return "\n".join(
+        [
+            *out,
+            "",
+            "Growth per day of event time:",
+            *growth_lines,
+            "",
+            f"RocksDB at the end (worker stopped): {end['rocksdb_mb']:.1f} MiB, "
+            f"{end['keys']:,} keys ({kinds}). Bench: {figures['bench_seconds']:.0f} s.",
+        ]
     )
-    head += " |"
-    lines = [head, "|--:|" + "--:|" * len(names)]
-    tables = {n: {r["day"]: r for r in figures["variants"][n]["by_ten_days"]} for n in names}
-    for day in range(10, DAYS + 1, 10):
-        cells = []
-        for name in names:
-            row = tables[name].get(day)
-            cells.append(
-                ""
-                if row is None
-                else f"{row['view_records']:,.0f} / {row['rss_mb']:.0f} / {row['rocksdb_mb']:.1f}"
-            )
-        lines.append(f"| {day} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)

@@ -36,6 +36,7 @@ from streams.orders.aggregates import (
     sweep_due,
     watermark,
 )
+from streams.orders.lake_columns import LakeBatch
 from streams.orders.logic import Rules, enrich
 from streams.orders.pipeline import DLQ, ENRICHED, OrdersPipeline
 
@@ -83,7 +84,7 @@ async def handle_batch(pipeline: OrdersPipeline, table: Any, events: list[Any]) 
     tally = Tally()
     wall_ms = int(time.time() * 1000)
     written = []
-    rows: dict[int, list[tuple[int, bytes]]] = {}
+    rows: dict[int, LakeBatch] = {}
     # Enriched orders are sent after the Parquet copy is written: a row the copy
     # refuses (a poison record, dead-lettered in the end) never reaches the topic.
     outputs: list[tuple[str, bytes, bytes]] = []
@@ -149,7 +150,7 @@ async def emit(
     outcomes: list[Applied],
     tally: Tally,
     outputs: list[tuple[str, bytes, bytes]],
-) -> list[tuple[int, bytes]]:
+) -> LakeBatch:
     """Dead-letter what a partition's records rejected and add the enriched orders to
     ``outputs``; returns the Parquet rows.
 
@@ -157,7 +158,7 @@ async def emit(
     record than the rest of the work).
     """
     rules = pipeline.rules
-    rows = []
+    rows = LakeBatch()
     inventory = pipeline.inventory()
     for event, outcome in zip(events, outcomes, strict=True):
         tally.kinds[outcome.kind] += 1
@@ -167,11 +168,10 @@ async def emit(
             tally.letters[rejected.reason] += 1
         elif outcome.kind == "applied" and outcome.order is not None:
             order = outcome.order
-            enriched = orjson.dumps(
-                enrich(order, pipeline.catalog, inventory, rules, revision=outcome.revision)
-            )
-            outputs.append((ENRICHED, order.order_id.encode(), enriched))
-            rows.append((event.message.offset, enriched))
+            enriched = enrich(order, pipeline.catalog, inventory, rules, revision=outcome.revision)
+            outputs.append((ENRICHED, order.order_id.encode(), orjson.dumps(enriched)))
+            # The Parquet row is made from the order itself, not from the JSON sent.
+            rows.add(event.message.offset, order, enriched)
             channel = allowed(order.channel, pipeline.channels)
             tally.accepted[(channel, order.status.value)] += 1
             if order.status.value in rules.revenue_statuses:

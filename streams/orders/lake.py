@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import faust
 import orjson
@@ -26,6 +26,9 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from streams.common.parquet import PartitionedParquetWriter
 from streams.common.storage import open_filesystem
+
+if TYPE_CHECKING:  # lake_columns builds on this module's schema
+    from streams.orders.lake_columns import LakeBatch
 
 log = logging.getLogger(__name__)
 
@@ -115,11 +118,12 @@ def partition_of(row: Mapping[str, Any]) -> str:
 def _day(value: Any) -> str:
     if not isinstance(value, str):
         raise TypeError(f"date must be a string, got {type(value).__name__}")
-    return _checked_day(value)
+    return checked_day(value)
 
 
 @lru_cache(maxsize=4096)
-def _checked_day(value: str) -> str:
+def checked_day(value: str) -> str:
+    """``value`` if it is a day ``YYYY-MM-DD``; raises ValueError otherwise."""
     # Parsed, not trusted: the string becomes a directory name. Few distinct values.
     return datetime.strptime(value, "%Y-%m-%d").replace(tzinfo=UTC).strftime("%Y-%m-%d")
 
@@ -199,11 +203,7 @@ class Lake:
         Blocking I/O: the agent runs it in a thread.
         """
         started = time.perf_counter()
-        committed = self.committed.get(partition)
-        if committed is None:
-            committed = self.writer.recover(partition)
-            self.committed[partition] = committed
-            log.info("lake: partition %d resumes after offset %d", partition, committed)
+        committed = self._committed(partition)
         fresh = sorted((r for r in records if r[0] > committed), key=lambda r: r[0])
         self.metrics.replayed.inc(len(records) - len(fresh))
         if not fresh:
@@ -223,10 +223,41 @@ class Lake:
             # find it and leave it out, or the batch would fail on every retry.
             written = [row for offset, row in rows if self._fits(partition, offset, row)]
             paths = self.writer.write(partition, first, last, written)
+        self._done(partition, last, len(written), paths, started)
+
+    def write_orders(self, partition: int, batch: LakeBatch) -> None:
+        """``write_batch`` for the accepted orders of a batch as the batch has them
+        (``LakeBatch``), rather than as JSON. Their rows fit the schema by construction
+        (``lake_columns.py``), so Arrow refuses none of them.
+        """
+        started = time.perf_counter()
+        committed = self._committed(partition)
+        fresh = [offset for offset in batch.offsets if offset > committed]
+        self.metrics.replayed.inc(len(batch) - len(fresh))
+        if not fresh:
+            return
+        for offset, exc in batch.left_out:
+            if offset > committed:
+                self._left_out(partition, offset, exc)
+        tables = batch.tables(after=committed)
+        paths = self.writer.write_tables(partition, min(fresh), max(fresh), tables)
+        written = sum(table.num_rows for table in tables.values())
+        self._done(partition, max(fresh), written, paths, started)
+
+    def _committed(self, partition: int) -> int:
+        """The highest offset of ``partition`` in the files (read from them the first time)."""
+        committed = self.committed.get(partition)
+        if committed is None:
+            committed = self.writer.recover(partition)
+            self.committed[partition] = committed
+            log.info("lake: partition %d resumes after offset %d", partition, committed)
+        return committed
+
+    def _done(self, partition: int, last: int, rows: int, paths: list[str], started: float) -> None:
         # Forgotten meanwhile (partition revoked): the next owner's files decide.
         if partition in self.committed:
             self.committed[partition] = last
-        self.metrics.rows.inc(len(written))
+        self.metrics.rows.inc(rows)
         self.metrics.files.inc(len(paths))
         self.metrics.write_seconds.observe(time.perf_counter() - started)
 
@@ -243,15 +274,20 @@ class Lake:
         log.error("lake: partition %d offset %d left out: %r", partition, offset, exc)
         self.metrics.invalid.inc()
 
-    async def write(self, partition: int, records: Sequence[tuple[int, bytes | None]]) -> None:
-        """``write_batch`` in a thread; a failure is counted and raised.
+    async def write(
+        self, partition: int, records: Sequence[tuple[int, bytes | None]] | LakeBatch
+    ) -> None:
+        """``write_batch`` (or ``write_orders``) in a thread; a failure is counted and raised.
 
         The batch that called it is then retried by the agent (streams/common/batches.py:
         backoff with jitter, and it stops when a rebalance takes the partition away),
         never acknowledged unwritten. A retry rewrites the same files with the same bytes.
         """
         try:
-            await asyncio.to_thread(self.write_batch, partition, records)
+            if isinstance(records, Sequence):
+                await asyncio.to_thread(self.write_batch, partition, records)
+            else:
+                await asyncio.to_thread(self.write_orders, partition, records)
         except Exception:
             self.metrics.write_errors.inc()
             raise

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from streams.common.mirror import text_or_json_key
 from streams.common.partitioning import partition_for
+from streams.orders.decode import read_order
 from streams.orders.models import (
     CatalogEntry,
     InventoryRow,
@@ -116,6 +117,20 @@ def check_key(order: Order, key: bytes | None, partition: int, rules: Rules) -> 
 def parse_order(raw: bytes | None) -> Order:
     """Decode any known version of an order and upgrade it to the current model."""
     data = raw or b""
+    try:
+        obj = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        obj = None
+    if type(obj) is dict:
+        order = read_order(obj)
+        if order is not None:
+            return order
+    return parse_by_models(data)
+
+
+def parse_by_models(data: bytes) -> Order:
+    """``parse_order`` through the pydantic models: the spec, and the path of every
+    record the fast reader (decode.py) is not sure of, rejections among them."""
     try:
         if b'"schema_version"' not in data and b'"order_id"' in data:
             # The common case, parsed straight from bytes by pydantic's JSON parser; any

@@ -151,8 +151,12 @@ class Order:
     def __post_init__(self) -> None:
         set_field = object.__setattr__  # frozen: derived fields are set once, here
         set_field(self, "event_ms", int(self.event_time.timestamp() * 1000))
-        set_field(self, "items_cents", sum(item.amount_cents for item in self.items))
-        set_field(self, "units", sum(item.quantity for item in self.items))
+        cents = units = 0
+        for item in self.items:
+            cents += item.quantity * item.unit_price_cents
+            units += item.quantity
+        set_field(self, "items_cents", cents)
+        set_field(self, "units", units)
 
 
 def cents(amount: Decimal) -> int:
