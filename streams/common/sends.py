@@ -18,21 +18,21 @@ waits for the batch), and the next owner reads the records again.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError, RecordTooLargeError
 
+from streams.common.send_batches import SendFailed, send_all
+
+__all__ = ["Confirmed", "SendFailed", "Superseded", "caused_by_a_record", "causes", "fenced"]
+
 Headers = list[tuple[str, bytes]]
 
 #: Failures caused by one record's own content: retrying that record can never succeed.
 RECORD_ERRORS = (MessageSizeTooLargeError, RecordTooLargeError)
-
-
-class SendFailed(RuntimeError):
-    """At least one send of a batch was not acknowledged; the first failure is the cause."""
 
 
 class Superseded(RuntimeError):
@@ -78,8 +78,9 @@ class Confirmed:
         self.pending.append((topic, key, value, partition, headers))
 
     async def confirm(self) -> list[Any]:
-        """Hand every record to the producer (a Faust transport producer), in order, and
-        await each acknowledgement (the records' metadata, in send order); raise
+        """Hand every record to the producer (a Faust transport producer), in record
+        batches per partition (send_batches.py), each partition's in order, and await
+        each acknowledgement (the records' metadata, in send order); raise
         SendFailed if any send failed, or the error the producer raised at once (a
         record over the size limit). The sends are forgotten either way: a retry sends
         again."""
@@ -89,22 +90,7 @@ class Confirmed:
         still_current = _still_current.get()
         if still_current is not None and not still_current():
             raise Superseded(f"a rebalance began: {len(records)} record(s) not sent")
-        send = self.producer.send
-        futures: list[Awaitable[Any]] = []
-        try:
-            for topic, key, value, partition, headers in records:
-                futures.append(await send(topic, key, value, partition, None, headers))
-        except BaseException:
-            # What was handed over before a refusal is still awaited: never left behind.
-            await asyncio.gather(*futures, return_exceptions=True)
-            raise
-        results = await asyncio.gather(*futures, return_exceptions=True)
-        failed = [r for r in results if isinstance(r, BaseException)]
-        if failed:
-            raise SendFailed(f"{len(failed)} of {len(results)} sends failed: {failed[0]!r}") from (
-                failed[0]
-            )
-        return results
+        return await send_all(self.producer, records)
 
 
 def causes(exc: BaseException) -> Iterator[BaseException]:
