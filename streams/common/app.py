@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+from collections.abc import Mapping
 from typing import Any
 
 import faust
@@ -17,6 +18,23 @@ from streams.common.faust_fixes import (
 from streams.common.sensor import serve_batch_sensor
 from streams.common.settings import KafkaSettings, WorkerSettings
 from streams.common.task_address import advertised_host
+
+
+def bounded_table(rocksdb: Mapping[str, int]) -> type[faust.Table]:
+    """faust.Table whose RocksDB stores open with ``rocksdb`` (a table's own ``options``
+    win). Faust's defaults, per partition, are a 64 MiB write buffer (up to 3) and a 2 GiB
+    block cache: a stream slower than a buffer a month keeps every key version written
+    in memory (issue 14). In the class, not in each table, so a copy of a table (Faust's
+    clone drops ``options``) keeps them too."""
+
+    class Table(faust.Table):  # type: ignore[misc]  # faust.Table is untyped
+        def __init__(
+            self, app: Any, *, options: Mapping[str, Any] | None = None, **kwargs: Any
+        ) -> None:
+            # A fresh dict per table: Faust's store pops keys from the one it is given.
+            super().__init__(app, options={**rocksdb, **(options or {})}, **kwargs)
+
+    return Table
 
 
 def make_app(
@@ -34,7 +52,8 @@ def make_app(
     ``name`` is the app id: it names the consumer group and every changelog topic, so
     each pipeline scales and fails apart from the others. ``fetch_max_wait_ms``: how
     long the broker may hold a fetch (Faust's fixed 1,500 ms when None); an app that
-    answers requests keeps it short (streams/common/faust_fixes/fetch_wait.py).
+    answers requests keeps it short (streams/common/faust_fixes/fetch_wait.py). Every
+    table's RocksDB gets ``worker``'s memory bounds (bounded_table).
     """
     install_rebalance_fixes()
     if kafka.correct_end_offsets:  # the embedded broker only
@@ -66,6 +85,8 @@ def make_app(
         "web_host": advertised_host(worker.web_host, worker.ecs_metadata_uri),
         "web_in_thread": False,
         "logging_config": None,
+        # Faust has no app-wide RocksDB setting: each table passes its store options.
+        "Table": bounded_table(worker.rocksdb_options()),
     }
     options.update(overrides)
     app = faust.App(name, **options)

@@ -11,6 +11,8 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+MIB = 2**20
+
 
 class KafkaSettings(BaseSettings):
     """Where the brokers are and how the clients talk to them (env prefix ``KAFKA_``)."""
@@ -46,3 +48,19 @@ class WorkerSettings(BaseSettings):
     web_host: str = Field("127.0.0.1", validation_alias="WEB_HOST")
     #: Set by the ECS agent in every container; read only when WEB_HOST is ``ecs-task``.
     ecs_metadata_uri: str | None = Field(None, validation_alias="ECS_CONTAINER_METADATA_URI_V4")
+    # RocksDB's memory per table partition (make_app): Faust's defaults (a 64 MiB write
+    # buffer, up to 3 of them, and a 2 GiB block cache) let a slow stream keep every key
+    # version written for months in memory, and a worker holds several partitions.
+    rocksdb_write_buffer_mb: int = Field(
+        4, ge=1, validation_alias="STREAMS_ROCKSDB_WRITE_BUFFER_MB"
+    )
+    rocksdb_write_buffers: int = Field(2, ge=2, validation_alias="STREAMS_ROCKSDB_WRITE_BUFFERS")
+    rocksdb_block_cache_mb: int = Field(8, ge=1, validation_alias="STREAMS_ROCKSDB_BLOCK_CACHE_MB")
+
+    def rocksdb_options(self) -> dict[str, int]:
+        """Faust's RocksDB options (faust.stores.rocksdb.RocksDBOptions) for every table."""
+        return {
+            "write_buffer_size": self.rocksdb_write_buffer_mb * MIB,
+            "max_write_buffer_number": self.rocksdb_write_buffers,
+            "block_cache_size": self.rocksdb_block_cache_mb * MIB,
+        }

@@ -15,6 +15,7 @@ from streams.orders.lake import Lake
 from streams.orders.logic import Rejected, Rules, reference_record
 from streams.orders.metrics import OrdersMetrics
 from streams.orders.models import CatalogEntry, InventoryRow
+from streams.orders.reports import HeldReports
 from streams.orders.settings import OrdersSettings
 
 RAW = "orders.raw"
@@ -67,6 +68,12 @@ class OrdersPipeline:
     lake: Lake | None = None
     #: Channels exported as metric labels as they are; any other is ``other``.
     channels: frozenset[str] = frozenset()
+    #: The daily reports of the last ``ORDERS_HISTORY_DAYS`` dates (the mirror passes
+    #: them on unstored): for the view and the reporter.
+    reports: HeldReports = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.reports = HeldReports(self.settings.history_days)
 
     @property
     def aggregates_changelog(self) -> str:
@@ -79,11 +86,16 @@ class OrdersPipeline:
         """Records held for the views: what bounds a worker's memory as history grows."""
         mirrored = sum(len(records) for records in self.mirror.data.values())
         indexed = sum(len(records) for records in self.index.by_kind.values())
-        return mirrored + indexed + len(self.catalog) + len(self.stock)
+        held = len(self.catalog) + len(self.stock) + len(self.reports.by_id)
+        return mirrored + indexed + held
 
     def on_mirrored(self, topic: str, key: Any, value: Any) -> None:
         if topic == self.aggregates_changelog:
             self.index.on_record(topic, key, value)
+        elif topic == REPORTS:
+            # Only the reporter writes this topic: any other key or value is no report.
+            if isinstance(key, str) and (value is None or isinstance(value, dict)):
+                self.reports.on_record(key, value)
         elif topic == CATALOG:
             self._on_reference(self.catalog, CatalogEntry, key, value)
         elif topic == INVENTORY:

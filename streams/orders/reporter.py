@@ -88,15 +88,16 @@ async def _tick(
     clocks = {int(k.rsplit("|", 1)[1]): v for k, v in pipeline.index.by_kind["clock"].items()}
     stream_ms = stream_time(clocks, pipeline.settings.partitions, now_ms, since_ms)
     arrived_ms = last_arrival(clocks)
-    for topic, records in sent.items():  # the mirror remembers them from now on
-        shown = pipeline.mirror.data[topic]
+    held = {REPORTS: pipeline.reports.by_id, ALERTS: pipeline.mirror.data[ALERTS]}
+    for topic, records in sent.items():  # the worker holds them from now on
+        shown = held[topic]
         for record_id in [i for i in records if i in shown]:
             del records[record_id]
     pending |= pipeline.index.take_touched_dates()
     reports, settled = due_reports(
         pending,
         pipeline.index.daily_by_date,
-        lambda date: newest_report(date, pipeline.mirror.data[REPORTS], sent[REPORTS]),
+        lambda date: newest_report(date, pipeline.reports.by_id, sent[REPORTS]),
         pipeline.rules,
         closing,
         stream_ms,

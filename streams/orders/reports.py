@@ -205,6 +205,62 @@ def newest_report(date: str, *stores: Mapping[str, Mapping[str, Any]]) -> Mappin
     return newest
 
 
+def report_day(report_id: str) -> datetime | None:
+    """The day of a report id ``<date>/r<revision>`` (a tombstone has only its id);
+    None for an id of another shape, which no reporter sends."""
+    try:
+        return datetime.strptime(report_id.partition("/")[0], "%Y-%m-%d").replace(tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+@dataclass
+class HeldReports:
+    """The daily reports a worker holds, by id: every revision of each date within
+    ``days`` days before the newest report's date; older ones stay in the compacted
+    topic (and the Parquet copy has their orders). A bound by date, not by count, so a
+    date is held with all its revisions or not at all.
+
+    With ``days`` = ``ORDERS_HISTORY_DAYS``, the reporter finds every date it may still
+    report on: a date gets a report only once some partition has orders of it, so the
+    newest report's date is at most the day of the highest partition's mark, and the
+    reporter settles the dates more than ``days`` behind that mark unreported
+    (due_reports' ``forgotten_before``); those are all it lets go of. Reports arrive in
+    the order sent, from one partition, so every worker holds the same dates.
+    """
+
+    days: int
+    by_id: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: ISO date -> its reports' ids
+    ids_by_date: dict[str, set[str]] = field(default_factory=dict)
+    #: The first date held (ISO), once a report was seen.
+    first_date: str = ""
+
+    def on_record(self, report_id: str, report: dict[str, Any] | None) -> None:
+        day = report_day(report_id)
+        if day is None:
+            return
+        date = day.strftime("%Y-%m-%d")
+        if report is None:
+            self.by_id.pop(report_id, None)
+            self.ids_by_date.get(date, set()).discard(report_id)
+            return
+        first = (day - timedelta(days=self.days)).strftime("%Y-%m-%d")
+        if first > self.first_date:
+            self.first_date = first
+            self._let_go_before(first)
+        if date < self.first_date:
+            return
+        self.by_id[report_id] = report
+        self.ids_by_date.setdefault(date, set()).add(report_id)
+
+    def _let_go_before(self, first: str) -> None:
+        # About one date a day of event time: walking the few dates held is cheap.
+        for date in [d for d in self.ids_by_date if d < first]:
+            for report_id in self.ids_by_date.pop(date):
+                self.by_id.pop(report_id, None)
+
+
 @dataclass(frozen=True)
 class Detector:
     z: float = 3.0

@@ -49,8 +49,9 @@ def register(
         # Per-customer and per-order records stay in their partition's table: no view
         # needs them, and every worker would otherwise hold every order id.
         keep=lambda _topic, key: not (isinstance(key, str) and key.startswith(UNMIRRORED)),
-        # Reference data is kept checked, by the pipeline (on_mirrored), not raw.
-        unstored=[CATALOG, INVENTORY],
+        # Reference data is kept checked, and reports of recent dates only, by the
+        # pipeline (on_mirrored), not raw.
+        unstored=[CATALOG, INVENTORY, REPORTS],
         newest={ALERTS: settings.alerts_kept},
         failures=metrics.task_failures,
     )

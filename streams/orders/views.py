@@ -16,7 +16,7 @@ from streams.common.query import Query, choice, integer, iso_date, text
 from streams.common.web import Views, route_latency
 from streams.orders import analytics
 from streams.orders.metrics import PREFIX
-from streams.orders.pipeline import AGGREGATES, ALERTS, REPORTS, OrdersPipeline
+from streams.orders.pipeline import AGGREGATES, ALERTS, OrdersPipeline
 
 # As models.Channel and models.Region: any other value would match no order.
 CHANNEL = r"[a-z][a-z0-9_-]*"
@@ -84,7 +84,7 @@ def register_views(pipeline: OrdersPipeline, registry: CollectorRegistry | None 
 
     def reports(q: Query) -> list[dict[str, object]]:
         day = _day(q, "date")
-        ordered = sorted(pipeline.mirror.data[REPORTS].values(), key=lambda r: r["id"])
+        ordered = sorted(pipeline.reports.by_id.values(), key=lambda r: r["id"])
         return [report for report in ordered if day in (None, report["date"])]
 
     views.page("/orders/reports/daily", reports)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,6 +14,7 @@ from streams.orders.logic import DAY_MS, HOUR_MS, Rules, day_of, hour_of
 from streams.orders.reports import (
     Closing,
     Detector,
+    HeldReports,
     Rescoring,
     anomalies,
     day_end,
@@ -145,6 +146,77 @@ def test_a_tick_looks_only_at_open_and_changed_days() -> None:
     assert [(r["id"], r["kind"], r["orders"]) for r in reports] == [
         ("2025-08-03/r1", "revision", 2)
     ]
+
+
+def newest_in(
+    store: Mapping[str, Mapping[str, Any]],
+) -> Callable[[str], Mapping[str, Any] | None]:
+    return lambda date: newest_report(date, store)
+
+
+def report(date: str, revision: int) -> dict[str, Any]:
+    return {"id": f"{date}/r{revision}", "date": date, "revision": revision}
+
+
+def test_held_reports_keep_whole_dates_within_the_days_before_the_newest() -> None:
+    held = HeldReports(days=2)
+    for date, revision in [
+        ("2025-08-01", 0),
+        ("2025-08-01", 1),
+        ("2025-08-02", 0),
+        ("2025-08-03", 0),
+    ]:
+        held.on_record(f"{date}/r{revision}", report(date, revision))
+    assert len(held.by_id) == 4
+    held.on_record("2025-08-04/r0", report("2025-08-04", 0))  # 08-01 is 3 days back
+    assert sorted(held.by_id) == ["2025-08-02/r0", "2025-08-03/r0", "2025-08-04/r0"]
+    held.on_record("2025-08-01/r2", report("2025-08-01", 2))  # re-read, too old: not held
+    held.on_record("2025-08-02/r1", report("2025-08-02", 1))
+    held.on_record("2025-08-03/r0", None)  # a tombstone
+    held.on_record("not-a-report", report("x", 0))
+    assert sorted(held.by_id) == ["2025-08-02/r0", "2025-08-02/r1", "2025-08-04/r0"]
+
+
+def test_held_reports_leave_the_reporter_every_report_it_needs() -> None:
+    """Days of figures kept 10 days behind the highest partition, as the sweep deletes
+    them, late orders within that horizon, and the reports held only for the 10 days
+    before the newest report: each tick issues exactly the reports that holding every
+    report ever sent would, and no more than 11 dates are held."""
+    rng = random.Random(14)
+    rules = Rules(history_ms=10 * DAY_MS)
+    index = AggregateIndex()
+    held, every = HeldReports(days=10), dict[str, dict[str, Any]]()
+    pending: set[str] = set()
+    mark = AUG
+    for _ in range(400):
+        mark += rng.choice([0, HOUR_MS, 7 * HOUR_MS, DAY_MS])
+        forgotten = rules.forgotten_before(mark)
+        assert forgotten is not None
+        for _ in range(rng.choice([0, 1, 3])):
+            back = rng.choice([0, 0, 1, rng.randint(0, 10)]) * DAY_MS
+            date = day_of(max(AUG, mark - back))
+            if date >= forgotten:  # older orders are dead-lettered as late
+                key = f"daily|{date}|web|CA|{rng.randint(0, 1)}"
+                index.on_record("t", key, figures(confirmed=(rng.randint(1, 3), 100, 1)))
+        for key in [k for k in index.by_kind["daily"] if k.split("|")[1] < forgotten]:
+            index.on_record("t", key, None)  # the weekly sweep, at once here
+        pending |= index.take_touched_dates()
+        answers = [
+            due_reports(
+                pending, index.daily_by_date, newest_in(store),
+                RULES, CLOSING, mark, mark, mark, forgotten,
+            )
+            for store in (held.by_id, every)
+        ]  # fmt: skip
+        assert answers[0] == answers[1]
+        reports, settled = answers[0]
+        pending -= settled
+        for r in reports:
+            held.on_record(r["id"], r)
+            every[r["id"]] = r
+        assert len({r["date"] for r in held.by_id.values()}) <= 11
+    assert len({r["date"] for r in every.values()}) > 50
+    assert sum(r["kind"] == "revision" for r in every.values()) > 20
 
 
 def hourly_index(counts: Mapping[str, Mapping[int, int]], partitions: int = 2) -> AggregateIndex:
