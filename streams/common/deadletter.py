@@ -144,7 +144,10 @@ async def replay_dead_letters(
 
     Progress is committed under ``group_id`` so a second replay does not send the same
     letters again. Records that fail again come back as new dead letters after the end
-    this replay started from, so it always terminates.
+    this replay started from, so it always terminates. A letter's copies (dead letters
+    are sent at least once: a batch given up at a rebalance, or a worker killed, after
+    its letters were acknowledged sends them again, with the same ``dlq.id``) are
+    re-sent once.
     """
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
@@ -156,6 +159,7 @@ async def replay_dead_letters(
     await producer.start()
     replayed = 0
     acks: list[Any] = []
+    sent_ids: set[str] = set()
     try:
         partitions = [TopicPartition(dlq_topic, p) for p in await _partitions(consumer, dlq_topic)]
         consumer.assign(partitions)
@@ -171,6 +175,9 @@ async def replay_dead_letters(
                     meta = header_map(record.headers)
                     if reasons and meta.get(REASON) not in reasons:
                         continue
+                    letter_id = meta.get(LETTER_ID)
+                    if letter_id is not None and letter_id in sent_ids:
+                        continue  # another copy of a letter re-sent already
                     if SOURCE_TOPIC not in meta:
                         # From a stored object: it is read again from there, not re-sent.
                         log.warning("dead letter %s has no source topic", meta.get(LETTER_ID))
@@ -183,6 +190,8 @@ async def replay_dead_letters(
                     )
                     acks.append(ack)
                     replayed += 1
+                    if letter_id is not None:
+                        sent_ids.add(letter_id)
         # Progress is committed only once every re-sent record is acknowledged: a
         # failed send raises here, and the next replay sends again (deduplicated).
         await asyncio.gather(*acks)
