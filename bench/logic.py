@@ -12,9 +12,10 @@ from bench.data import by_partition
 from producers.orders import Record, inventory_records, load_catalog
 from streams.common.exactly_once import PartitionState
 from streams.common.mirror import text_or_json_key
-from streams.orders.aggregates import flush_partition, process_record
+from streams.orders.aggregates import flush_partition
 from streams.orders.logic import Rules, enrich, parse_order
 from streams.orders.models import CatalogEntry
+from streams.orders.partition_batch import process_record
 
 
 def catalog() -> dict[str, CatalogEntry]:

@@ -3,8 +3,9 @@
 Generated orders (the producer's generator, with the faults the integration tests
 inject: duplicates, v1.1/v2 variants, malformed records, late orders) go through what
 ``streams/orders/batch.py`` does per batch, minus Kafka: the records, per partition
-and in batches, through ``process_record`` against a JSON-encoding in-memory table (a
-stand-in for ``RocksPartition``), ``emit`` (dead letters, enrichment, the Parquet rows,
+and in batches, through a ``PartitionBatch`` (the stage is still called
+``process_record``) against a JSON-encoding in-memory table (a stand-in for
+``RocksPartition``), ``emit`` (dead letters, enrichment, the Parquet rows,
 the tally) into an unconfirmed ``Confirmed``, the Parquet copy written to a temporary
 directory, the tables' flush, and the metrics. Each stage is timed per batch and
 summed; the figures are the best of ``--repeat`` runs, in CPU microseconds per record
@@ -42,12 +43,13 @@ from streams.common.exactly_once import PartitionState
 from streams.common.parquet import PartitionedParquetWriter
 from streams.common.partitioning import partition_for
 from streams.common.sends import Confirmed
-from streams.orders.aggregates import flush_partition, process_record, sweep_due, watermark
+from streams.orders.aggregates import flush_partition, sweep_due, watermark
 from streams.orders.batch import Tally, emit
 from streams.orders.lake import ENRICHED_SCHEMA, Lake, LakeMetrics, partition_of
 from streams.orders.logic import Rejected, Rules, parse_order, reference_record
 from streams.orders.metrics import OrdersMetrics
 from streams.orders.models import CatalogEntry, InventoryRow
+from streams.orders.partition_batch import PartitionBatch
 
 PARTITIONS = 4
 BATCH = 2000
@@ -187,21 +189,18 @@ async def one_batch(
     outputs: list[tuple[str, bytes, bytes]] = []
     state = PartitionState(store)
     clock.start()
+    records = PartitionBatch(state, state, partition, pipeline.catalog, pipeline.rules)
     outcomes = [
-        process_record(
+        records.process(
             e.message.value,
-            partition,
             e.message.offset,
             wall_ms,
-            state,
-            state,
-            pipeline.catalog,
-            pipeline.rules,
             key=e.message.key,
             record_ms=int(e.message.timestamp * 1000),
         )
         for e in events
     ]
+    records.close()
     clock.lap("process_record")
     rows = await emit(pipeline, sends, events, outcomes, tally, outputs)
     for topic, key, value in outputs:

@@ -27,25 +27,21 @@ mirrored (no view needs them).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from functools import lru_cache
 
-from streams.common.exactly_once import PartitionState, Value
+from streams.common.exactly_once import OFFSET, PartitionState, Value
 from streams.orders.logic import (
     DAY_MS,
+    HOUR_MS,
     Rejected,
     Rules,
-    check_against_catalog,
-    check_event_time,
-    check_key,
     day_end_ms,
-    day_of,
-    hour_of,
-    parse_order,
-    quality_issues,
+    day_label,
+    hour_label,
 )
-from streams.orders.models import CatalogEntry, Order
+from streams.orders.models import Order
 
 WEEK_MS = 7 * DAY_MS
 
@@ -80,17 +76,7 @@ def bucket_of(cents: int) -> int:
     return len(VALUE_BUCKETS)
 
 
-def _status_counts(status: str, orders: int, cents: int, units: int) -> Any:
-    def apply(value: Value) -> None:
-        counts = value.setdefault("s", {}).setdefault(status, [0, 0, 0])
-        counts[0] += orders
-        counts[1] += cents
-        counts[2] += units
-
-    return apply
-
-
-def _empty() -> Value:
+def empty_value() -> Value:
     return {}
 
 
@@ -108,34 +94,6 @@ class Applied:
 def watermark(aggregates: PartitionState, partition: int) -> int | None:
     clock = aggregates.get(clock_key(partition))
     return None if clock is None or clock.get("max_ms") is None else int(clock["max_ms"])
-
-
-def advance_clock(
-    aggregates: PartitionState,
-    partition: int,
-    offset: int,
-    event_ms: int | None,
-    wall_ms: int,
-    outcome: str,
-) -> None:
-    """Move the partition's clock past ``offset`` and count the record's outcome.
-
-    Outcomes are ``applied``, ``duplicate`` or ``rejected:<reason>``; counted here, under
-    the same offset guard, they are exact, unlike a worker's metrics, which restart
-    from zero and see replays again.
-    """
-
-    def apply(value: Value) -> None:
-        counts = value.setdefault("n", {})
-        counts[outcome] = counts.get(outcome, 0) + 1
-        known = value.get("max_ms")
-        if event_ms is not None:
-            value["max_ms"] = event_ms if known is None else max(int(known), event_ms)
-        else:
-            value["max_ms"] = known
-        value["wall_ms"] = wall_ms
-
-    aggregates.update(clock_key(partition), offset, apply, _empty)
 
 
 def check_lateness(order: Order, high_mark: int | None, rules: Rules) -> bool:
@@ -163,61 +121,147 @@ def apply_order(
     than it by the retention horizon are forgotten, since such an order can only come
     back late (and is then rejected before deduplication).
     """
-    customer = customers.get(customer_key(order.customer_id))
-    seen = customers.get(order_key(order.customer_id, order.order_id))
+    customer_id = order.customer_id
+    customer = customers.get(customer_key(customer_id))
+    seen = customers.get(order_key(customer_id, order.order_id))
     first = seen["o"] if seen is not None else _legacy_offset(customer, order.order_id)
     if first is not None and first != offset:
         return "duplicate"
 
-    counted = order.status.value != "cancelled"
-    cents = order.items_cents
+    status = str(order.status)  # the plain string, a table key (Enum's .value is slow)
+    counted = status != "cancelled"
     # The partition's summary is written before any customer (flush_partition), so
     # whenever the summary still needs this order, the customer's value does too: its
     # count is the orders before this one.
     before = int(customer["n"]) if customer is not None else 0
-    changed = customers.update(
-        customer_key(order.customer_id),
-        offset,
-        _remember(counted, cents, _oldest_day(high_mark, order, rules)),
-        _new_customer,
-    )
-    changed |= customers.update(
-        order_key(order.customer_id, order.order_id),
-        offset,
-        _seen(order, offset, counted),
-        _empty,
-    )
-
-    status = order.status.value
-    for key, amount, units in _counted_keys(order, partition):
-        changed |= aggregates.update(key, offset, _status_counts(status, 1, amount, units), _empty)
+    # Each value has its own offset guard: a crash in the middle of a flush leaves some
+    # keys written and others not, and only the others count the order again.
+    oldest_day = _oldest_day(high_mark, order, rules)
+    changed = _count_customer(customers, order, offset, customer, counted, oldest_day)
+    changed |= _remember_id(customers, order, offset, seen, counted)
+    changed |= _count_figures(aggregates, order, offset, partition, status)
     if counted:
-        changed |= aggregates.update(
-            customers_key(partition), offset, _customer_summary(before, cents), _new_summary
-        )
+        changed |= _count_summary(aggregates, partition, offset, before, order.items_cents)
     return "applied" if changed else "replayed"
+
+
+def _count_customer(
+    customers: PartitionState,
+    order: Order,
+    offset: int,
+    stored: Value | None,
+    counted: bool,
+    oldest_day: int,
+) -> bool:
+    value = claim(customers, customer_key(order.customer_id), offset, stored, _new_customer)
+    if value is None:
+        return False
+    if "ids" in value:  # written by an earlier version: it ages out, never grows
+        prune_customer_ids(value, oldest_day)
+        if not value["ids"]:
+            del value["ids"], value["od"]
+    if counted:
+        value["n"] += 1
+        value["c"] += order.items_cents
+    value[OFFSET] = offset
+    return True
+
+
+def _remember_id(
+    customers: PartitionState, order: Order, offset: int, stored: Value | None, counted: bool
+) -> bool:
+    key = order_key(order.customer_id, order.order_id)
+    value = claim(customers, key, offset, stored, empty_value)
+    if value is None:
+        return False
+    value.update(o=offset, d=order.event_ms // DAY_MS, c=int(counted))
+    value[OFFSET] = offset
+    return True
+
+
+def _count_figures(
+    aggregates: PartitionState, order: Order, offset: int, partition: int, status: str
+) -> bool:
+    changed = False
+    for key, cents, units in _counted_keys(order, partition):
+        value = claim(aggregates, key, offset, aggregates.get(key), empty_value)
+        if value is not None:
+            counts = value.setdefault("s", {}).setdefault(status, [0, 0, 0])
+            counts[0] += 1
+            counts[1] += cents
+            counts[2] += units
+            value[OFFSET] = offset
+            changed = True
+    return changed
+
+
+def _count_summary(
+    aggregates: PartitionState, partition: int, offset: int, before: int, cents: int
+) -> bool:
+    key = customers_key(partition)
+    value = claim(aggregates, key, offset, aggregates.get(key), _new_summary)
+    if value is None:
+        return False
+    value["orders"] += 1
+    value["cents"] += cents
+    value["hist"][bucket_of(cents)] += 1
+    if before == 0:
+        value["customers"] += 1
+    elif before == 1:
+        value["repeat"] += 1
+    value[OFFSET] = offset
+    return True
+
+
+def claim(
+    state: PartitionState, key: str, offset: int, value: Value | None, new: Callable[[], Value]
+) -> Value | None:
+    """``value`` (what ``state`` holds at ``key``, a new one if None) to change for the
+    record at ``offset``, or None if that record was applied to it already: what
+    ``PartitionState.update`` does, without a closure per key and record. The caller
+    stamps the offset (``value[OFFSET]``) after its change, as ``update`` does."""
+    if value is None:
+        value = new()
+        state.put(key, value)
+        return value
+    return None if value.get(OFFSET, -1) >= offset else value
 
 
 def _counted_keys(order: Order, p: int) -> list[tuple[str, int, int]]:
     """The per-status counters one order adds to: (key, cents, units)."""
-    ms, cents = order.event_ms, order.items_cents
-    day = day_of(ms)
-    keys = [
-        (f"daily|{day}|{order.channel}|{order.region}|{p}", cents, order.units),
-        (f"hourly|{hour_of(ms)}|{order.channel}|{p}", cents, order.units),
-    ]
+    ms, cents, units = order.event_ms, order.items_cents, order.units
+    daily, hourly, product = _figure_keys(
+        ms // DAY_MS, ms // HOUR_MS, order.channel, order.region, p
+    )
+    suffix = f"|{p}"
+    keys = [(daily, cents, units), (hourly, cents, units)]
+    items = order.items
+    if len(items) == 1:
+        item = items[0]
+        keys.append((product + item.product_id + suffix, item.amount_cents, item.quantity))
+        return keys
     # One key per product: an order listing a product on two lines adds both to it in
     # one update (two updates under one offset would count the second line as applied).
     products: dict[str, list[int]] = {}
-    for item in order.items:
+    for item in items:
         figures = products.setdefault(item.product_id, [0, 0])
         figures[0] += item.amount_cents
         figures[1] += item.quantity
-    keys.extend(
-        (f"product|{day}|{product}|{p}", cents, units)
-        for product, (cents, units) in products.items()
-    )
+    keys.extend((product + pid + suffix, amount, qty) for pid, (amount, qty) in products.items())
     return keys
+
+
+# Orders of a batch share few days, hours, channels and regions: their keys are built
+# once, not per order.
+@lru_cache(maxsize=16384)
+def _figure_keys(day: int, hour: int, channel: str, region: str, p: int) -> tuple[str, str, str]:
+    """The daily and hourly keys, and the product keys' prefix (``product|<date>|``)."""
+    date = day_label(day)
+    return (
+        f"daily|{date}|{channel}|{region}|{p}",
+        f"hourly|{hour_label(hour)}|{channel}|{p}",
+        f"product|{date}|",
+    )
 
 
 def touch_order(
@@ -244,26 +288,6 @@ def _new_customer() -> Value:
 def _oldest_day(high_mark: int | None, order: Order, rules: Rules) -> int:
     newest = order.event_ms if high_mark is None else max(high_mark, order.event_ms)
     return (newest - rules.retention_ms) // DAY_MS
-
-
-def _remember(counted: bool, cents: int, oldest_day: int) -> Any:
-    def apply(value: Value) -> None:
-        if "ids" in value:  # written by an earlier version: it ages out, never grows
-            prune_customer_ids(value, oldest_day)
-            if not value["ids"]:
-                del value["ids"], value["od"]
-        if counted:
-            value["n"] += 1
-            value["c"] += cents
-
-    return apply
-
-
-def _seen(order: Order, offset: int, counted: bool) -> Any:
-    def apply(value: Value) -> None:
-        value.update(o=offset, d=order.event_ms // DAY_MS, c=int(counted))
-
-    return apply
 
 
 def prune_customer_ids(value: Value, oldest_day: int) -> None:
@@ -322,61 +346,3 @@ def sweep_due(aggregates: PartitionState, partition: int) -> int | None:
 
 def _new_summary() -> Value:
     return {"customers": 0, "repeat": 0, "orders": 0, "cents": 0, "hist": [0] * 8}
-
-
-def _customer_summary(before: int, cents: int) -> Any:
-    def apply(value: Value) -> None:
-        value["orders"] += 1
-        value["cents"] += cents
-        value["hist"][bucket_of(cents)] += 1
-        if before == 0:
-            value["customers"] += 1
-        elif before == 1:
-            value["repeat"] += 1
-
-    return apply
-
-
-def process_record(
-    raw: bytes | None,
-    partition: int,
-    offset: int,
-    wall_ms: int,
-    aggregates: PartitionState,
-    customers: PartitionState,
-    catalog: Mapping[str, CatalogEntry],
-    rules: Rules,
-    *,
-    key: bytes | None = None,
-    record_ms: int | None = None,
-) -> Applied:
-    """Decode, check and count one record of orders.raw exactly once.
-
-    ``key`` and ``record_ms`` are the Kafka record's key and timestamp: the key must be
-    the customer id (when ``rules.partitions`` is set), and the order may not be
-    stamped after ``min(record_ms, wall_ms)`` by more than ``rules.max_future_ms``.
-
-    A record at or below the partition clock's offset was fully handled before a
-    restart (the clock is flushed last): it changes nothing and emits nothing again,
-    but its keys are rewritten so a changelog that lost them is healed.
-    """
-    replay = aggregates.applied(clock_key(partition), offset)
-    high = watermark(aggregates, partition)
-    try:
-        order = parse_order(raw)
-        if replay:
-            touch_order(order, partition, aggregates, customers)
-            return Applied("replayed", order=order)
-        check_key(order, key, partition, rules)
-        check_event_time(order, wall_ms if record_ms is None else min(record_ms, wall_ms), rules)
-        check_against_catalog(order, catalog, rules)
-        revision = check_lateness(order, high, rules)
-    except Rejected as rejected:
-        advance_clock(aggregates, partition, offset, None, wall_ms, f"rejected:{rejected.reason}")
-        return Applied("replayed" if replay else "rejected", rejected=rejected)
-    kind = apply_order(order, offset, partition, aggregates, customers, rules, high)
-    # "replayed" here means a crash cut the flush after this record's keys but before
-    # the clock: a clean run counted it as applied, and so must the clock.
-    counted = "duplicate" if kind == "duplicate" else "applied"
-    advance_clock(aggregates, partition, offset, order.event_ms, wall_ms, counted)
-    return Applied(kind, order=order, revision=revision, issues=quality_issues(order))

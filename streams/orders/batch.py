@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
+from collections.abc import Container
 from dataclasses import dataclass, field
 from itertools import chain
 from typing import Any
@@ -28,16 +29,16 @@ from streams.common.table_io import RocksPartition, write_all
 from streams.orders.aggregates import (
     FIGURES,
     Applied,
-    advance_clock,
     expired_figures,
     expired_orders,
     flush_partition,
-    process_record,
     sweep_due,
     watermark,
 )
 from streams.orders.lake_columns import LakeBatch
 from streams.orders.logic import Rules, enrich
+from streams.orders.models import Order
+from streams.orders.partition_batch import PartitionBatch
 from streams.orders.pipeline import DLQ, ENRICHED, OrdersPipeline
 
 #: Expired order ids deleted between two yields to the event loop.
@@ -54,6 +55,19 @@ class Tally:
     issues: Counter[str] = field(default_factory=Counter)
     letters: Counter[str] = field(default_factory=Counter)
     stream_ms: int | None = None
+
+    def count(
+        self, order: Order, enriched: dict[str, Any], outcome: Applied, channels: Container[str]
+    ) -> None:
+        """Count an applied order (``enriched``: its enriched value)."""
+        channel = allowed(order.channel, channels)
+        self.accepted[(channel, enriched["status"])] += 1
+        if enriched["counts_as_revenue"]:
+            self.revenue[channel] += order.items_cents
+        if outcome.issues:
+            self.issues.update(outcome.issues)
+        if outcome.revision:
+            self.kinds["revision"] += 1
 
     def publish(self, pipeline: OrdersPipeline, events: list[Any]) -> None:
         metrics = pipeline.metrics
@@ -91,21 +105,18 @@ async def handle_batch(pipeline: OrdersPipeline, table: Any, events: list[Any]) 
     for partition, batch in by_partition(events).items():
         io = RocksPartition(table, partition)
         state = PartitionState(io)
+        records = PartitionBatch(state, state, partition, pipeline.catalog, pipeline.rules)
         outcomes = [
-            process_record(
+            records.process(
                 event.message.value,
-                partition,
                 event.message.offset,
                 wall_ms,
-                state,
-                state,
-                pipeline.catalog,
-                pipeline.rules,
                 key=event.message.key,
                 record_ms=int(event.message.timestamp * 1000),
             )
             for event in batch
         ]
+        records.close()
         rows[partition] = await emit(pipeline, sends, batch, outcomes, tally, outputs)
         high = watermark(state, partition)
         if high is not None:
@@ -172,12 +183,7 @@ async def emit(
             outputs.append((ENRICHED, order.order_id.encode(), orjson.dumps(enriched)))
             # The Parquet row is made from the order itself, not from the JSON sent.
             rows.add(event.message.offset, order, enriched)
-            channel = allowed(order.channel, pipeline.channels)
-            tally.accepted[(channel, order.status.value)] += 1
-            if order.status.value in rules.revenue_statuses:
-                tally.revenue[channel] += order.items_cents
-            tally.issues.update(outcome.issues)
-            tally.kinds["revision"] += outcome.revision
+            tally.count(order, enriched, outcome, pipeline.channels)
     return rows
 
 
@@ -193,8 +199,9 @@ async def reject(pipeline: OrdersPipeline, table: Any, event: Any, error: Except
     await sends.confirm()
     io = RocksPartition(table, message.partition)
     state = PartitionState(io)
-    outcome = f"rejected:{PROCESSING_ERROR}"
-    advance_clock(state, message.partition, message.offset, None, int(time.time() * 1000), outcome)
+    alone = PartitionBatch(state, state, message.partition, pipeline.catalog, pipeline.rules)
+    alone.settle(message.offset, int(time.time() * 1000), None, f"rejected:{PROCESSING_ERROR}")
+    alone.close()
     flush_partition(state, message.partition)
     await write_all([io], producer)
     pipeline.metrics.received.inc()

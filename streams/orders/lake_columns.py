@@ -132,6 +132,8 @@ class LakeBatch:
         #: Records ``to_row`` would refuse: (offset, the error it would raise).
         self.left_out: list[tuple[int, Exception]] = []
         self.days: dict[str, DayColumns] = {}
+        #: ``checked_day`` of each date seen: it parses a date, and a batch has few.
+        self._checked: dict[str, str] = {}
 
     def __len__(self) -> int:
         return len(self.offsets)
@@ -140,7 +142,7 @@ class LakeBatch:
         """Add an accepted order and its enriched value (``enrich()``)."""
         self.offsets.append(offset)
         try:
-            day = checked_day(enriched["date"])
+            day = self._checked_day(enriched["date"])
             _check_money(order)
         except ValueError as exc:
             self.left_out.append((offset, exc))
@@ -149,6 +151,12 @@ class LakeBatch:
         if columns is None:
             columns = self.days[day] = DayColumns()
         columns.add(offset, order, enriched)
+
+    def _checked_day(self, date: str) -> str:
+        day = self._checked.get(date)
+        if day is None:
+            day = self._checked[date] = checked_day(date)
+        return day
 
     def tables(self, after: int) -> dict[str, pa.Table]:
         """The rows of offsets above ``after``, by partition directory (``date=...``)."""

@@ -20,9 +20,10 @@ from typing import Any
 
 from producers.orders import load_catalog
 from streams.common.exactly_once import PartitionState
-from streams.orders.aggregates import clock_key, process_record
+from streams.orders.aggregates import clock_key
 from streams.orders.logic import Rules
 from streams.orders.models import CatalogEntry
+from streams.orders.partition_batch import process_record
 from tests.support.workers import Consumed
 
 

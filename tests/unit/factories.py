@@ -11,9 +11,10 @@ import orjson
 
 from producers.orders import load_catalog
 from streams.common.exactly_once import PartitionState
-from streams.orders.aggregates import Applied, flush_partition, process_record
+from streams.orders.aggregates import Applied, flush_partition
 from streams.orders.logic import Rules, parse_order
 from streams.orders.models import CatalogEntry, Order
+from streams.orders.partition_batch import PartitionBatch
 
 #: The default business rules (frozen, so safe to share).
 DEFAULT_RULES = Rules()
@@ -81,10 +82,9 @@ def run_batch(
 ) -> list[Applied]:
     """Process ``(offset, value)`` records of one partition as the agent does, in one batch."""
     state = PartitionState(table)
-    outcomes = [
-        process_record(value, partition, offset, wall_ms, state, state, catalog, rules)
-        for offset, value in records
-    ]
+    batch = PartitionBatch(state, state, partition, catalog, rules)
+    outcomes = [batch.process(value, offset, wall_ms) for offset, value in records]
+    batch.close()
     if flush:
         flush_partition(state, partition)
     return outcomes

@@ -23,7 +23,8 @@ from bench.versus_check import (
 from bench.versus_faust import apply_record
 from bench.versus_work import DAY_MS, total_cents
 from streams.common.exactly_once import PartitionState
-from streams.orders.aggregates import flush_partition, process_record
+from streams.orders.aggregates import flush_partition
+from streams.orders.partition_batch import process_record
 from tests.unit.factories import DEFAULT_RULES, bundled_catalog
 
 AUG_1_MS = 1_754_006_400_000  # 2025-08-01T00:00:00Z

@@ -12,10 +12,10 @@ from streams.orders.aggregates import (
     expired_figures,
     expired_orders,
     flush_partition,
-    process_record,
     watermark,
 )
 from streams.orders.logic import Rules
+from streams.orders.partition_batch import process_record
 from streams.orders.reports import Closing, due_reports
 from tests.unit.factories import bundled_catalog, v1
 

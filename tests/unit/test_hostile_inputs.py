@@ -14,9 +14,10 @@ from streams.common.background import guarded
 from streams.common.exactly_once import PartitionState
 from streams.common.labels import allowed
 from streams.common.partitioning import partition_for
-from streams.orders.aggregates import flush_partition, process_record, watermark
+from streams.orders.aggregates import flush_partition, watermark
 from streams.orders.logic import Rejected, Rules, reference_record
 from streams.orders.models import CatalogEntry, InventoryRow
+from streams.orders.partition_batch import process_record
 from streams.telemetry.models import ReadingGroup, beyond, decode_each_group, decode_groups
 from tests.unit.factories import bundled_catalog, raw, v1
 

@@ -1,0 +1,170 @@
+"""One partition's records of a batch of orders.raw, each in a straight line of stages:
+decode, validate, dedupe and apply (aggregates.py), the partition's clock moved once for
+the batch. ``process_record`` is a batch of one (tests, the oracle, the logic bench)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from streams.common.exactly_once import OFFSET, PartitionState
+from streams.orders.aggregates import (
+    Applied,
+    apply_order,
+    check_lateness,
+    claim,
+    clock_key,
+    empty_value,
+    touch_order,
+)
+from streams.orders.logic import (
+    Rejected,
+    Rules,
+    check_against_catalog,
+    check_event_time,
+    check_key,
+    parse_order,
+    quality_issues,
+)
+from streams.orders.models import CatalogEntry, Order
+
+
+class PartitionBatch:
+    """One partition's records of one batch, in offset order: each goes through decode,
+    validate, dedupe and apply, and the partition's clock moves once for the batch.
+
+    The clock (``clock|<p>``) holds the offset of the last record handled, the
+    partition's event-time high mark, the wall clock of that record and how many records
+    had each outcome (applied, duplicate, rejected:<reason>). Counted under the clock's
+    offset guard, the outcomes are exact, unlike a worker's metrics, which restart from
+    zero and see replays again. The batch keeps them here and ``close`` writes them into
+    the state: the value is the one a write per record would leave, and the clock is
+    flushed after every other key (``flush_partition``) either way, so a crash before
+    it is written replays the whole batch, as it did record by record.
+    """
+
+    def __init__(
+        self,
+        aggregates: PartitionState,
+        customers: PartitionState,
+        partition: int,
+        catalog: Mapping[str, CatalogEntry],
+        rules: Rules,
+    ) -> None:
+        self.aggregates = aggregates
+        self.customers = customers
+        self.partition = partition
+        self.catalog = catalog
+        self.rules = rules
+        clock = aggregates.get(clock_key(partition)) or {}
+        #: The offset of the last record handled: anything at or below it is a replay.
+        self.offset: int = clock.get(OFFSET, -1)
+        #: The event-time high mark, before the record being handled.
+        self.high: int | None = None if clock.get("max_ms") is None else int(clock["max_ms"])
+        self._outcomes: dict[str, int] = {}
+        self._wall_ms = 0
+
+    def process(
+        self,
+        raw: bytes | None,
+        offset: int,
+        wall_ms: int,
+        *,
+        key: bytes | None = None,
+        record_ms: int | None = None,
+    ) -> Applied:
+        """Decode, check and count one record of orders.raw exactly once (process_record)."""
+        if offset <= self.offset:
+            return self._replay(raw)
+        try:
+            order = parse_order(raw)
+            clock_ms = wall_ms if record_ms is None else min(record_ms, wall_ms)
+            revision = self._validate(order, key, clock_ms)
+        except Rejected as rejected:
+            self.settle(offset, wall_ms, None, f"rejected:{rejected.reason}")
+            return Applied("rejected", rejected=rejected)
+        high = self.high
+        kind = apply_order(
+            order, offset, self.partition, self.aggregates, self.customers, self.rules, high
+        )
+        # "replayed" here means a crash cut the flush after this record's keys but
+        # before the clock: a clean run counted it as applied, and so must the clock.
+        counted = "duplicate" if kind == "duplicate" else "applied"
+        self.settle(offset, wall_ms, order.event_ms, counted)
+        return Applied(kind, order=order, revision=revision, issues=quality_issues(order))
+
+    def _replay(self, raw: bytes | None) -> Applied:
+        """A record the clock already counts: nothing changes and nothing is emitted
+        again, but its keys are read, and so rewritten at flush, to heal a changelog
+        that lost them when a worker died."""
+        try:
+            order = parse_order(raw)
+        except Rejected as rejected:
+            return Applied("replayed", rejected=rejected)
+        touch_order(order, self.partition, self.aggregates, self.customers)
+        return Applied("replayed", order=order)
+
+    def _validate(self, order: Order, key: bytes | None, clock_ms: int) -> bool:
+        """Raise Rejected for an order that may not count; True if it is a revision."""
+        rules = self.rules
+        check_key(order, key, self.partition, rules)
+        check_event_time(order, clock_ms, rules)
+        check_against_catalog(order, self.catalog, rules)
+        return check_lateness(order, self.high, rules)
+
+    def settle(self, offset: int, wall_ms: int, event_ms: int | None, outcome: str) -> None:
+        """Move the clock past ``offset`` and count its ``outcome``; an order's
+        ``event_ms`` moves the high mark. A record the clock already counts (at or
+        below its offset) moves nothing."""
+        if offset <= self.offset:
+            return
+        self.offset = offset
+        self._wall_ms = wall_ms
+        self._outcomes[outcome] = self._outcomes.get(outcome, 0) + 1
+        if event_ms is not None:
+            self.high = event_ms if self.high is None or event_ms > self.high else self.high
+
+    def close(self) -> None:
+        """Write the clock into the state, if a record moved it (to be flushed last)."""
+        if not self._outcomes:
+            return
+        key = clock_key(self.partition)
+        clock = claim(self.aggregates, key, self.offset, self.aggregates.get(key), empty_value)
+        if clock is None:
+            raise RuntimeError(f"{key} is already past offset {self.offset}")
+        counts = clock.setdefault("n", {})
+        for outcome, count in self._outcomes.items():
+            counts[outcome] = counts.get(outcome, 0) + count
+        clock["max_ms"] = self.high
+        clock["wall_ms"] = self._wall_ms
+        clock[OFFSET] = self.offset
+        self._outcomes = {}
+
+
+def process_record(
+    raw: bytes | None,
+    partition: int,
+    offset: int,
+    wall_ms: int,
+    aggregates: PartitionState,
+    customers: PartitionState,
+    catalog: Mapping[str, CatalogEntry],
+    rules: Rules,
+    *,
+    key: bytes | None = None,
+    record_ms: int | None = None,
+) -> Applied:
+    """Decode, check and count one record of orders.raw exactly once, alone: a batch of
+    one (``PartitionBatch``), its clock written into the state.
+
+    ``key`` and ``record_ms`` are the Kafka record's key and timestamp: the key must be
+    the customer id (when ``rules.partitions`` is set), and the order may not be
+    stamped after ``min(record_ms, wall_ms)`` by more than ``rules.max_future_ms``.
+
+    A record at or below the partition clock's offset was fully handled before a
+    restart (the clock is flushed last): it changes nothing and emits nothing again,
+    but its keys are rewritten so a changelog that lost them is healed.
+    """
+    batch = PartitionBatch(aggregates, customers, partition, catalog, rules)
+    applied = batch.process(raw, offset, wall_ms, key=key, record_ms=record_ms)
+    batch.close()
+    return applied
