@@ -190,17 +190,7 @@ async def one_batch(
     state = PartitionState(store)
     clock.start()
     records = PartitionBatch(state, state, partition, pipeline.catalog, pipeline.rules)
-    outcomes = [
-        records.process(
-            e.message.value,
-            e.message.offset,
-            wall_ms,
-            key=e.message.key,
-            record_ms=int(e.message.timestamp * 1000),
-        )
-        for e in events
-    ]
-    records.close()
+    outcomes = records.process_events(events, wall_ms)
     clock.lap("process_record")
     rows = await emit(pipeline, sends, events, outcomes, tally, outputs)
     for topic, key, value in outputs:

@@ -106,17 +106,7 @@ async def handle_batch(pipeline: OrdersPipeline, table: Any, events: list[Any]) 
         io = RocksPartition(table, partition)
         state = PartitionState(io)
         records = PartitionBatch(state, state, partition, pipeline.catalog, pipeline.rules)
-        outcomes = [
-            records.process(
-                event.message.value,
-                event.message.offset,
-                wall_ms,
-                key=event.message.key,
-                record_ms=int(event.message.timestamp * 1000),
-            )
-            for event in batch
-        ]
-        records.close()
+        outcomes = records.process_events(batch, wall_ms)
         rows[partition] = await emit(pipeline, sends, batch, outcomes, tally, outputs)
         high = watermark(state, partition)
         if high is not None:

@@ -4,7 +4,8 @@ the batch. ``process_record`` is a batch of one (tests, the oracle, the logic be
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from streams.common.exactly_once import OFFSET, PartitionState
 from streams.orders.aggregates import (
@@ -91,6 +92,22 @@ class PartitionBatch:
         counted = "duplicate" if kind == "duplicate" else "applied"
         self.settle(offset, wall_ms, order.event_ms, counted)
         return Applied(kind, order=order, revision=revision, issues=quality_issues(order))
+
+    def process_events(self, events: Iterable[Any], wall_ms: int) -> list[Applied]:
+        """Every record of ``events`` (items with a Kafka ``.message``, in offset order),
+        then the clock written into the state."""
+        outcomes = [
+            self.process(
+                event.message.value,
+                event.message.offset,
+                wall_ms,
+                key=event.message.key,
+                record_ms=int(event.message.timestamp * 1000),
+            )
+            for event in events
+        ]
+        self.close()
+        return outcomes
 
     def _replay(self, raw: bytes | None) -> Applied:
         """A record the clock already counts: nothing changes and nothing is emitted
