@@ -15,7 +15,7 @@ from streams.common.mirror import text_or_json_key
 from streams.orders.aggregates import flush_partition
 from streams.orders.logic import Rules, enrich, parse_order
 from streams.orders.models import CatalogEntry
-from streams.orders.partition_batch import process_record
+from streams.orders.partition_batch import PartitionBatch
 
 
 def catalog() -> dict[str, CatalogEntry]:
@@ -55,7 +55,8 @@ def process_rate(
     *,
     with_enrich: bool = False,
 ) -> tuple[float, dict[str, int]]:
-    """``process_record`` as the agent runs it: per partition, batches, one flush each.
+    """An order's processing as the agent runs it: per partition, batches of
+    ``PartitionBatch`` (the clock moved once per batch), one flush each.
 
     With ``with_enrich``, also the synchronous part of ``emit`` for applied orders:
     ``enrich`` and the ``orjson.dumps`` of the enriched value.
@@ -70,15 +71,15 @@ def process_rate(
         for partition, values in partitions.items():
             for start in range(0, len(values), batch_size):
                 state = PartitionState(table)
+                records = PartitionBatch(state, state, partition, entries, rules)
                 for offset, value in enumerate(values[start : start + batch_size], start):
-                    outcome = process_record(
-                        value, partition, offset, wall_ms, state, state, entries, rules
-                    )
+                    outcome = records.process(value, offset, wall_ms)
                     kinds[outcome.kind] = kinds.get(outcome.kind, 0) + 1
                     if with_enrich and outcome.order is not None:
                         orjson.dumps(
                             enrich(outcome.order, entries, stock, rules, revision=outcome.revision)
                         )
+                records.close()
                 flush_partition(state, partition)
 
     return _rate(n, run), kinds
