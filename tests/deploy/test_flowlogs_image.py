@@ -82,8 +82,8 @@ IMAGES = {
 NOT_IN_IMAGE = {
     "pipeline": {"dash", "plotly"},
     "dashboard": {
-        "faust-streaming", "aiokafka", "rocksdict", "uvloop", "numpy", "pydantic-settings",
-        "prometheus-client",
+        "faust-streaming", "mode-streaming", "aiokafka", "rocksdict", "uvloop", "numpy",
+        "pydantic-settings", "prometheus-client",
     },
 }  # fmt: skip
 #: What the dashboard's process must not import (the pipeline's packages, absent from
