@@ -274,20 +274,15 @@ class Lake:
         log.error("lake: partition %d offset %d left out: %r", partition, offset, exc)
         self.metrics.invalid.inc()
 
-    async def write(
-        self, partition: int, records: Sequence[tuple[int, bytes | None]] | LakeBatch
-    ) -> None:
-        """``write_batch`` (or ``write_orders``) in a thread; a failure is counted and raised.
+    async def write(self, partition: int, batch: LakeBatch) -> None:
+        """``write_orders`` in a thread; a failure is counted and raised.
 
         The batch that called it is then retried by the agent (streams/common/batches.py:
         backoff with jitter, and it stops when a rebalance takes the partition away),
         never acknowledged unwritten. A retry rewrites the same files with the same bytes.
         """
         try:
-            if isinstance(records, Sequence):
-                await asyncio.to_thread(self.write_batch, partition, records)
-            else:
-                await asyncio.to_thread(self.write_orders, partition, records)
+            await asyncio.to_thread(self.write_orders, partition, batch)
         except Exception:
             self.metrics.write_errors.inc()
             raise

@@ -279,11 +279,11 @@ async def test_lake_writes_source_offsets_once_and_forgets_revoked_partitions(
     root = tmp_path / "lake"
     lake = build_lake(app, "orders.raw", str(root), None, CollectorRegistry())
     rows = [(i, orjson.dumps(enriched(f"ORD-{i}"))) for i in range(3)]
-    await lake.write(0, rows)
-    await lake.write(0, rows)  # redelivered after a crash
+    lake.write_batch(0, rows)
+    lake.write_batch(0, rows)  # redelivered after a crash
     assert sorted(read_all(str(root))["order_id"].to_pylist()) == ["ORD-0", "ORD-1", "ORD-2"]
     assert lake.committed == {0: 2}
     await app.on_partitions_revoked.send({faust.types.TP("orders.raw", 0)})
     assert lake.committed == {}
-    await lake.write(0, rows)
+    lake.write_batch(0, rows)
     assert read_all(str(root)).num_rows == 3
