@@ -10,6 +10,7 @@ import faust
 from prometheus_client import CollectorRegistry
 
 from streams.common.faust_fixes import (
+    RecoveryIntake,
     install_end_offset_correction,
     install_rebalance_fixes,
     register_fix_metrics,
@@ -53,7 +54,8 @@ def make_app(
     each pipeline scales and fails apart from the others. ``fetch_max_wait_ms``: how
     long the broker may hold a fetch (Faust's fixed 1,500 ms when None); an app that
     answers requests keeps it short (streams/common/faust_fixes/fetch_wait.py). Every
-    table's RocksDB gets ``worker``'s memory bounds (bounded_table).
+    table's RocksDB gets ``worker``'s memory bounds (bounded_table), and its changelog
+    is restored in runs (faust_fixes/recovery_intake.py) unless ``worker`` turns it off.
     """
     install_rebalance_fixes()
     if kafka.correct_end_offsets:  # the embedded broker only
@@ -92,6 +94,8 @@ def make_app(
     app = faust.App(name, **options)
     if fetch_max_wait_ms is not None:
         set_fetch_max_wait(app, fetch_max_wait_ms)
+    if worker.recovery_intake:
+        RecoveryIntake(app)
     serve_batch_sensor(app, registry)
 
     @app.task

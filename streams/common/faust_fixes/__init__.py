@@ -24,6 +24,10 @@ The corrections:
 - ``install_end_offset_correction()`` (``end_offsets.py``): the embedded broker's
   under-reported end offsets, corrected from a Fetch's high watermark. Installed only
   when ``KafkaSettings.correct_end_offsets`` is on (the embedded broker).
+- ``RecoveryIntake(app)`` (``recovery_intake.py``): not a defect but Faust's cost: an
+  app's tables restored from their changelogs in runs, not one record at a time
+  through the stream path (69 us a record). ``make_app`` installs it unless
+  ``STREAMS_RECOVERY_INTAKE`` is off.
 - ``set_fetch_max_wait(app, ms)`` (``fetch_wait.py``): the fetch wait Faust hard-codes
   (1,500 ms), for an app that answers requests; ``make_app(fetch_max_wait_ms=...)``.
 """
@@ -40,12 +44,14 @@ from streams.common.faust_fixes.end_offsets import (
 from streams.common.faust_fixes.fetch_wait import set_fetch_max_wait
 from streams.common.faust_fixes.patching import PatchMismatchError
 from streams.common.faust_fixes.rebalance import install_rebalance_fixes
+from streams.common.faust_fixes.recovery_intake import RecoveryIntake
 from streams.common.faust_fixes.versions import SUPPORTED, UnsupportedVersionError
 
 __all__ = [
     "SUPPORTED",
     "Fix",
     "PatchMismatchError",
+    "RecoveryIntake",
     "UnsupportedVersionError",
     "counts",
     "end_offset_correction",

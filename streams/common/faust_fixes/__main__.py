@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 
-from streams.common.faust_fixes.batch_intake import CONTRACT
+from streams.common.faust_fixes import batch_intake, recovery_intake
 from streams.common.faust_fixes.end_offsets import END_OFFSETS
 from streams.common.faust_fixes.fetch_wait import FETCH_WAIT
 from streams.common.faust_fixes.patching import Original, PatchMismatchError, describe
@@ -24,7 +24,8 @@ def main() -> int:
         same &= ok
         sys.stdout.write(f"{'ok ' if ok else 'BAD'} {name} {found[name]} (supported {supported})\n")
     rows = describe((*PATCHES, END_OFFSETS, FETCH_WAIT)) + [
-        (code.where, str(code.expected), _found(code.owner, code.name)) for code in CONTRACT
+        (code.where, str(code.expected), _found(code.owner, code.name))
+        for code in (*batch_intake.CONTRACT, *recovery_intake.CONTRACT)
     ]
     for where, expected, actual in rows:
         ok = expected == actual

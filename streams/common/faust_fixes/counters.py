@@ -52,6 +52,16 @@ class Fix(enum.Enum):
         "Partition end offsets raised to the high watermark a Fetch reported "
         "(the embedded broker's ListOffsets defect)",
     )
+    CHANGELOG_RECORDS_RESTORED = (
+        "changelog_records_restored",
+        "Changelog records written to a table's RocksDB in runs by the recovery intake, "
+        "instead of one by one through Faust's recovery",
+    )
+    STALE_CHANGELOG_FETCHES_DROPPED = (
+        "stale_changelog_fetches_dropped",
+        "Fetches of changelogs being restored dropped and read again because a rebalance "
+        "or a recovery restart came while they were in flight",
+    )
     END_OFFSET_CHECKS_FAILED = (
         "end_offset_checks_failed",
         "end_offsets calls whose Fetch check failed, so the listed offsets were kept",

@@ -20,6 +20,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from mode.services import ServiceTask
+
 
 class PatchMismatchError(RuntimeError):
     """A patched function, or one a correction relies on, is not the expected one."""
@@ -36,6 +38,8 @@ class Original:
 
     @classmethod
     def of(cls, function: Any) -> Original:
+        if isinstance(function, ServiceTask):  # a mode ``@Service.task`` method
+            function = function.fun
         try:
             source = inspect.getsource(function)
         except (OSError, TypeError) as exc:  # no source shipped, or not a function

@@ -63,6 +63,8 @@ _FAUST_CONSUMER = "faust.transport.consumer"
 #: The app attribute listing its batch intakes (batch_intake.py), which ``_getmany``
 #: hands every fetch to.
 INTAKES_ATTRIBUTE = "streams_batch_intakes"
+#: The app attribute holding its recovery intake (recovery_intake.py), if any.
+RECOVERY_INTAKE_ATTRIBUTE = "streams_recovery_intake"
 
 
 def install_rebalance_fixes() -> None:
@@ -154,8 +156,14 @@ def _init(self: Any, *args: Any, **kwargs: Any) -> None:
 
 
 async def _getmany(self: Any, active_partitions: Any, timeout: float) -> Any:  # noqa: ASYNC109 (Faust's signature)
+    # Tables' changelogs being restored are written in runs (recovery_intake.py); the
+    # token taken before the fetch tells a fetch that straddled a recovery restart.
+    restoring = getattr(self.app, RECOVERY_INTAKE_ATTRIBUTE, None)
+    before = restoring.token() if restoring is not None else None
     records = await GETMANY.original(self, active_partitions, timeout)
     self.delivery_order.fetched()
+    if restoring is not None:
+        await restoring.take(self, records, active_partitions, before)
     # Topics consumed in batches take their records here, before Faust's per-record
     # delivery sees them (batch_intake.py).
     for intake in getattr(self.app, INTAKES_ATTRIBUTE, ()):
