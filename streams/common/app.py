@@ -16,6 +16,7 @@ from streams.common.faust_fixes import (
     register_fix_metrics,
     set_fetch_max_wait,
 )
+from streams.common.rocksdb_memory import register_rocksdb_memory
 from streams.common.sensor import serve_batch_sensor
 from streams.common.settings import KafkaSettings, WorkerSettings
 from streams.common.task_address import advertised_host
@@ -97,6 +98,7 @@ def make_app(
     if worker.recovery_intake:
         RecoveryIntake(app)
     serve_batch_sensor(app, registry)
+    register_rocksdb_memory(app, registry)
 
     @app.task
     async def freeze_startup_objects() -> None:

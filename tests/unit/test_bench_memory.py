@@ -40,10 +40,26 @@ def test_growth_is_per_day_between_two_marks() -> None:
     assert growth(rows, "rss_mb", 90, 90) is None
 
 
-def test_growths_cover_the_whole_span_and_its_last_twenty_days() -> None:
+def test_growths_cover_the_whole_span_its_second_half_and_its_last_twenty_days() -> None:
     rows = [
-        {"day": d, "rss_mb": float(d), "view_records": 0, "reports": d, "rocksdb_wal_mb": 0.0}
-        for d in marks(90)
+        {
+            "day": d,
+            "rss_mb": float(d),
+            "rocksdb_memory_mb": d / 4,
+            "rss_less_rocksdb_mb": d * 3 / 4,
+            "view_records": 0,
+            "reports": d,
+            "rocksdb_wal_mb": 0.0,
+        }
+        for d in marks(180)
     ]
-    spans = [(g["from_day"], g["to_day"], g["rss_mb"]) for g in growths(rows, 90)]
-    assert spans == [(EVERY_DAYS, 90, 1.0), (70, 90, 1.0)]
+    spans = [
+        (g["from_day"], g["to_day"], g["rss_mb"], g["rss_less_rocksdb_mb"])
+        for g in growths(rows, 180)
+    ]
+    assert spans == [(EVERY_DAYS, 180, 1.0, 0.75), (90, 180, 1.0, 0.75), (160, 180, 1.0, 0.75)]
+    assert [(g["from_day"], g["to_day"]) for g in growths(rows[:10], 90)] == [
+        (EVERY_DAYS, 90),
+        (40, 90),
+        (70, 90),
+    ]

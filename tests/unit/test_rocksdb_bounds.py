@@ -3,7 +3,8 @@
 Faust passes store options per table (faust/stores/rocksdb.py, RocksDBOptions through
 rocksdict here), not per app, so make_app gives every table class them. The tests open
 a table's partition the way Faust does and ask RocksDB itself what it was given, and
-watch a write buffer of the configured size fill and flush to a sorted file.
+watch a write buffer of the configured size fill and flush to a sorted file, and the
+memory RocksDB reports for it.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from streams.common.app import make_app
+from streams.common.rocksdb_memory import rocksdb_memory
 from streams.common.settings import MIB, KafkaSettings, WorkerSettings
 
 
@@ -61,3 +63,34 @@ def test_a_tables_own_options_win(tmp_path: Path, opened: list[Any]) -> None:
     db = open_partition(tmp_path, {}, options={"block_cache_size": 2 * MIB})
     opened.append(db)
     assert db.property_int_value("rocksdb.block-cache-capacity") == 2 * MIB
+
+
+def test_the_workers_rocksdb_memory_is_reported_within_its_bounds(
+    tmp_path: Path, opened: list[Any]
+) -> None:
+    """streams_rocksdb_memory_bytes shows writes held in memtables, then blocks read
+    back from sorted files in the block cache, never above the bounds."""
+    worker = WorkerSettings.model_validate(
+        {"STREAMS_DATA_DIR": tmp_path, "STREAMS_ROCKSDB_WRITE_BUFFER_MB": 1}
+    )
+    registry = CollectorRegistry()
+    app = make_app("memory", KafkaSettings(), worker, registry, partitions=2)
+    store = app.Table("t", default=None, partitions=2, key_type=str).data
+    dbs = [store._db_for_partition(p) for p in (0, 1)]
+    opened.extend(dbs)
+    for n in range(6_000):
+        dbs[n % 2][f"key|{n}".encode()] = bytes(256)
+    held = rocksdb_memory(app)
+    assert held[("t", "memtables")] > 256 * 3_000
+    for db in dbs:
+        db.flush()
+    before_reads = rocksdb_memory(app)[("t", "block_cache")]
+    for n in range(6_000):
+        assert dbs[n % 2][f"key|{n}".encode()] == bytes(256)
+    held = rocksdb_memory(app)
+    assert before_reads + 256 * 6_000 < held[("t", "block_cache")] <= 2 * 8 * MIB
+    assert held[("t", "memtables")] <= 2 * 2 * MIB
+    scraped = registry.get_sample_value(
+        "streams_rocksdb_memory_bytes", {"table": "t", "kind": "block_cache"}
+    )
+    assert scraped == held[("t", "block_cache")]

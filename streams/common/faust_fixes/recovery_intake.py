@@ -17,8 +17,10 @@ moves Recovery's bookkeeping once per run. What Faust guarantees, it keeps:
 - **Offset order.** A run is applied synchronously, records at or below the offset
   Recovery last applied are dropped as ``_slurp_changelogs`` drops them, and Faust's
   own buffered changelog events of the table are applied first. A partition is the
-  intake's from the start of a recovery until it hands Faust the record at the
-  partition's highwater; from then on, for the rest of that recovery, it is Faust's.
+  intake's from the start of a recovery until it leaves any record to Faust's path
+  (the record at the highwater, or a fetch while the flow was stopped); from then on,
+  for the rest of that recovery, it is Faust's, so Faust's queue never holds a record
+  older than one the intake writes.
 - **The end of recovery is Faust's.** The highwater record (and anything after it)
   stays in the fetch for Faust's path, whose ``_slurp_changelogs`` applies it and ends
   recovery as it always does; the intake never moves ``active_offsets`` to a
@@ -105,8 +107,6 @@ class RecoveryIntake:
         recovery = self.app.tables.recovery
         if not recovery.in_recovery or self.app.in_transaction:
             return
-        if not (consumer.flow_active and self.app.flow_control.is_active()):
-            return  # a revocation: Faust's getmany drops the fetch and seeks
         if recovery._recovery_started_at != self._started:
             self._started, self._faust_owned = recovery._recovery_started_at, set()
         mine = [
@@ -115,6 +115,12 @@ class RecoveryIntake:
             if fetched in recovery.active_tps and (active is None or fetched in active)
         ]
         if not mine:
+            return
+        if not (consumer.flow_active and self.app.flow_control.is_active()):
+            # A revocation: Faust's getmany drops the fetch. Should the flow be back on
+            # by the time it looks, these records are in its queue: the partitions are
+            # its own until the next recovery, which never applies older after newer.
+            self._faust_owned.update(TP(fetched.topic, fetched.partition) for fetched in mine)
             return
         if before != self.token():
             # The fetch straddled a rebalance or a recovery restart: its position may
