@@ -68,9 +68,10 @@ def marks(days: int = DAYS, every: int = EVERY_DAYS) -> list[int]:
 def growth(rows: Sequence[dict[str, Any]], field: str, first: int, last: int) -> float | None:
     """Change of ``field`` per day of event time between the marks ``first`` and ``last``."""
     by_day = {row["day"]: row.get(field) for row in rows}
-    if last <= first or by_day.get(first) is None or by_day.get(last) is None:
+    start, end = by_day.get(first), by_day.get(last)
+    if last <= first or start is None or end is None:
         return None
-    return float(by_day[last] - by_day[first]) / (last - first)
+    return float(end - start) / (last - first)
 
 
 def rss_mb(pid: int | None, field: str = "VmRSS") -> float | None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -30,13 +30,15 @@ from streams.common.faust_fixes.rebalance import RECOVERY_INTAKE_ATTRIBUTE
 from streams.common.settings import KafkaSettings, WorkerSettings
 
 PARTITIONS = 4
-Log = dict[int, list[tuple[int, bytes, bytes | None]]]  # partition -> (offset, key, value)
+#: partition -> (offset, key, value) in offset order; a None value is a tombstone.
+Entry = tuple[int, bytes, bytes | None]
+Log = Mapping[int, Sequence[Entry]]
 
 
 class Consumer:
     """What the intake reads of Faust's consumer; seeks recorded."""
 
-    def __init__(self, ends: Mapping[Any, int]) -> None:
+    def __init__(self, ends: dict[Any, int]) -> None:
         self.flow_active = True
         self.ends = ends
         self.seeks: list[tuple[Any, int]] = []
@@ -56,7 +58,7 @@ class Restore:
         self.app = make_app("restore", KafkaSettings(), worker, CollectorRegistry(), partitions=4)
         self.table = self.app.Table("t", default=None, partitions=PARTITIONS, key_type=str)
         self.topic = self.table.changelog_topic_name
-        self.intake = getattr(self.app, RECOVERY_INTAKE_ATTRIBUTE, None)
+        self.intake: Any = getattr(self.app, RECOVERY_INTAKE_ATTRIBUTE, None)
         self.recovery = self.app.tables.recovery
         self.tps = [TP(self.topic, p) for p in range(PARTITIONS)]
         self.consumer = Consumer({})
@@ -72,7 +74,8 @@ class Restore:
         }
 
     def persisted(self, partition: int) -> int | None:
-        return self.table.data.persisted_offset(self.tps[partition])
+        offset: int | None = self.table.data.persisted_offset(self.tps[partition])
+        return offset
 
     def start(self, log: Log) -> None:
         """Recovery's state when ``_restart_recovery`` resumes the partitions."""
@@ -118,9 +121,9 @@ def record(topic: str, partition: int, offset: int, key: bytes, value: bytes | N
     return ConsumerRecord(topic, partition, offset, 0, 0, key, value, None, len(key), 0, [])
 
 
-def random_log(rng: random.Random, size: int) -> Log:
+def random_log(rng: random.Random, size: int) -> dict[int, list[Entry]]:
     """Per partition: offsets with holes, keys repeated, some tombstones."""
-    log: Log = {}
+    log: dict[int, list[Entry]] = {}
     for p in range(PARTITIONS):
         offset, entries = 0, []
         for n in range(rng.randrange(size)):
