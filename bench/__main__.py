@@ -129,7 +129,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--memory-days",
         type=int,
-        default=90,
+        default=180,
         help="memory: days of event time fed to the worker, sampled every 10 days",
     )
     parser.add_argument("--output", type=Path, default=report.RESULTS, help="results JSON")
