@@ -16,7 +16,7 @@ from faust.web import View
 from prometheus_client import CollectorRegistry
 from yarl import URL
 
-from streams.common import web
+from streams.common import web_requests
 from streams.common.query import integer
 from streams.common.web import JsonView, NotFound, Unavailable, Views, error_body, route_latency
 from tests.support.ports import free_port
@@ -313,8 +313,8 @@ async def test_one_app_with_several_views_has_one_json_404() -> None:
         missing = await call(f"{w.url}/nowhere")
         other = await call(f"{w.url}/others", "DELETE")
 
-    assert middlewares.count(web._refuse_in_json) == 1
-    assert middlewares[0] is web._refuse_in_json  # outermost: sees what the others re-raise
+    assert middlewares.count(web_requests.refuse_in_json) == 1
+    assert middlewares[0] is web_requests.refuse_in_json  # outermost: sees what the others re-raise
     assert missing[:2] == (404, {"error": "no such path", "detail": {"path": "/nowhere"}})
     assert (other[0], other[1]["allowed"]) == (405, ["GET", "HEAD"])
 
