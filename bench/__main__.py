@@ -140,7 +140,7 @@ def _timeseries(args: argparse.Namespace) -> int:
     """The time-series API on two workers (bench/timeseries.py): ``--repeat`` runs, each
     on a fresh broker; with --profile, the first run has one extra mixed run under
     py-spy (kept out of the figures)."""
-    from bench import timeseries
+    from bench import timeseries, timeseries_report
 
     runs = []
     profiled: dict[str, Any] | None = None
@@ -149,10 +149,10 @@ def _timeseries(args: argparse.Namespace) -> int:
         run = timeseries.run(quick=args.quick, profile_to=args.profile if repeat == 0 else None)
         profiled = run.pop("profile", profiled)
         runs.append(run)
-    figures: dict[str, Any] = {**timeseries.median_runs(runs), "runs": runs}
+    figures: dict[str, Any] = {**timeseries_report.median_runs(runs), "runs": runs}
     if profiled is not None:
         figures["profile"] = profiled
-    return _write_part(args, "timeseries", figures, timeseries.markdown(figures))
+    return _write_part(args, "timeseries", figures, timeseries_report.markdown(figures))
 
 
 def _launches(args: argparse.Namespace) -> int:
