@@ -15,8 +15,6 @@
 from __future__ import annotations
 
 import asyncio
-import bisect
-import math
 import os
 import statistics
 import subprocess
@@ -42,6 +40,7 @@ from bench.pipeline import (
     stop_all,
 )
 from bench.pipeline import wait_for as wait
+from bench.telemetry_latency import groups, histogram, latencies
 from producers.send import Record, paced, send_all
 from producers.telemetry import TelemetryGenerator, series_per_device
 from streams.common.broker import EmbeddedBroker, stop_process
@@ -177,7 +176,7 @@ def run_throughput(data: dict[str, Any], profile: Path | None = None) -> dict[st
             )
             cpu_closed = cpu_seconds(running.pid)
             counts = running.metrics(RECORDS, DEAD, CLOSED)
-            batches = _histogram(running.raw("/metrics").decode(), BATCH)
+            batches = histogram(running.raw("/metrics").decode(), BATCH)
             found = read_topic(broker.bootstrap, AGGREGATES)
             aggregates = [orjson.loads(r.value) for r in found if r.value is not None]
             elapsed = count.last - count.first
@@ -267,7 +266,7 @@ def run_latency() -> dict[str, Any]:
             expected = {
                 (device, row[3] - row[3] % window_ms)
                 for r in readings
-                for device, rows in _groups(r.value)
+                for device, rows in groups(r.value)
                 for row in rows
             }
             wait(
@@ -277,7 +276,7 @@ def run_latency() -> dict[str, Any]:
                 f"{len(expected):,} windows closed",
             )
             aggregates = read_topic(broker.bootstrap, AGGREGATES)
-            histogram = _histogram(worker.raw("/metrics").decode(), DELAY)
+            delays = histogram(worker.raw("/metrics").decode(), DELAY)
         finally:
             for process in reversed(started):
                 process.stop()
@@ -293,8 +292,8 @@ def run_latency() -> dict[str, Any]:
         "run_s": seconds,
         **shares,
         "windows_expected": len(expected),
-        **_latencies(aggregates, readings, grace_ms),
-        "worker_histogram": histogram,
+        **latencies(aggregates, readings, grace_ms),
+        "worker_histogram": delays,
     }
 
 
@@ -321,79 +320,6 @@ def _simulate(url: str, workdir: Path, spec: dict[str, Any]) -> dict[str, Any]:
     stats: dict[str, Any] = orjson.loads(report.read_bytes())["stats"]
     keep = ("accepted", "requests", "rejected", "retries", "backpressure", "seconds")
     return {k: stats[k] for k in keep}
-
-
-def _groups(value: bytes | None) -> list[tuple[bytes, list[Any]]]:
-    """(device id, readings) of each group of a telemetry.readings record, either form
-    (none for a tombstone)."""
-    found = orjson.loads(value) if value is not None else []
-    groups = found if isinstance(found, list) else [found]
-    return [(group["device_id"].encode(), group["readings"]) for group in groups]
-
-
-def _latencies(aggregates: list[Any], readings: list[Any], grace_ms: int) -> dict[str, Any]:
-    """Per closed window: emission - (end + grace) in s, and where the time went."""
-    # Per device, in the order read: (newest ts of the record, its readings, its Kafka ts).
-    polls: dict[bytes, list[tuple[int, list[int], int]]] = defaultdict(list)
-    for r in readings:
-        for owner, rows in _groups(r.value):
-            stamps = [row[3] for row in rows]
-            polls[owner].append((max(stamps), sorted(stamps), r.timestamp))
-    total: dict[str, list[float]] = defaultdict(list)
-    parts: dict[str, list[float]] = defaultdict(list)
-    for record in aggregates:
-        window = orjson.loads(record.value)
-        if window["device_id"] == "probe":
-            continue
-        due = _epoch_ms(window["window_end"]) + grace_ms
-        total[window["closed_by"]].append((record.timestamp - due) / 1000)
-        device = polls[record.key.split(b"|", 1)[0]]
-        i = bisect.bisect_left([newest for newest, _, _ in device], due)
-        if window["closed_by"] != "event_time" or i == len(device):
-            continue
-        _, stamps, accepted = device[i]
-        poll = stamps[bisect.bisect_left(stamps, due)]
-        parts["next_poll"].append((poll - due) / 1000)
-        parts["simulator_ingest"].append((accepted - poll) / 1000)
-        parts["worker"].append((record.timestamp - accepted) / 1000)
-    everything = [x for values in total.values() for x in values]
-    return {
-        "latency_s": _quantiles(everything),
-        "latency_s_by_trigger": {k: _quantiles(v) for k, v in sorted(total.items())},
-        "event_time_breakdown_s": {k: _quantiles(v) for k, v in parts.items()},
-    }
-
-
-def _epoch_ms(iso: str) -> int:
-    return int(datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() * 1000)
-
-
-def _quantiles(values: list[float]) -> dict[str, float | int | None]:
-    ordered = sorted(values)
-    if not ordered:
-        return {"count": 0, "p50": None, "p99": None, "max": None}
-
-    def rank(q: float) -> float:  # nearest rank
-        return ordered[max(math.ceil(len(ordered) * q) - 1, 0)]
-
-    return {"count": len(ordered), "p50": rank(0.5), "p99": rank(0.99), "max": ordered[-1]}
-
-
-def _histogram(text: str, name: str) -> dict[str, Any]:
-    """A Prometheus histogram: cumulative buckets, count, sum, and bucket-bound p50/p99."""
-    buckets: dict[str, float] = {}
-    out: dict[str, Any] = {"buckets": buckets}
-    for line in text.splitlines():
-        sample, _, value = line.rpartition(" ")
-        if sample.startswith(f'{name}_bucket{{le="'):
-            buckets[sample.split('"')[1]] = float(value)
-        elif sample in (f"{name}_count", f"{name}_sum"):
-            out[sample.rsplit("_", 1)[1]] = float(value)
-    count = out.get("count", 0.0)
-    for q in (0.5, 0.99):
-        bound = next((le for le, c in buckets.items() if count and c >= q * count), None)
-        out[f"p{round(q * 100)}_at_most"] = bound
-    return out
 
 
 def markdown(results: dict[str, Any]) -> str:
