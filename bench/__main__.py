@@ -166,7 +166,7 @@ def _launches(args: argparse.Namespace) -> int:
 def _versus(args: argparse.Namespace, records: list[Record] | None = None) -> int:
     """Our platform against Quix Streams (bench/versus.py); results-versus.json, at the
     top level: quix, same_work, full, ratio_same_work, ratio_full."""
-    from bench import versus
+    from bench import versus, versus_report
 
     names = tuple(w.strip() for w in args.versus_workloads.split(",") if w.strip())
     unknown = set(names) - set(versus.WORKLOADS)
@@ -196,7 +196,7 @@ def _versus(args: argparse.Namespace, records: list[Record] | None = None) -> in
     if output == report.RESULTS or args.only is None:
         output = report.RESULTS.with_name("results-versus.json")
     report.write(results, output)
-    sys.stdout.write(versus.markdown(results) + "\n")
+    sys.stdout.write(versus_report.markdown(results) + "\n")
     log.info("results in %s", output)
     return 0
 

@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from bench import data
-from bench.versus import Sample, steady, summarize
+from bench.versus import Sample, steady
 from bench.versus_check import (
     Consumed,
     VersusMismatch,
@@ -21,6 +21,7 @@ from bench.versus_check import (
     verify,
 )
 from bench.versus_faust import apply_record
+from bench.versus_report import summarize
 from bench.versus_work import DAY_MS, total_cents
 from streams.common.exactly_once import PartitionState
 from streams.orders.aggregates import flush_partition
