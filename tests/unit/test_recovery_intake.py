@@ -21,11 +21,13 @@ from typing import Any
 
 import pytest
 from aiokafka.structs import ConsumerRecord, TopicPartition
+from faust.tables.manager import TableManager
+from faust.tables.recovery import Recovery
 from faust.types import TP
 from prometheus_client import CollectorRegistry
 
 from streams.common.app import make_app
-from streams.common.faust_fixes import Fix, counts
+from streams.common.faust_fixes import Fix, PatchMismatchError, counts
 from streams.common.faust_fixes.rebalance import RECOVERY_INTAKE_ATTRIBUTE
 from streams.common.settings import KafkaSettings, WorkerSettings
 
@@ -393,3 +395,21 @@ def test_killed_between_the_data_and_its_offset_a_second_recovery_ends_the_same(
 
 def _raises(self: Any, tp: Any, offset: int) -> None:
     raise OSError("killed before the offset was written")
+
+
+def test_a_changed_faust_recovery_stops_the_app(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The intake keeps Recovery's bookkeeping: another ``need_recovery`` (a release, a
+    local patch) is refused at make_app, and so is a Recovery of another class."""
+    monkeypatch.setattr(Recovery, "need_recovery", lambda self: False)
+    with pytest.raises(PatchMismatchError, match="need_recovery"):
+        Restore(tmp_path / "changed")
+    monkeypatch.undo()
+
+    class Other(Recovery):  # type: ignore[misc]  # Faust's class is untyped
+        pass
+
+    monkeypatch.setattr(TableManager, "recovery", property(lambda self: Other.__new__(Other)))
+    with pytest.raises(PatchMismatchError, match="not Faust's Recovery"):
+        Restore(tmp_path / "subclassed")
