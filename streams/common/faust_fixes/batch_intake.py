@@ -48,7 +48,7 @@ from mode.utils.futures import notify
 from mode.utils.queues import FlowControlEvent
 
 from streams.common.faust_fixes.counters import Fix, count
-from streams.common.faust_fixes.patching import Code, Original
+from streams.common.faust_fixes.patching import Code, Original, check_all
 from streams.common.faust_fixes.rebalance import (
     INTAKES_ATTRIBUTE,
     abandoned,
@@ -90,7 +90,7 @@ class BatchIntake:
     """The records of ``topic`` fetched by ``app``'s consumer, buffered per partition."""
 
     def __init__(self, app: Any, topic: str, *, high: int) -> None:
-        check_contract()
+        check_all(CONTRACT)
         install_rebalance_fixes()
         self.app, self.topic = app, topic
         self.high = max(1, int(high * _HIGH_RATIO))
@@ -255,13 +255,6 @@ def _settle(consumer: Any, ticket: Ticket, handled: bool) -> None:
     index.update(new)
     consumer._acked[tp].extend(new)
     consumer._n_acked += len(new)
-
-
-def check_contract() -> None:
-    """Raise ``PatchMismatchError`` unless the Faust and mode code the intake replicates
-    or relies on is the code it was written against."""
-    for code in CONTRACT:
-        code.check()
 
 
 _CONSUMER = "faust.transport.consumer"

@@ -149,6 +149,14 @@ class Patch:
             setattr(self.target.owner, self.target.name, self._original)
 
 
+def check_all(codes: Iterable[Code]) -> None:
+    """Raise ``PatchMismatchError`` unless every function in ``codes`` (what a
+    correction that replaces no function, such as an intake, replicates or relies on)
+    is the one it was written against."""
+    for code in codes:
+        code.check()
+
+
 def install_all(patches: Iterable[Patch]) -> None:
     """Check every original first, then patch; a failure leaves nothing half-patched."""
     patches = list(patches)

@@ -48,7 +48,7 @@ from faust.tables.recovery import Recovery
 from faust.types import TP
 
 from streams.common.faust_fixes.counters import Fix, count
-from streams.common.faust_fixes.patching import Code, Original, PatchMismatchError
+from streams.common.faust_fixes.patching import Code, Original, PatchMismatchError, check_all
 from streams.common.faust_fixes.rebalance import (
     RECOVERY_INTAKE_ATTRIBUTE,
     install_rebalance_fixes,
@@ -77,7 +77,7 @@ class RecoveryIntake:
     """Restores ``app``'s tables' active changelog partitions from each fetch."""
 
     def __init__(self, app: Any) -> None:
-        check_contract()
+        check_all(CONTRACT)
         install_rebalance_fixes()
         recovery = app.tables.recovery
         if type(recovery) is not Recovery:
@@ -186,13 +186,6 @@ def supported(table: Any) -> bool:
         and type(table).on_changelog_event is Collection.on_changelog_event
         and type(table).apply_changelog_batch is Collection.apply_changelog_batch
     )
-
-
-def check_contract() -> None:
-    """Raise ``PatchMismatchError`` unless the Faust code the intake replicates or
-    relies on is the code it was written against."""
-    for code in CONTRACT:
-        code.check()
 
 
 _RECOVERY = "faust.tables.recovery"
