@@ -179,6 +179,33 @@ async def test_the_resume_after_recovery_empties_the_intake_too() -> None:
     assert intake.buffered == 0
 
 
+async def test_records_emptied_by_the_resume_after_recovery_are_read_again() -> None:
+    """Faust seeks the source partitions to their committed offsets, then resumes flow
+    control, which empties the intake: records a fetch delivered in between were
+    admitted in order, so the next fetch (after them) would be admitted too and they
+    would never be processed. Found by an adversarial probe: two partitions' remaining
+    orders skipped after a worker's recovery. They are sought back and read again."""
+    app, intake = intake_app("intake-resume-again")
+    consumer = app.consumer
+    await fetch(app, intake, 0, 1, 2)
+    app.flow_control.resume()
+    assert intake.buffered == 0
+    assert consumer._thread.seeks == [(READINGS, 0)]
+    await fetch(app, intake, 3, 4)  # fetched before the seek: dropped
+    await fetch(app, intake, 0, 1, 2, 3)
+    assert offsets(await intake.take(10)) == [0, 1, 2, 3]
+
+
+async def test_a_revocation_empties_the_intake_without_seeking() -> None:
+    """At a revocation the partitions may be gone: the next assignment seeks them."""
+    app, intake = intake_app("intake-revoked-no-seek")
+    await fetch(app, intake, 0, 1)
+    app.consumer.stop_flow()
+    app.flow_control.suspend()
+    app.flow_control.clear()
+    assert intake.buffered == 0 and app.consumer._thread.seeks == []
+
+
 # -- acknowledgements -------------------------------------------------------------------
 
 

@@ -19,7 +19,8 @@ What Faust guarantees for its own streams, the intake keeps with Faust's own mac
   revocation empties it (and so does the resume after recovery), as it empties agents'
   queues; nothing is buffered while the flow is stopped. A run in progress is a
   ``Ticket`` in the consumer's unacknowledged messages: the revocation's ``wait_empty``
-  waits for it, as it waits for events a stream took.
+  waits for it, as it waits for events a stream took. What the resume after recovery
+  empties (it comes after Faust's seek) is sought back and read again.
 - **Acknowledgements** (corrections 3 and 4): a run is acknowledged in one step with
   ``Consumer.ack``'s bookkeeping and the corrections' rules: nothing of an earlier
   generation, nothing of a batch given up (``rebalance.abandon``), nothing below the
@@ -35,6 +36,7 @@ assignor, commits and lag see it as any agent's topic; no stream may read it bes
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import deque
 from collections.abc import Iterable, MutableMapping
 from typing import Any
@@ -56,6 +58,8 @@ from streams.common.faust_fixes.rebalance import (
     judge,
     seek_back,
 )
+
+log = logging.getLogger(__name__)
 
 #: Faust's thresholds for its stream queues: paused at maxsize / 1.25, resumed at 0.4.
 _HIGH_RATIO, _LOW_RATIO = 1 / 1.25, 0.4
@@ -173,11 +177,33 @@ class BatchIntake:
 
     def clear(self) -> None:
         """Drop what is buffered (``app.flow_control`` calls this at a revocation and at
-        the resume after recovery): none of it was acknowledged, so it is read again."""
+        the resume after recovery): none of it was acknowledged, so it is read again.
+
+        At a revocation the flow is stopped first and the next assignment seeks every
+        partition. The resume after recovery comes after Faust's seek to the committed
+        offsets, with the flow on: records fetched in between passed the offset-order
+        rule, so each partition is sought back to its first record dropped here, or the
+        next fetch, which continues after them, would be admitted and they skipped."""
+        consumer = self.app.consumer
+        if consumer.flow_active:
+            self._read_again(consumer)
         self._runs.clear()
         self._counts.clear()
         self._total = 0
         self._resume(list(self._paused))
+
+    def _read_again(self, consumer: Any) -> None:
+        generation = self.app.consumer_generation_id
+        for tp, runs in self._runs.items():
+            if not runs or runs[0][0].message.generation_id != generation:
+                continue
+            first = runs[0][0].message.offset
+            consumer._thread.seek(tp, first)  # synchronous, as Faust's own seeks
+            consumer.delivery_order.sought(generation, {tp: first})
+            count(Fix.PARTITIONS_SOUGHT_BACK)
+            log.info(
+                "%s: records dropped at the resume after recovery: reading again from %d", tp, first
+            )
 
     def _resume(self, tps: Iterable[Any]) -> None:
         consumer = self.app.consumer

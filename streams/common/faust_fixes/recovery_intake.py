@@ -25,11 +25,17 @@ moves Recovery's bookkeeping once per run. What Faust guarantees, it keeps:
   stays in the fetch for Faust's path, whose ``_slurp_changelogs`` applies it and ends
   recovery as it always does; the intake never moves ``active_offsets`` to a
   highwater, so recovery cannot end early, nor wait for its 5 s idle timeout.
-- **Stale fetches.** A fetch issued before a rebalance or a recovery (re)start (a
+- **Stale fetches.** A fetch issued before a new generation or a recovery (re)start (a
   token taken before the fetch differs after it) is not applied: its records of
   restoring partitions are dropped and each partition sought back to where Recovery
   restarts (re-reading is always safe). A revocation stops the flow first: nothing is
-  taken then, and Faust's ``getmany`` drops the fetch as usual.
+  taken then, and Faust's ``getmany`` drops the fetch as usual. (aiokafka may begin a
+  rejoin, after a failed heartbeat, before Faust's revocation runs on the event loop:
+  a fetch returned then is applied, in order, to a partition the worker still holds.)
+- **A kill between a run's data and its offset** leaves the persisted offset behind the
+  data (RocksDB writes the data's batch first): the next recovery re-applies from the
+  offset, the same records in the same order. Until it has, the store holds no prefix
+  of the log, but nothing reads it before recovery ends.
 - Only tables on Faust's RocksDB store with no ``on_changelog_event`` callback, only
   active partitions (standbys keep Faust's path), and never in a transactional app.
 """
