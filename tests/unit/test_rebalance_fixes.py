@@ -434,3 +434,38 @@ def test_after_a_batch_is_given_up_no_record_of_its_generation_is_handled() -> N
     app.consumer_generation_id = 4
     assert asyncio.run(runner.run(mixed)) is True
     assert handled == [10]
+
+
+def resumed_app(name: str) -> Any:
+    """A Faust app, fixes installed, P0 (read by an agent) sought to 10 in generation 3,
+    as Faust leaves it just before resuming flow control after a recovery."""
+    app = revoking_app(name)
+    consumer = app.consumer
+    consumer._thread = SimpleNamespace(seeks=[])
+    consumer._thread.seek = lambda tp, offset: consumer._thread.seeks.append((tp, offset))
+    consumer.delivery_order.sought(3, {P0: 10})
+    consumer.delivery_order.fetched()
+    return app
+
+
+def test_records_the_resume_after_recovery_empties_from_the_queues_are_read_again() -> None:
+    """Faust seeks to the committed offsets, then resumes flow control, which empties the
+    streams' queues: records delivered in between (10-12 here) would be skipped, the next
+    fetch continuing at 13. The partition is sought back to 10 and reads them again."""
+    app = resumed_app("read-again")
+    consumer = app.consumer
+    assert [consumer.delivery_order.admit(P0, o, 3) for o in (10, 11, 12)] == [DELIVER] * 3
+    app.flow_control.resume()
+    assert consumer._thread.seeks == [(P0, 10)]
+    consumer.delivery_order.fetched()
+    assert consumer.delivery_order.admit(P0, 10, 3) is DELIVER
+
+
+def test_no_seek_at_a_revocation_or_for_a_partition_nothing_was_delivered_of() -> None:
+    app = resumed_app("read-again-not")
+    consumer = app.consumer
+    app.flow_control.resume()  # nothing delivered since the seek
+    assert consumer.delivery_order.admit(P0, 10, 3) is DELIVER
+    consumer.stop_flow()  # a revocation stops the flow, then empties the queues
+    app.flow_control.clear()
+    assert consumer._thread.seeks == []

@@ -76,6 +76,15 @@ class DeliveryOrder:
         sequence = self._sequences.get(tp)
         return None if sequence is None else sequence.first
 
+    def admitted_since_seek(self) -> dict[Hashable, int]:
+        """Partition -> the offset it was sought to, for each partition a record was
+        delivered of since its last seek."""
+        return {
+            tp: sequence.first
+            for tp, sequence in self._sequences.items()
+            if sequence.first is not None and sequence.expected not in (None, sequence.first)
+        }
+
     def expected(self, tp: Hashable) -> int | None:
         sequence = self._sequences.get(tp)
         return None if sequence is None else sequence.expected

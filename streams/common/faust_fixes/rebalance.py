@@ -11,7 +11,9 @@ upstream bug report (reproduction, cause with file and line, fix).
    rebalance ends; this correction also seeks a partition with no committed offset to
    the start of its log (the ``earliest`` reset policy every app here uses; with
    another policy the first record read after the seek starts the sequence), so a
-   record fetched and dropped before that seek is always read again.
+   record fetched and dropped before that seek is always read again; and records the
+   resume after a recovery empties from the streams' queues (it comes after that
+   seek) are read again too (``ReadAgain``).
 2. **Faust's read-offset filter is off.** It drops a record below the highest offset
    delivered so far ("DROPPED MESSAGE ROFF", logged at dev level only), which after a
    seek back drops exactly the records being read again, and it records the offsets
@@ -146,6 +148,8 @@ def _init(self: Any, *args: Any, **kwargs: Any) -> None:
     INIT.original(self, *args, **kwargs)
     self._read_offset = _NoReadOffsetFilter(self._read_offset)
     self.delivery_order = DeliveryOrder()
+    self.read_again = ReadAgain(self)
+    self.app.flow_control.manage_queue(self.read_again)  # a WeakSet: held above
     deliver = self.callback
 
     async def in_order(message: Any) -> None:
@@ -153,6 +157,40 @@ def _init(self: Any, *args: Any, **kwargs: Any) -> None:
             await deliver(message)
 
     self.callback = in_order
+
+
+class ReadAgain:
+    """Emptied with the streams' queues by ``app.flow_control`` (it manages this as one
+    of them). Faust resumes flow control after a recovery *after* seeking the source
+    partitions to their committed offsets, and the resume empties the queues: records
+    a fetch delivered in between passed the offset-order rule, so the next fetch, which
+    continues after them, would be delivered too and they would never be processed.
+    Each partition with records delivered since its seek is sought back to it (records
+    processed meanwhile are read twice, which is safe). At a revocation the flow is
+    stopped first, and the next assignment seeks every partition: nothing to do.
+    Partitions of a batch intake are its own (``BatchIntake.clear``)."""
+
+    def __init__(self, consumer: Any) -> None:
+        self.consumer = consumer
+
+    def clear(self) -> None:
+        consumer = self.consumer
+        order: DeliveryOrder = consumer.delivery_order
+        generation = consumer.app.consumer_generation_id
+        if not consumer.flow_active or order.generation != generation:
+            return
+        intakes = {intake.topic for intake in getattr(consumer.app, INTAKES_ATTRIBUTE, ())}
+        for tp, offset in order.admitted_since_seek().items():
+            if getattr(tp, "topic", None) in intakes:
+                continue
+            consumer._thread.seek(tp, offset)  # synchronous, as Faust's own seeks
+            order.sought(generation, {tp: offset})
+            count(Fix.PARTITIONS_SOUGHT_BACK)
+            log.info(
+                "%s: records emptied at the resume after recovery: reading again from %d",
+                tp,
+                offset,
+            )
 
 
 async def _getmany(self: Any, active_partitions: Any, timeout: float) -> Any:  # noqa: ASYNC109 (Faust's signature)
