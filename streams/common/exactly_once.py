@@ -47,13 +47,19 @@ class PartitionState:
         self._cache: dict[Any, Value] = {}
         self._absent: set[Any] = set()
         self._deleted: set[Any] = set()
+        #: Values read by ``peek``: not written at flush unless ``get`` asks for them.
+        self._peeked: dict[Any, Value] = {}
 
     def get(self, key: Any) -> Value | None:
+        """The value at ``key``, written back at flush (changed or not: a replay that
+        reads its keys rewrites them, and so heals a changelog that lost them)."""
         if key in self._cache:
             return self._cache[key]
         if key in self._absent:
             return None
-        stored = self.table.get(key)
+        stored = self._peeked.pop(key, None)
+        if stored is None:
+            stored = self.table.get(key)
         if stored is None:
             self._absent.add(key)
             return None
@@ -63,6 +69,22 @@ class PartitionState:
         value: Value = stored if fresh else orjson.loads(orjson.dumps(stored))
         self._cache[key] = value
         return value
+
+    def peek(self, key: Any) -> Value | None:
+        """The value at ``key``, read only: not written at flush unless ``get`` reads it
+        too before the flush (and then changes it). Never change what this returns."""
+        if key in self._cache:
+            return self._cache[key]
+        if key in self._absent:
+            return None
+        peeked = self._peeked.get(key)
+        if peeked is None:
+            peeked = self.table.get(key)
+            if peeked is None:
+                self._absent.add(key)
+                return None
+            self._peeked[key] = peeked
+        return peeked
 
     def update(
         self, key: Any, offset: int, apply: Callable[[Value], None], new: Callable[[], Value]
@@ -130,6 +152,7 @@ class PartitionState:
         written = len(self._cache) + len(self._deleted)
         self._cache.clear()
         self._absent.clear()
+        self._peeked.clear()
         self._deleted.clear()
         return written
 
@@ -160,5 +183,6 @@ class PartitionState:
         written += (marker is not None) + (leader is not None)
         self._cache.clear()
         self._absent.clear()
+        self._peeked.clear()
         self._deleted.clear()
         return written

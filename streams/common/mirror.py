@@ -42,6 +42,7 @@ class TopicMirror(Service):
         decode_key: Decoder = text_or_json_key,
         decode_value: Decoder = orjson.loads,
         keep: Callable[[str, Any], bool] | None = None,
+        skip_raw: Mapping[str, tuple[bytes, ...]] | None = None,
         unstored: Iterable[str] = (),
         failures: Any = None,
         newest: Mapping[str, int] | None = None,
@@ -52,6 +53,9 @@ class TopicMirror(Service):
         self.decode_key = decode_key
         self.decode_value = decode_value
         self.keep = keep
+        # Per topic, prefixes of raw keys passed over before anything is decoded: a
+        # topic whose records are mostly of no interest costs little to read through.
+        self.skip_raw = dict(skip_raw or {})
         # Topics only passed to listeners (an ever-growing stream, such as alerts).
         self.unstored = set(unstored)
         # Topics of which only the newest N keys are kept: a stream of distinct ids
@@ -114,7 +118,10 @@ class TopicMirror(Service):
     def _apply(self, topic: str, records: Iterable[Any]) -> None:
         table = self.data.get(topic)
         keep = self.keep
+        skip = self.skip_raw.get(topic)
         for record in records:
+            if skip is not None and record.key is not None and record.key.startswith(skip):
+                continue
             try:
                 key = self.decode_key(record.key)
                 if keep is not None and not keep(topic, key):

@@ -65,7 +65,8 @@ async def send_all(producer: Any, records: Sequence[Record]) -> list[Any]:
     sender = _BatchSender(producer, ensure())
     try:
         for place, record in enumerate(records):
-            await sender.add(place, record)
+            if not sender.append(place, record):
+                await sender.add(place, record)
         await sender.submit_all()
     except BaseException:
         await sender.settle()  # what was handed over is never left behind
@@ -98,9 +99,29 @@ class _BatchSender:
         #: (future, place): records sent alone.
         self.alone: list[tuple[Awaitable[Any], int]] = []
 
+    def append(self, place: int, record: Record) -> bool:
+        """Add ``record`` to its partition's open batch without awaiting anything (the
+        common case, no coroutine per record); False if ``add`` must: a topic not yet
+        looked up, a record to send alone, a full batch."""
+        topic, key, value, partition, headers = record
+        if partition is None:
+            count = self.partitions.get(topic)
+            if key is None or count is None:
+                return False
+            partition = partition_for(key, count)
+        if _size(key, value, headers) > self.limit:
+            return False
+        batch = self.open.get((topic, partition))
+        if batch is None:
+            batch = self.open[(topic, partition)] = _Batch(self.aio.create_batch())
+        if not _append(batch, key, value, headers):
+            return False
+        batch.places.append(place)
+        return True
+
     async def add(self, place: int, record: Record) -> None:
         topic, key, value, partition, headers = record
-        size = len(key or b"") + len(value or b"") + sum(len(v) for _k, v in headers or ())
+        size = _size(key, value, headers)
         if size > self.limit or (partition is None and key is None):
             await self._alone(place, record, partition)
             return
@@ -164,6 +185,13 @@ class _BatchSender:
         for (_f, place), metadata in zip(self.alone, alone_results, strict=True):
             sent[place] = metadata
         return sent
+
+
+def _size(key: bytes | None, value: bytes | None, headers: Any) -> int:
+    size = len(key or b"") + len(value or b"")
+    if headers:
+        size += sum(len(v) for _k, v in headers)
+    return size
 
 
 def _append(batch: _Batch, key: bytes | None, value: bytes | None, headers: Any) -> bool:

@@ -147,10 +147,18 @@ class RocksPartition:
         self.last = []
 
 
-async def write_all(partitions: Iterable[RocksPartition], producer: Any) -> int:
+async def write_all(
+    partitions: Iterable[RocksPartition], producer: Any, *, along: Confirmed | None = None
+) -> int:
     """Write several partitions' pending keys: their changelog records sent phase by
     phase (the partitions' first phases together, acknowledged, then their second...),
     then each RocksDB batch.
+
+    ``along``: the unit's other sends (its results), acknowledged before any
+    partition's last phase: with its first phase when every partition has more than
+    one (one wait fewer), else on their own first. A unit whose last phase is its
+    marker (a clock: everything before it is done) thus never has its marker stored
+    without its results.
 
     If any send fails, nothing is written locally and SendFailed is raised; the pending
     keys are dropped, since a retry recomputes them from the stored state.
@@ -159,13 +167,14 @@ async def write_all(partitions: Iterable[RocksPartition], producer: Any) -> int:
     for part in parts:
         part.seal()
     parts = [part for part in parts if part.pending]
-    if not parts:
-        return 0
     phases = {id(part): part.phase_slices() for part in parts}
     last_offset: dict[int, int] = {}
     try:
-        for step in range(max(len(p) for p in phases.values())):
-            sends = Confirmed(producer)
+        if along is not None and (not parts or min(len(p) for p in phases.values()) < 2):
+            await along.confirm()
+            along = None
+        for step in range(max((len(p) for p in phases.values()), default=0)):
+            sends = along if step == 0 and along is not None else Confirmed(producer)
             spans: list[tuple[RocksPartition, int, int]] = []
             for part in parts:
                 if step < len(phases[id(part)]):

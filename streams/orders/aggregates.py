@@ -13,7 +13,10 @@ up. Keys (all days and hours are UTC, from the order's own timestamp):
 
 Per customer (orders.raw is keyed by customer, so a customer lives in one partition):
 
-- ``customer|<id>``: counted orders ``n`` and their cents ``c`` (a fixed size);
+- ``customer|<id>``: ``f``, the offsets of the customer's first two counted orders
+  (-1 where an earlier version counted one, ``n``, at an offset not kept): what tells a
+  new customer from a repeat one, whichever of a batch's keys a crash let through. It
+  no longer changes once it holds two, and is then not written again;
 - ``order|<customer id>|<order id>``: one small value per order id seen (offset, UTC
   day, counted), for deduplication within the customer's orders. Keys older than the
   retention horizon are deleted each week of event time (``expired_orders``): such an
@@ -44,6 +47,10 @@ from streams.orders.logic import (
 from streams.orders.models import Order
 
 WEEK_MS = 7 * DAY_MS
+
+#: Counted orders whose offsets a customer's value keeps: all a new customer and a
+#: repeat customer are told apart by.
+REPEAT = 2
 
 #: Upper bounds (in cents) of the order-value histogram buckets; the last is open.
 VALUE_BUCKETS = (2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000)
@@ -89,6 +96,9 @@ class Applied:
     rejected: Rejected | None = None
     revision: bool = False
     issues: list[str] = field(default_factory=list)
+    #: Its outputs are sent (again): True for an applied order, and for one whose keys
+    #: a crash let through before its clock, since its outputs share their wait.
+    emits: bool = False
 
 
 def watermark(aggregates: PartitionState, partition: int) -> int | None:
@@ -122,7 +132,8 @@ def apply_order(
     back late (and is then rejected before deduplication).
     """
     customer_id = order.customer_id
-    customer = customers.get(customer_key(customer_id))
+    # Read only: a repeat customer's value no longer changes, and is not written again.
+    customer = customers.peek(customer_key(customer_id))
     seen = customers.get(order_key(customer_id, order.order_id))
     first = seen["o"] if seen is not None else _legacy_offset(customer, order.order_id)
     if first is not None and first != offset:
@@ -130,14 +141,16 @@ def apply_order(
 
     status = str(order.status)  # the plain string, a table key (Enum's .value is slow)
     counted = status != "cancelled"
-    # The partition's summary is written before any customer (flush_partition), so
-    # whenever the summary still needs this order, the customer's value does too: its
-    # count is the orders before this one.
-    before = int(customer["n"]) if customer is not None else 0
+    # From the offsets the customer's value keeps, whatever part of a flush a crash let
+    # through: the summary may be written before or after the customer's value.
+    before = orders_before(customer, offset)
     # Each value has its own offset guard: a crash in the middle of a flush leaves some
     # keys written and others not, and only the others count the order again.
-    oldest_day = _oldest_day(high_mark, order, rules)
-    changed = _count_customer(customers, order, offset, customer, counted, oldest_day)
+    changed = False
+    if _changes_customer(customer, counted):
+        oldest_day = _oldest_day(high_mark, order, rules)
+        stored = customers.get(customer_key(customer_id))
+        changed = _count_customer(customers, order, offset, stored, counted, oldest_day)
     changed |= _remember_id(customers, order, offset, seen, counted)
     changed |= _count_figures(aggregates, order, offset, partition, status)
     if counted:
@@ -156,15 +169,39 @@ def _count_customer(
     value = claim(customers, customer_key(order.customer_id), offset, stored, _new_customer)
     if value is None:
         return False
+    if "f" not in value:  # an earlier version's count: its orders' offsets are unknown
+        value["f"] = [-1] * min(int(value.pop("n")), REPEAT)
+        value.pop("c", None)
     if "ids" in value:  # written by an earlier version: it ages out, never grows
         prune_customer_ids(value, oldest_day)
         if not value["ids"]:
             del value["ids"], value["od"]
-    if counted:
-        value["n"] += 1
-        value["c"] += order.items_cents
+    if counted and len(value["f"]) < REPEAT:
+        value["f"].append(offset)
     value[OFFSET] = offset
     return True
+
+
+def orders_before(customer: Value | None, offset: int) -> int:
+    """How many of the customer's counted orders precede the one at ``offset``, up to
+    ``REPEAT``: from the offsets of its first ones, so the answer is the same when a
+    record is applied again after a crash wrote its customer's value but not the
+    partition's summary."""
+    if customer is None:
+        return 0
+    firsts = customer.get("f")
+    if firsts is None:  # an earlier version's count, written after the summary
+        return min(int(customer["n"]), REPEAT)
+    return sum(1 for first in firsts if first < offset)
+
+
+def _changes_customer(customer: Value | None, counted: bool) -> bool:
+    """Whether an order changes its customer's value: one of its first ``REPEAT``
+    counted orders, or a value an earlier version wrote (rewritten in this form)."""
+    if customer is None:
+        return counted
+    firsts = customer.get("f")
+    return firsts is None or "ids" in customer or (counted and len(firsts) < REPEAT)
 
 
 def _remember_id(
@@ -282,7 +319,7 @@ def _legacy_offset(customer: Value | None, order_id: str) -> int | None:
 
 
 def _new_customer() -> Value:
-    return {"n": 0, "c": 0}
+    return {"f": []}
 
 
 def _oldest_day(high_mark: int | None, order: Order, rules: Rules) -> int:
@@ -325,9 +362,9 @@ def expired_figures(keys: Iterable[str], high_mark: int, rules: Rules) -> Iterat
 
 
 def flush_partition(state: PartitionState, partition: int) -> int:
-    """Write a batch's keys of ``partition``: the customer summary first (apply_order
-    relies on it), the clock last (process_record relies on it)."""
-    return state.flush(last=clock_key(partition), first=customers_key(partition))
+    """Write a batch's keys of ``partition``, the clock last (process_record relies on
+    it); the others in any order (each carries its own offset guard)."""
+    return state.flush(last=clock_key(partition))
 
 
 def sweep_due(aggregates: PartitionState, partition: int) -> int | None:

@@ -2,10 +2,13 @@
 
 Order matters for exactly-once: a record whose partition clock is written counts as
 handled after a crash and emits nothing again, so everything the batch emits (the
-enriched and dead-letter records, the Parquet rows) is acknowledged by Kafka first
-(``Confirmed``), the tables are written last (their changelog acknowledged before
-RocksDB, streams/common/table_io.py), and the worker's metrics move only once all of it
-is done: a batch that fails and is retried is counted once.
+enriched and dead-letter records, the Parquet rows) is acknowledged by Kafka before any
+clock: the Parquet rows first, the records together with the tables' other keys (one
+wait, ``write_all(along=...)``), then the clocks; the tables' changelog is acknowledged
+before RocksDB (streams/common/table_io.py). A crash after the keys but before the clock
+leaves an order whose keys all hold it ("replayed" by ``apply_order``) and whose records
+may be lost: it sends them again (``Applied.emits``). The worker's metrics move only
+once all of it is done: a batch that fails and is retried is counted once.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import orjson
 from streams.common.batches import PROCESSING_ERROR, by_partition
 from streams.common.deadletter import dead_letter
 from streams.common.exactly_once import PartitionState
+from streams.common.histograms import observe_all
 from streams.common.labels import allowed
 from streams.common.sends import Confirmed
 from streams.common.table_io import RocksPartition, write_all
@@ -35,6 +39,7 @@ from streams.orders.aggregates import (
     sweep_due,
     watermark,
 )
+from streams.orders.lake import Lake
 from streams.orders.lake_columns import LakeBatch
 from streams.orders.logic import Rules, enrich
 from streams.orders.models import Order
@@ -87,8 +92,7 @@ class Tally:
         if self.stream_ms:
             metrics.stream_time.set(self.stream_ms / 1000)
         now = time.time()
-        for event in events:
-            metrics.latency.observe(max(now - event.message.timestamp, 0.0))
+        observe_all(metrics.latency, [max(now - e.message.timestamp, 0.0) for e in events])
 
 
 async def handle_batch(pipeline: OrdersPipeline, table: Any, events: list[Any]) -> None:
@@ -98,33 +102,58 @@ async def handle_batch(pipeline: OrdersPipeline, table: Any, events: list[Any]) 
     tally = Tally()
     wall_ms = int(time.time() * 1000)
     written = []
-    rows: dict[int, LakeBatch] = {}
     # Enriched orders are sent after the Parquet copy is written: a row the copy
     # refuses (a poison record, dead-lettered in the end) never reaches the topic.
     outputs: list[tuple[str, bytes, bytes]] = []
-    for partition, batch in by_partition(events).items():
-        io = RocksPartition(table, partition)
-        state = PartitionState(io)
-        records = PartitionBatch(state, state, partition, pipeline.catalog, pipeline.rules)
-        outcomes = records.process_events(batch, wall_ms)
-        rows[partition] = await emit(pipeline, sends, batch, outcomes, tally, outputs)
-        high = watermark(state, partition)
-        if high is not None:
-            tally.stream_ms = max(tally.stream_ms or 0, high)
-        sweep = sweep_due(state, partition)
-        flush_partition(state, partition)
-        if sweep is not None and high is not None:
-            await forget_expired(io, high, pipeline.rules)
-        written.append(io)
-    if pipeline.lake is not None:
-        # One thread per partition: pyarrow releases the GIL while it encodes and writes.
-        lake = pipeline.lake
-        await asyncio.gather(*(lake.write(p, r) for p, r in rows.items()))
+    copies = LakeWrites(pipeline.lake)
+    try:
+        for partition, batch in by_partition(events).items():
+            io = RocksPartition(table, partition)
+            state = PartitionState(io)
+            records = PartitionBatch(state, state, partition, pipeline.catalog, pipeline.rules)
+            outcomes = records.process_events(batch, wall_ms)
+            copies.start(partition, await emit(pipeline, sends, batch, outcomes, tally, outputs))
+            high = watermark(state, partition)
+            if high is not None:
+                tally.stream_ms = max(tally.stream_ms or 0, high)
+            sweep = sweep_due(state, partition)
+            flush_partition(state, partition)
+            if sweep is not None and high is not None:
+                await forget_expired(io, high, pipeline.rules)
+            written.append(io)
+    finally:
+        await copies.settle()
+    await copies.done()
     for topic, key, value in outputs:
         await sends.send(topic, key, value)
-    await sends.confirm()
-    await write_all(written, producer)
+    # Acknowledged with the tables' keys, before the clocks: a crash between the two
+    # leaves keys written and outputs maybe not, and such a record sends them again.
+    await write_all(written, producer, along=sends)
     tally.publish(pipeline, events)
+
+
+class LakeWrites:
+    """The Parquet copies of a batch's partitions, each started in a thread as soon as
+    its rows are built: pyarrow releases the GIL while it encodes and writes, so the
+    copy of one partition runs while the next partition's orders are processed."""
+
+    def __init__(self, lake: Lake | None) -> None:
+        self.lake = lake
+        self.writes: list[asyncio.Future[None]] = []
+
+    def start(self, partition: int, rows: LakeBatch) -> None:
+        if self.lake is not None:
+            self.writes.append(self.lake.write(partition, rows))
+
+    async def settle(self) -> None:
+        """Wait for every copy started, failed or not: a batch that fails is tried
+        again, and its retry must not write a file a thread of this try still writes."""
+        await asyncio.gather(*self.writes, return_exceptions=True)
+
+    async def done(self) -> None:
+        """Raise the first copy that failed (once ``settle`` waited for all)."""
+        for write in self.writes:
+            write.result()
 
 
 async def forget_expired(io: RocksPartition, high_mark: int, rules: Rules) -> int:
@@ -167,13 +196,14 @@ async def emit(
             rejected = outcome.rejected
             await dead_letter(sends, DLQ, event.message, rejected.reason, rejected.detail)
             tally.letters[rejected.reason] += 1
-        elif outcome.kind == "applied" and outcome.order is not None:
+        elif outcome.emits and outcome.order is not None:
             order = outcome.order
             enriched = enrich(order, pipeline.catalog, inventory, rules, revision=outcome.revision)
             outputs.append((ENRICHED, order.order_id.encode(), orjson.dumps(enriched)))
             # The Parquet row is made from the order itself, not from the JSON sent.
             rows.add(event.message.offset, order, enriched)
-            tally.count(order, enriched, outcome, pipeline.channels)
+            if outcome.kind == "applied":
+                tally.count(order, enriched, outcome, pipeline.channels)
     return rows
 
 

@@ -274,15 +274,20 @@ class Lake:
         log.error("lake: partition %d offset %d left out: %r", partition, offset, exc)
         self.metrics.invalid.inc()
 
-    async def write(self, partition: int, batch: LakeBatch) -> None:
-        """``write_orders`` in a thread; a failure is counted and raised.
+    def write(self, partition: int, batch: LakeBatch) -> asyncio.Future[None]:
+        """``write_orders`` in a thread, started at once: the caller goes on (with the
+        next partition's orders) and awaits the result. A failure is counted and raised.
 
         The batch that called it is then retried by the agent (streams/common/batches.py:
         backoff with jitter, and it stops when a rebalance takes the partition away),
         never acknowledged unwritten. A retry rewrites the same files with the same bytes.
         """
+        loop = asyncio.get_running_loop()
+        return loop.run_in_executor(None, self._write_counted, partition, batch)
+
+    def _write_counted(self, partition: int, batch: LakeBatch) -> None:
         try:
-            await asyncio.to_thread(self.write_orders, partition, batch)
+            self.write_orders(partition, batch)
         except Exception:
             self.metrics.write_errors.inc()
             raise

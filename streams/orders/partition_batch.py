@@ -91,7 +91,9 @@ class PartitionBatch:
         # before the clock: a clean run counted it as applied, and so must the clock.
         counted = "duplicate" if kind == "duplicate" else "applied"
         self.settle(offset, wall_ms, order.event_ms, counted)
-        return Applied(kind, order=order, revision=revision, issues=quality_issues(order))
+        issues = quality_issues(order)
+        emits = kind != "duplicate"
+        return Applied(kind, order=order, revision=revision, issues=issues, emits=emits)
 
     def process_events(self, events: Iterable[Any], wall_ms: int) -> list[Applied]:
         """Every record of ``events`` (items with a Kafka ``.message``, in offset order),

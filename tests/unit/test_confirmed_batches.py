@@ -231,6 +231,20 @@ def test_a_changelog_value_over_the_size_limit_dead_letters_its_record_alone(
     assert stored_revenue(store) == expected_revenue(survivors)
 
 
+def restore(tmp_path: Path, producer: Producer) -> Store:
+    """What a new owner's tables hold once it restored the changelog ``producer`` delivered."""
+    restored = Store(tmp_path)
+    delivered = zip(producer.delivered[CHANGELOG], producer.partitions[CHANGELOG], strict=True)
+    for (key, value, _headers), partition in delivered:
+        assert key is not None and partition is not None
+        db = restored._db_for_partition(partition)
+        if value is None:
+            del db[key]
+        else:
+            db[key] = value
+    return restored
+
+
 def test_a_new_owner_restoring_a_partly_delivered_changelog_counts_exactly(
     tmp_path: Path,
 ) -> None:
@@ -254,14 +268,7 @@ def test_a_new_owner_restoring_a_partly_delivered_changelog_counts_exactly(
     assert store.keys() == 0
 
     # The new owner restores what the changelog holds, then reads the batch again.
-    restored = Store(tmp_path / "new")
-    for (key, value, _headers), partition in delivered:
-        assert key is not None and partition is not None
-        db = restored._db_for_partition(partition)
-        if value is None:
-            del db[key]
-        else:
-            db[key] = value
+    restored = restore(tmp_path / "new", producer)
     done, _producer, _metrics, store = run(tmp_path, lambda *_: None, events, restored)
 
     assert done
@@ -274,6 +281,83 @@ def test_a_new_owner_restoring_a_partly_delivered_changelog_counts_exactly(
     ]
     assert sum(s["customers"] for s in summaries) == 4
     assert sum(s["orders"] for s in summaries) == 21
+
+
+def test_enriched_orders_lost_with_their_clock_are_sent_again_by_the_next_owner(
+    tmp_path: Path,
+) -> None:
+    """The enriched orders share their wait with the tables' keys: a worker whose
+    orders' keys were delivered but whose enriched records and clocks were not, then
+    lost its partitions, leaves orders its keys already hold. The next owner, restoring
+    those keys and reading the batch again, sends every enriched order."""
+
+    def rule(topic: str, key: Any, _value: Any, _n: int) -> BaseException | str | None:
+        lost = topic == ENRICHED or (topic == CHANGELOG and key.startswith(b'"clock|'))
+        return "later" if lost else None
+
+    events = orders()
+    first = Producer(rule)
+    assert not Rig(Store(tmp_path / "old"), first, rebalance).run(events)
+    assert ENRICHED not in first.delivered
+    assert any(key and key.startswith(b'"order|') for key, _v, _h in first.delivered[CHANGELOG])
+
+    done, producer, metrics, store = run(
+        tmp_path, lambda *_: None, events, restore(tmp_path / "new", first)
+    )
+    assert done
+    assert len(distinct(producer, ENRICHED)) == 21
+    assert stored_revenue(store) == expected_revenue(events)
+    assert metrics.replayed._value.get() == 21
+
+
+def test_results_go_with_the_first_phase_only_when_every_partition_has_a_later_one(
+    tmp_path: Path,
+) -> None:
+    """``along`` shares the first wait when each partition's marker comes in a later
+    phase; a partition with one phase (its marker alone) has them acknowledged first."""
+    from streams.common.table_io import RocksPartition, write_all
+
+    table = SimpleNamespace(
+        name="t", data=Store(tmp_path), changelog_topic=SimpleNamespace(get_topic_name=lambda: "c")
+    )
+
+    def waits(marker_alone: bool) -> list[list[Any]]:
+        producer = Producer(lambda *_: None)
+        parts = [RocksPartition(table, 0), RocksPartition(table, 1)]
+        for part in parts:
+            if not (marker_alone and part.partition == 1):
+                part["figure"] = 1
+                part.barrier()
+            part["clock"] = 2
+        seen: list[list[Any]] = []
+
+        async def scenario() -> None:
+            real = Confirmed.confirm
+
+            async def confirm(self: Confirmed) -> list[Any]:
+                seen.append([key for _topic, key, _v, _p, _h in self.pending])
+                return await real(self)
+
+            Confirmed.confirm = confirm  # type: ignore[method-assign]
+            try:
+                along = Confirmed(producer)
+                await along.send("out", b"result", b"1")
+                await write_all(parts, producer, along=along)
+            finally:
+                Confirmed.confirm = real  # type: ignore[method-assign]
+
+        asyncio.run(scenario())
+        return seen
+
+    assert waits(marker_alone=False) == [
+        [b"result", b'"figure"', b'"figure"'],
+        [b'"clock"', b'"clock"'],
+    ]
+    assert waits(marker_alone=True) == [
+        [b"result"],
+        [b'"figure"', b'"clock"'],
+        [b'"clock"'],
+    ]
 
 
 def test_changelog_phases_are_sent_in_order_with_late_deletions_last(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ import orjson
 from streams.common.exactly_once import PartitionState
 from streams.orders.aggregates import (
     customer_key,
+    customers_key,
     expired_figures,
     expired_orders,
     flush_partition,
@@ -55,7 +56,10 @@ def test_old_order_ids_are_forgotten_but_recent_duplicates_still_caught() -> Non
     remembered = {k.rsplit("|", 1)[1] for k in table if k.startswith("order|")}
     assert len(remembered) <= 12
     assert "ORD-29" in remembered and "ORD-2" not in remembered
-    assert table[customer_key("CUST-1")]["n"] == 30  # type: ignore[index]
+    # The customer's value keeps its first two orders' offsets; the summary counts all.
+    assert table[customer_key("CUST-1")]["f"] == [0, 1]  # type: ignore[index]
+    summary = table[customers_key(0)]
+    assert (summary["customers"], summary["repeat"], summary["orders"]) == (1, 1, 30)  # type: ignore[index]
 
 
 def test_a_busy_customers_value_does_not_grow_with_its_orders() -> None:

@@ -76,3 +76,18 @@ def test_a_bounded_topic_keeps_its_newest_keys() -> None:
         return list(mirror.data["t"].items())
 
     assert asyncio.run(scenario()) == [("a", 3), ("c", 4)]
+
+
+def test_raw_key_prefixes_are_passed_over_before_decoding_in_their_topic_only() -> None:
+    """Skipped keys reach neither the data nor a listener, even with an undecodable
+    value; the same key in another topic, and other keys of the topic, are kept."""
+
+    async def scenario() -> tuple[dict[Any, Any], dict[Any, Any], list[Any]]:
+        mirror = TopicMirror("127.0.0.1:1", ["t", "u"], skip_raw={"t": (b'"order|',)})
+        heard: list[Any] = []
+        mirror.listeners.append(lambda _topic, key, _value: heard.append(key))
+        mirror._apply("t", [record(0, b'"order|c|1"', b"not json"), record(1, b'"daily|x"', b"2")])
+        mirror._apply("u", [record(0, b'"order|c|1"', b"3")])
+        return mirror.data["t"], mirror.data["u"], heard
+
+    assert asyncio.run(scenario()) == ({"daily|x": 2}, {"order|c|1": 3}, ["daily|x", "order|c|1"])

@@ -177,33 +177,13 @@ class BatchIntake:
 
     def clear(self) -> None:
         """Drop what is buffered (``app.flow_control`` calls this at a revocation and at
-        the resume after recovery): none of it was acknowledged, so it is read again.
-
-        At a revocation the flow is stopped first and the next assignment seeks every
-        partition. The resume after recovery comes after Faust's seek to the committed
-        offsets, with the flow on: records fetched in between passed the offset-order
-        rule, so each partition is sought back to its first record dropped here, or the
-        next fetch, which continues after them, would be admitted and they skipped."""
-        consumer = self.app.consumer
-        if consumer.flow_active:
-            self._read_again(consumer)
+        the resume after recovery): none of it was acknowledged, so it is read again
+        (the next assignment seeks every partition; at the resume after recovery,
+        ``rebalance.ReadAgain`` seeks back the partitions delivered since their seek)."""
         self._runs.clear()
         self._counts.clear()
         self._total = 0
         self._resume(list(self._paused))
-
-    def _read_again(self, consumer: Any) -> None:
-        generation = self.app.consumer_generation_id
-        for tp, runs in self._runs.items():
-            if not runs or runs[0][0].message.generation_id != generation:
-                continue
-            first = runs[0][0].message.offset
-            consumer._thread.seek(tp, first)  # synchronous, as Faust's own seeks
-            consumer.delivery_order.sought(generation, {tp: first})
-            count(Fix.PARTITIONS_SOUGHT_BACK)
-            log.info(
-                "%s: records dropped at the resume after recovery: reading again from %d", tp, first
-            )
 
     def _resume(self, tps: Iterable[Any]) -> None:
         consumer = self.app.consumer

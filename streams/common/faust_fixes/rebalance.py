@@ -166,9 +166,9 @@ class ReadAgain:
     a fetch delivered in between passed the offset-order rule, so the next fetch, which
     continues after them, would be delivered too and they would never be processed.
     Each partition with records delivered since its seek is sought back to it (records
-    processed meanwhile are read twice, which is safe). At a revocation the flow is
-    stopped first, and the next assignment seeks every partition: nothing to do.
-    Partitions of a batch intake are its own (``BatchIntake.clear``)."""
+    processed meanwhile are read twice, which is safe), those of a batch intake
+    (emptied by ``BatchIntake.clear``) as Faust's. At a revocation the flow is stopped
+    first, and the next assignment seeks every partition: nothing to do."""
 
     def __init__(self, consumer: Any) -> None:
         self.consumer = consumer
@@ -179,10 +179,7 @@ class ReadAgain:
         generation = consumer.app.consumer_generation_id
         if not consumer.flow_active or order.generation != generation:
             return
-        intakes = {intake.topic for intake in getattr(consumer.app, INTAKES_ATTRIBUTE, ())}
         for tp, offset in order.admitted_since_seek().items():
-            if getattr(tp, "topic", None) in intakes:
-                continue
             consumer._thread.seek(tp, offset)  # synchronous, as Faust's own seeks
             order.sought(generation, {tp: offset})
             count(Fix.PARTITIONS_SOUGHT_BACK)

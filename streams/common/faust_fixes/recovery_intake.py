@@ -134,7 +134,9 @@ class RecoveryIntake:
             for fetched in mine:
                 del records[fetched]
                 tp = TP(fetched.topic, fetched.partition)
-                await consumer._seek(tp, max(recovery.active_offsets[tp], 0))
+                restart = max(recovery.active_offsets[tp], 0)
+                await consumer._seek(tp, restart)
+                log.info("%s: fetched before a recovery restart: read again from %d", tp, restart)
             count(Fix.STALE_CHANGELOG_FETCHES_DROPPED)
             return
         for fetched in mine:
