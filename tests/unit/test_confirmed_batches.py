@@ -10,7 +10,7 @@ clears the figures must equal a clean run's.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -310,6 +310,23 @@ def test_enriched_orders_lost_with_their_clock_are_sent_again_by_the_next_owner(
     assert metrics.replayed._value.get() == 21
 
 
+def waits_of(scenario: Callable[[], Coroutine[Any, Any, None]]) -> list[list[Any]]:
+    """Run ``scenario``; the keys of each wait for acknowledgements (``confirm``) it made."""
+    waits: list[list[Any]] = []
+    real = Confirmed.confirm
+
+    async def confirm(self: Confirmed) -> list[Any]:
+        waits.append([key for _topic, key, _v, _p, _h in self.pending])
+        return await real(self)
+
+    Confirmed.confirm = confirm  # type: ignore[method-assign]
+    try:
+        asyncio.run(scenario())
+    finally:
+        Confirmed.confirm = real  # type: ignore[method-assign]
+    return waits
+
+
 def test_results_go_with_the_first_phase_only_when_every_partition_has_a_later_one(
     tmp_path: Path,
 ) -> None:
@@ -329,25 +346,13 @@ def test_results_go_with_the_first_phase_only_when_every_partition_has_a_later_o
                 part["figure"] = 1
                 part.barrier()
             part["clock"] = 2
-        seen: list[list[Any]] = []
 
         async def scenario() -> None:
-            real = Confirmed.confirm
+            along = Confirmed(producer)
+            await along.send("out", b"result", b"1")
+            await write_all(parts, producer, along=along)
 
-            async def confirm(self: Confirmed) -> list[Any]:
-                seen.append([key for _topic, key, _v, _p, _h in self.pending])
-                return await real(self)
-
-            Confirmed.confirm = confirm  # type: ignore[method-assign]
-            try:
-                along = Confirmed(producer)
-                await along.send("out", b"result", b"1")
-                await write_all(parts, producer, along=along)
-            finally:
-                Confirmed.confirm = real  # type: ignore[method-assign]
-
-        asyncio.run(scenario())
-        return seen
+        return waits_of(scenario)
 
     assert waits(marker_alone=False) == [
         [b"result", b'"figure"', b'"figure"'],
@@ -376,21 +381,9 @@ def test_changelog_phases_are_sent_in_order_with_late_deletions_last(tmp_path: P
     io.delete_last("old-1")
     io["c"] = 3
     io.delete_last("old-2")
-    phases = []
 
     async def scenario() -> None:
-        real = Confirmed.confirm
+        await write_all([io], producer)
 
-        async def confirm(self: Confirmed) -> list[Any]:
-            phases.append([key for _topic, key, _v, _p, _h in self.pending])
-            return await real(self)
-
-        Confirmed.confirm = confirm  # type: ignore[method-assign]
-        try:
-            await write_all([io], producer)
-        finally:
-            Confirmed.confirm = real  # type: ignore[method-assign]
-
-    asyncio.run(scenario())
-    assert phases == [[b'"a"'], [b'"b"', b'"c"'], [b'"old-1"', b'"old-2"']]
+    assert waits_of(scenario) == [[b'"a"'], [b'"b"', b'"c"'], [b'"old-1"', b'"old-2"']]
     assert table.data.persisted == {0: 4}
