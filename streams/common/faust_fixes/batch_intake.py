@@ -179,7 +179,7 @@ class BatchIntake:
         """Drop what is buffered (``app.flow_control`` calls this at a revocation and at
         the resume after recovery): none of it was acknowledged, so it is read again
         (the next assignment seeks every partition; at the resume after recovery,
-        ``rebalance.ReadAgain`` seeks back the partitions delivered since their seek)."""
+        ``read_again.ReadAgain`` seeks back the partitions delivered since their seek)."""
         self._runs.clear()
         self._counts.clear()
         self._total = 0
