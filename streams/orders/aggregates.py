@@ -170,12 +170,13 @@ def _count_customer(
     if value is None:
         return False
     if "f" not in value:  # an earlier version's count: its orders' offsets are unknown
-        value["f"] = [-1] * min(int(value.pop("n")), REPEAT)
+        value["f"] = [-1] * min(int(value.pop("n", 0)), REPEAT)
         value.pop("c", None)
     if "ids" in value:  # written by an earlier version: it ages out, never grows
         prune_customer_ids(value, oldest_day)
         if not value["ids"]:
-            del value["ids"], value["od"]
+            value.pop("ids")
+            value.pop("od", None)
     if counted and len(value["f"]) < REPEAT:
         value["f"].append(offset)
     value[OFFSET] = offset
@@ -191,7 +192,7 @@ def orders_before(customer: Value | None, offset: int) -> int:
         return 0
     firsts = customer.get("f")
     if firsts is None:  # an earlier version's count, written after the summary
-        return min(int(customer["n"]), REPEAT)
+        return min(int(customer.get("n", 0)), REPEAT)
     return sum(1 for first in firsts if first < offset)
 
 

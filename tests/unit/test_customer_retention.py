@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import orjson
+import pytest
 
 from streams.common.exactly_once import PartitionState
+from streams.common.table_io import RocksPartition, write_all
+from streams.orders import batch
 from streams.orders.aggregates import (
     customer_key,
     customers_key,
@@ -15,9 +22,11 @@ from streams.orders.aggregates import (
     flush_partition,
     watermark,
 )
-from streams.orders.logic import Rules
+from streams.orders.batch import forget_expired
+from streams.orders.logic import DAY_MS, Rules, day_label
 from streams.orders.partition_batch import process_record
 from streams.orders.reports import Closing, due_reports
+from tests.support.fake_kafka import Producer, Store
 from tests.unit.factories import bundled_catalog, v1
 
 RULES = Rules(retention_ms=10 * 86_400_000)
@@ -113,3 +122,46 @@ def test_a_day_past_the_history_is_settled_without_a_revision() -> None:
         {"2025-08-01"},
     )
     assert len(due_reports({"2025-08-01"}, *args)[0]) == 1
+
+
+def test_a_sweep_is_written_in_chunks_and_finishes_in_its_batch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """5,000 expired order ids and 90 days of figures among 300 recent ids, on RocksDB:
+    one sweep deletes every expired key, in changelog writes of at most SWEEP_CHUNK keys
+    each; nothing recent goes."""
+    rules = Rules(retention_ms=45 * DAY_MS, history_ms=60 * DAY_MS)
+    table = SimpleNamespace(
+        name="t", data=Store(tmp_path), changelog_topic=SimpleNamespace(get_topic_name=lambda: "c")
+    )
+    producer = Producer(lambda *_: None)
+    high = 100 * DAY_MS
+    writes: list[int] = []
+
+    async def counted(parts: list[RocksPartition], producer: Any, **kwargs: Any) -> int:
+        writes.append(sum(len(part.pending) for part in parts))
+        return await write_all(parts, producer, **kwargs)
+
+    monkeypatch.setattr(batch, "write_all", counted)
+
+    async def scenario() -> tuple[int, list[list[Any]]]:
+        io = RocksPartition(table, 0)
+        for n in range(5000):
+            io[f"order|C{n % 97}|OLD-{n}"] = {"o": n, "d": 20, "c": 1}
+        for n in range(300):
+            io[f"order|C{n % 97}|NEW-{n}"] = {"o": n, "d": 99, "c": 1}
+        for day in range(90):
+            io[f"daily|{day_label(day)}|web|CA|0"] = {"s": {}}
+        await write_all([io], producer)
+        producer.delivered.clear()
+        forgotten = await forget_expired(table, 0, high, rules, producer)
+        return forgotten, [[k for k, _v, _h in producer.delivered.get("c", [])]]
+
+    forgotten, (tombstones,) = asyncio.run(scenario())
+    assert forgotten == 5000 + 40  # the ids, and the days before day 40 (100 - 60)
+    assert len(tombstones) == forgotten
+    assert writes == [2000, 2000, 1040]
+    db = table.data._db_for_partition(0)
+    left = [orjson.loads(k) for k, _v in db.items()]
+    assert sorted(k.split("|")[2][:4] for k in left if k.startswith("order|")) == ["NEW-"] * 300
+    assert sum(1 for k in left if k.startswith("daily|")) == 50
