@@ -156,21 +156,15 @@ class PartitionState:
         self._deleted.clear()
         return written
 
-    def flush(self, last: Any = None, first: Any = None) -> int:
-        """Write every touched key once, ``first`` before and ``last`` after all others;
-        returns the count.
+    def flush(self, last: Any = None) -> int:
+        """Write every touched key once, ``last`` after all others; returns the count.
 
-        A table with phases (streams/common/table_io.py) has ``first`` acknowledged before
-        the others are sent, and the others before ``last``: a marker written last (the
-        partition's clock) proves that everything before it was written too, and a key
-        written first is never behind any other key after a crash.
+        A table with phases (streams/common/table_io.py) has the others acknowledged
+        before ``last`` is sent: a marker written last (the partition's clock) proves
+        that everything before it was written too.
         """
         marker = self._cache.pop(last, None)
-        leader = self._cache.pop(first, None) if first is not None else None
         barrier = getattr(self.table, "barrier", _no_barrier)
-        if leader is not None:
-            self.table[first] = leader
-            barrier()
         for key, value in self._cache.items():
             self.table[key] = value
         for key in self._deleted:
@@ -179,8 +173,7 @@ class PartitionState:
         if marker is not None:
             barrier()
             self.table[last] = marker
-        written = len(self._cache) + len(self._deleted)
-        written += (marker is not None) + (leader is not None)
+        written = len(self._cache) + len(self._deleted) + (marker is not None)
         self._cache.clear()
         self._absent.clear()
         self._peeked.clear()

@@ -30,6 +30,7 @@ mirrored (no view needs them).
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -193,7 +194,7 @@ def orders_before(customer: Value | None, offset: int) -> int:
     firsts = customer.get("f")
     if firsts is None:  # an earlier version's count, written after the summary
         return min(int(customer.get("n", 0)), REPEAT)
-    return sum(1 for first in firsts if first < offset)
+    return bisect_left(firsts, offset)  # ascending: each appended above the value's offset
 
 
 def _changes_customer(customer: Value | None, counted: bool) -> bool:

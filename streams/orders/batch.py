@@ -229,13 +229,13 @@ async def reject(pipeline: OrdersPipeline, table: Any, event: Any, error: Except
     sends = Confirmed(producer)
     detail = f"{type(error).__name__}: {error}"
     await dead_letter(sends, DLQ, message, PROCESSING_ERROR, detail)
-    await sends.confirm()
     io = RocksPartition(table, message.partition)
     state = PartitionState(io)
     alone = PartitionBatch(state, state, message.partition, pipeline.catalog, pipeline.rules)
     alone.settle(message.offset, int(time.time() * 1000), None, f"rejected:{PROCESSING_ERROR}")
     alone.close()
     flush_partition(state, message.partition)
-    await write_all([io], producer)
+    # The clock is the only key: the dead letter is acknowledged before it is sent.
+    await write_all([io], producer, along=sends)
     pipeline.metrics.received.inc()
     pipeline.metrics.dead_letters.labels(PROCESSING_ERROR).inc()
