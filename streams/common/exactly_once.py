@@ -156,15 +156,21 @@ class PartitionState:
         self._deleted.clear()
         return written
 
-    def flush(self, last: Any = None) -> int:
-        """Write every touched key once, ``last`` after all others; returns the count.
+    def flush(self, first: Any = None, last: Any = None) -> int:
+        """Write every touched key once, ``first`` before all others and ``last`` after
+        them; returns the count.
 
-        A table with phases (streams/common/table_io.py) has the others acknowledged
-        before ``last`` is sent: a marker written last (the partition's clock) proves
-        that everything before it was written too.
+        A table with phases (streams/common/table_io.py) has each acknowledged before
+        the next is sent: a marker written last (the partition's clock) proves that
+        everything before it was written too, and a record written first (what a batch
+        decided) is there whenever any of the keys it decided is.
         """
+        head = self._cache.pop(first, None) if first is not None else None
         marker = self._cache.pop(last, None)
         barrier = getattr(self.table, "barrier", _no_barrier)
+        if head is not None:
+            self.table[first] = head
+            barrier()
         for key, value in self._cache.items():
             self.table[key] = value
         for key in self._deleted:
@@ -173,7 +179,7 @@ class PartitionState:
         if marker is not None:
             barrier()
             self.table[last] = marker
-        written = len(self._cache) + len(self._deleted) + (marker is not None)
+        written = len(self._cache) + len(self._deleted) + (marker is not None) + (head is not None)
         self._cache.clear()
         self._absent.clear()
         self._peeked.clear()

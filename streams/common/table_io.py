@@ -155,10 +155,10 @@ async def write_all(
     then each RocksDB batch.
 
     ``along``: the unit's other sends (its results), acknowledged before any
-    partition's last phase: with its first phase when every partition has more than
-    one (one wait fewer), else on their own first. A unit whose last phase is its
-    marker (a clock: everything before it is done) thus never has its marker stored
-    without its results.
+    partition's last phase: with the latest phase that comes before every partition's
+    last (one wait fewer), else, when a partition has a single phase, on their own
+    first. A unit whose last phase is its marker (a clock: everything before it is
+    done) thus never has its marker stored without its results.
 
     If any send fails, nothing is written locally and SendFailed is raised; the pending
     keys are dropped, since a retry recomputes them from the stored state.
@@ -170,11 +170,12 @@ async def write_all(
     phases = {id(part): part.phase_slices() for part in parts}
     last_offset: dict[int, int] = {}
     try:
-        if along is not None and (not parts or min(len(p) for p in phases.values()) < 2):
+        joins = min((len(p) for p in phases.values()), default=0) - 2
+        if along is not None and joins < 0:
             await along.confirm()
             along = None
         for step in range(max((len(p) for p in phases.values()), default=0)):
-            sends = along if step == 0 and along is not None else Confirmed(producer)
+            sends = along if step == joins and along is not None else Confirmed(producer)
             spans: list[tuple[RocksPartition, int, int]] = []
             for part in parts:
                 if step < len(phases[id(part)]):

@@ -10,6 +10,11 @@ up. Keys (all days and hours are UTC, from the order's own timestamp):
 - ``customers|<p>``: customers, repeat customers, orders, cents, order-value histogram
 - ``clock|<p>``: the partition's event-time high mark, the offset flushed last and
   how many records had each outcome (applied, duplicate, rejected:<reason>)
+- ``verdict|<p>``: what the partition's latest batch decided for each record past the
+  clock (``to``: the last offset decided; ``r``: the rejected offsets by reason), written
+  before the batch's other keys: a batch read again after a crash follows it, so an
+  order counted (or dead-lettered) before the crash is never judged again against a
+  catalog or a wall clock that moved in between
 
 Per customer (orders.raw is keyed by customer, so a customer lives in one partition):
 
@@ -67,6 +72,10 @@ def customer_key(customer_id: str) -> str:
 
 def order_key(customer_id: str, order_id: str) -> str:
     return f"order|{customer_id}|{order_id}"
+
+
+def verdict_key(partition: int) -> str:
+    return f"verdict|{partition}"
 
 
 def sweep_key(partition: int) -> str:
@@ -364,9 +373,10 @@ def expired_figures(keys: Iterable[str], high_mark: int, rules: Rules) -> Iterat
 
 
 def flush_partition(state: PartitionState, partition: int) -> int:
-    """Write a batch's keys of ``partition``, the clock last (process_record relies on
-    it); the others in any order (each carries its own offset guard)."""
-    return state.flush(last=clock_key(partition))
+    """Write a batch's keys of ``partition``: its verdicts first (PartitionBatch follows
+    them when the batch is read again), the clock last (process_record relies on it),
+    the others in between in any order (each carries its own offset guard)."""
+    return state.flush(first=verdict_key(partition), last=clock_key(partition))
 
 
 def sweep_due(aggregates: PartitionState, partition: int) -> int | None:

@@ -16,6 +16,7 @@ from streams.orders.aggregates import (
     clock_key,
     empty_value,
     touch_order,
+    verdict_key,
 )
 from streams.orders.logic import (
     Rejected,
@@ -41,6 +42,13 @@ class PartitionBatch:
     the state: the value is the one a write per record would leave, and the clock is
     flushed after every other key (``flush_partition``) either way, so a crash before
     it is written replays the whole batch, as it did record by record.
+
+    A replayed batch keeps every verdict of the try a crash cut short: validation
+    depends on the catalog the worker holds and on its wall clock, which may have moved
+    in between, and an order counted must not be dead-lettered too (or the reverse).
+    So the batch records what it decided for each record past the clock
+    (``verdict|<p>``), flushed before every key those verdicts allowed, and a record
+    that verdict covers is judged by it, not validated again.
     """
 
     def __init__(
@@ -63,6 +71,20 @@ class PartitionBatch:
         self.high: int | None = None if clock.get("max_ms") is None else int(clock["max_ms"])
         self._outcomes: dict[str, int] = {}
         self._wall_ms = 0
+        #: The offsets past the clock that a try cut short by a crash decided.
+        self._decided_to = -1
+        #: Rejected offsets past the clock and their reasons: that try's and this one's.
+        self._rejected: dict[int, str] = {}
+        recorded = aggregates.peek(verdict_key(partition))
+        if recorded is not None and recorded["to"] > self.offset:
+            self._decided_to = recorded["to"]
+            self._rejected = {
+                offset: reason
+                for reason, offsets in recorded["r"].items()
+                for offset in offsets
+                if offset > self.offset
+            }
+        self._first = self.offset
 
     def process(
         self,
@@ -79,7 +101,10 @@ class PartitionBatch:
         try:
             order = parse_order(raw)
             clock_ms = wall_ms if record_ms is None else min(record_ms, wall_ms)
-            revision = self._validate(order, key, clock_ms)
+            if offset <= self._decided_to:
+                revision = self._follow_verdict(order, offset, key, clock_ms)
+            else:
+                revision = self._validate(order, key, clock_ms)
         except Rejected as rejected:
             self.settle(offset, wall_ms, None, f"rejected:{rejected.reason}")
             return Applied("rejected", rejected=rejected)
@@ -130,6 +155,18 @@ class PartitionBatch:
         check_against_catalog(order, self.catalog, rules)
         return check_lateness(order, self.high, rules)
 
+    def _follow_verdict(self, order: Order, offset: int, key: bytes | None, clock_ms: int) -> bool:
+        """Judge a record as the try a crash cut short did (``_validate`` otherwise)."""
+        reason = self._rejected.get(offset)
+        if reason is None:  # counted then: whatever the catalog and the clock say now
+            return check_lateness(order, self.high, self.rules)
+        try:
+            self._validate(order, key, clock_ms)
+        except Rejected as rejected:
+            if rejected.reason == reason:
+                raise
+        raise Rejected(reason, "so judged before the worker restarted (detail not kept)")
+
     def settle(self, offset: int, wall_ms: int, event_ms: int | None, outcome: str) -> None:
         """Move the clock past ``offset`` and count its ``outcome``; an order's
         ``event_ms`` moves the high mark. A record the clock already counts (at or
@@ -139,13 +176,17 @@ class PartitionBatch:
         self.offset = offset
         self._wall_ms = wall_ms
         self._outcomes[outcome] = self._outcomes.get(outcome, 0) + 1
+        if outcome.startswith("rejected:"):
+            self._rejected[offset] = outcome.removeprefix("rejected:")
         if event_ms is not None:
             self.high = event_ms if self.high is None or event_ms > self.high else self.high
 
     def close(self) -> None:
-        """Write the clock into the state, if a record moved it (to be flushed last)."""
+        """Write the clock into the state, if a record moved it (to be flushed last),
+        and the batch's verdicts (to be flushed first)."""
         if not self._outcomes:
             return
+        self._record_verdicts()
         key = clock_key(self.partition)
         clock = claim(self.aggregates, key, self.offset, self.aggregates.get(key), empty_value)
         if clock is None:
@@ -157,6 +198,16 @@ class PartitionBatch:
         clock["wall_ms"] = self._wall_ms
         clock[OFFSET] = self.offset
         self._outcomes = {}
+
+    def _record_verdicts(self) -> None:
+        """Every offset decided past the clock as the batch began, a cut-short try's
+        included: this batch may end before that try did."""
+        rejected: dict[str, list[int]] = {}
+        for offset in sorted(self._rejected):
+            if offset > self._first:
+                rejected.setdefault(self._rejected[offset], []).append(offset)
+        decided = {"to": max(self.offset, self._decided_to), "r": rejected}
+        self.aggregates.put(verdict_key(self.partition), decided)
 
 
 def process_record(

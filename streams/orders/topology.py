@@ -28,7 +28,7 @@ from streams.orders.settings import OrdersSettings
 log = logging.getLogger(__name__)
 
 #: Table keys no view reads (aggregates.py): kept out of every worker's mirror.
-UNMIRRORED = ("customer|", "order|", "sweep|")
+UNMIRRORED = ("customer|", "order|", "sweep|", "verdict|")
 UNMIRRORED_RAW = tuple(f'"{prefix}'.encode() for prefix in UNMIRRORED)
 
 

@@ -96,12 +96,19 @@ def numbered(values: Sequence[bytes | None], start: int = 0) -> list[tuple[int, 
 
 
 def comparable(table: Mapping[Any, Any]) -> dict[Any, Any]:
-    """A deep copy of a table without the wall-clock time the partition clocks carry."""
-    copied = copy.deepcopy(dict(table))
+    """A deep copy of a table without the wall-clock time the partition clocks carry,
+    nor the partitions' last verdicts (which records they cover depends on where the
+    batches began)."""
+    copied = copy.deepcopy(without_verdicts(table))
     for key, value in copied.items():
         if key.startswith("clock|"):
             value.pop("wall_ms", None)
     return copied
+
+
+def without_verdicts(table: Mapping[Any, Any]) -> dict[Any, Any]:
+    """``table`` but its ``verdict|`` keys, which depend on where batches began."""
+    return {k: v for k, v in table.items() if not k.startswith("verdict|")}
 
 
 def kinds(outcomes: Iterable[Applied]) -> list[str]:
