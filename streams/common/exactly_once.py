@@ -117,6 +117,11 @@ class PartitionState:
         found.update(stored)
         return sorted(found - self._deleted)
 
+    def detach(self, key: Any) -> Value | None:
+        """The value this batch wrote at ``key``, taken out of the flush: for a caller
+        that writes it apart (earlier than the rest)."""
+        return self._cache.pop(key, None)
+
     def delete(self, key: Any) -> None:
         """Delete ``key`` at flush, with the rest (a tombstone in the changelog)."""
         self._cache.pop(key, None)

@@ -15,11 +15,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from streams.common.background import guarded
+from streams.common.membership import still_member
 from streams.common.partitioning import owns_loaded
 from streams.common.table_io import RocksPartition
 from streams.launches.job import Loaded, publish
@@ -64,25 +65,37 @@ class Rewriter:
 class Pauses:
     """Holds writes after this process stood still: a worker paused longer than about
     half its session timeout (SIGSTOP, a stalled VM, a long GC) may have lost its
-    partition meanwhile without knowing it yet, and its table may be stale; it writes
-    again only once its consumer has had a whole session timeout to learn so (a
-    rebalance then stops it: ``owns_loaded``)."""
+    partition meanwhile without knowing it yet, and its table may be stale. It writes
+    again only once the group's coordinator accepted a heartbeat of its generation
+    (``member``: streams/common/membership.py), asked after the pause; a worker dropped
+    from the group is refused until its rebalance, which stops it (``owns_loaded``).
+    A fixed wait instead was not enough: a CI run saw a resumed worker write its stale
+    table once a session timeout had passed and its rebalance had not yet begun."""
 
-    def __init__(self, session: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self.session, self.clock = session, clock
+    def __init__(
+        self,
+        session: float,
+        member: Callable[[], Awaitable[bool]],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.session, self.member, self.clock = session, member, clock
         self.last: float | None = None  # the previous look (the first is no pause)
-        self.hold_until = 0.0
+        self.held = False
 
-    def may_write(self) -> bool:
+    async def may_write(self) -> bool:
         now = self.clock()
         if self.last is not None and now - self.last > self.session / 2:
-            self.hold_until = now + self.session
-            log.warning(
-                "stood still %.1f s: no rewrite until %.0f s from now", now - self.last,
-                self.session,
-            )  # fmt: skip
+            self.held = True
+            log.warning("stood still %.1f s: no rewrite until the group confirms this "
+                        "worker's membership", now - self.last)  # fmt: skip
         self.last = now
-        return now >= self.hold_until
+        if self.held and await self.member():
+            # An answer slow enough to hide another pause proves nothing.
+            self.last = self.clock()
+            if self.last - now <= self.session / 2:
+                self.held = False
+                log.info("membership confirmed after the pause: rewrites resume")
+        return not self.held
 
 
 @dataclass
@@ -104,7 +117,8 @@ def start_rewrites(
 ) -> None:
     """The timer that rewrites the object when ``rewriter`` says it is due."""
     owner = Owner()
-    pauses = Pauses(float(app.conf.broker_session_timeout))
+    session = float(app.conf.broker_session_timeout)
+    pauses = Pauses(session, lambda: still_member(app, patience=session / 2))
 
     def still_owner() -> bool:
         return owns_loaded(app, topic, 0) and owner.generation == app.rebalancing_count
@@ -112,7 +126,7 @@ def start_rewrites(
     @app.timer(every)
     @guarded(metrics.task_failures, "rewrite")
     async def rewrite() -> None:
-        if not pauses.may_write():
+        if not await pauses.may_write():
             return
         if not owns_loaded(app, topic, 0):
             owner.generation = -1

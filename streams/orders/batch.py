@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Container
+from collections.abc import Awaitable, Container
 from dataclasses import dataclass, field
 from itertools import chain, islice
 from typing import Any
@@ -37,6 +37,7 @@ from streams.orders.aggregates import (
     expired_orders,
     flush_partition,
     sweep_due,
+    verdict_key,
     watermark,
 )
 from streams.orders.lake import Lake
@@ -108,6 +109,9 @@ async def handle_batch(pipeline: OrdersPipeline, table: Any, events: list[Any]) 
     # refuses (a poison record, dead-lettered in the end) never reaches the topic.
     outputs: list[tuple[str, bytes, bytes]] = []
     copies = LakeWrites(pipeline.lake)
+    # Each partition's verdicts are sent as soon as its records are judged: their wait,
+    # which must end before its other keys are sent, runs while the next are processed.
+    verdicts = Started()
     sweeps: list[tuple[int, int]] = []  # (partition, its high mark): a new week's sweep due
     try:
         for partition, batch in by_partition(events).items():
@@ -115,6 +119,7 @@ async def handle_batch(pipeline: OrdersPipeline, table: Any, events: list[Any]) 
             state = PartitionState(io)
             records = PartitionBatch(state, state, partition, pipeline.catalog, pipeline.rules)
             outcomes = records.process_events(batch, wall_ms)
+            verdicts.add(write_apart(table, partition, state, verdict_key(partition), producer))
             copies.start(partition, await emit(pipeline, sends, batch, outcomes, tally, outputs))
             high = watermark(state, partition)
             if high is not None:
@@ -127,7 +132,9 @@ async def handle_batch(pipeline: OrdersPipeline, table: Any, events: list[Any]) 
             await forget_expired(table, partition, high, pipeline.rules, producer)
     finally:
         await copies.settle()
+        await verdicts.settle()
     await copies.done()
+    await verdicts.done()
     for topic, key, value in outputs:
         await sends.send(topic, key, value)
     # Acknowledged with the tables' keys, before the clocks: a crash between the two
@@ -136,28 +143,51 @@ async def handle_batch(pipeline: OrdersPipeline, table: Any, events: list[Any]) 
     tally.publish(pipeline, events)
 
 
-class LakeWrites:
+class Started:
+    """Work a batch started and goes on beside (each a future), awaited before what must
+    follow it."""
+
+    def __init__(self) -> None:
+        self.futures: list[asyncio.Future[Any]] = []
+
+    def add(self, future: Awaitable[Any]) -> None:
+        self.futures.append(asyncio.ensure_future(future))
+
+    async def settle(self) -> None:
+        """Wait for every one, failed or not: a batch that fails is tried again, and its
+        retry must not race what this try still writes."""
+        await asyncio.gather(*self.futures, return_exceptions=True)
+
+    async def done(self) -> None:
+        """Raise the first that failed (once ``settle`` waited for all)."""
+        for future in self.futures:
+            future.result()
+
+
+class LakeWrites(Started):
     """The Parquet copies of a batch's partitions, each started in a thread as soon as
     its rows are built: pyarrow releases the GIL while it encodes and writes, so the
     copy of one partition runs while the next partition's orders are processed."""
 
     def __init__(self, lake: Lake | None) -> None:
+        super().__init__()
         self.lake = lake
-        self.writes: list[asyncio.Future[None]] = []
 
     def start(self, partition: int, rows: LakeBatch) -> None:
         if self.lake is not None:
-            self.writes.append(self.lake.write(partition, rows))
+            self.add(self.lake.write(partition, rows))
 
-    async def settle(self) -> None:
-        """Wait for every copy started, failed or not: a batch that fails is tried
-        again, and its retry must not write a file a thread of this try still writes."""
-        await asyncio.gather(*self.writes, return_exceptions=True)
 
-    async def done(self) -> None:
-        """Raise the first copy that failed (once ``settle`` waited for all)."""
-        for write in self.writes:
-            write.result()
+def write_apart(
+    table: Any, partition: int, state: PartitionState, key: str, producer: Any
+) -> Awaitable[int]:
+    """Take the value ``state`` holds for ``key`` out of its flush, now, and write it on
+    its own (changelog acknowledged, then RocksDB) when awaited."""
+    io = RocksPartition(table, partition)
+    value = state.detach(key)
+    if value is not None:
+        io[key] = value
+    return write_all([io], producer)
 
 
 async def forget_expired(

@@ -265,7 +265,9 @@ def test_a_new_owner_restoring_a_partly_delivered_changelog_counts_exactly(
     keys = [key or b"" for (key, _v, _h), _p in delivered]
     assert any(key.startswith(b'"customer|') for key in keys)
     assert not any(key.startswith(b'"clock|') for key in keys)
-    assert store.keys() == 0
+    # Stored locally: only each partition's verdicts, acknowledged before the rest.
+    local = [key for db in store.dbs.values() for key in db.keys()]  # noqa: SIM118 (Rdict)
+    assert sorted(local) == [b'"verdict|%d"' % p for p in range(4)]
 
     # The new owner restores what the changelog holds, then reads the batch again.
     restored = restore(tmp_path / "new", producer)
@@ -310,8 +312,9 @@ def test_enriched_orders_lost_with_their_clock_are_sent_again_by_the_next_owner(
     assert metrics.replayed._value.get() == 21
 
 
-def waits_of(scenario: Callable[[], Coroutine[Any, Any, None]]) -> list[list[Any]]:
-    """Run ``scenario``; the keys of each wait for acknowledgements (``confirm``) it made."""
+def waits_of(scenario: Callable[[], Coroutine[Any, Any, None]] | Rig) -> list[list[Any]]:
+    """Run ``scenario`` (a rig: its batch of ``orders()``); the keys of each wait for
+    acknowledgements (``confirm``) it made, in the order the waits began."""
     waits: list[list[Any]] = []
     real = Confirmed.confirm
 
@@ -321,27 +324,33 @@ def waits_of(scenario: Callable[[], Coroutine[Any, Any, None]]) -> list[list[Any
 
     Confirmed.confirm = confirm  # type: ignore[method-assign]
     try:
-        asyncio.run(scenario())
+        if isinstance(scenario, Rig):
+            assert scenario.run(orders())
+        else:
+            asyncio.run(scenario())
     finally:
         Confirmed.confirm = real  # type: ignore[method-assign]
     return waits
 
 
-def test_results_go_with_the_first_phase_only_when_every_partition_has_a_later_one(
+def test_results_go_with_the_last_phase_before_every_partitions_marker(
     tmp_path: Path,
 ) -> None:
-    """``along`` shares the first wait when each partition's marker comes in a later
-    phase; a partition with one phase (its marker alone) has them acknowledged first."""
+    """``along`` shares the latest wait before every partition's marker; a partition
+    with one phase (its marker alone) has them acknowledged first."""
     from streams.common.table_io import RocksPartition, write_all
 
     table = SimpleNamespace(
         name="t", data=Store(tmp_path), changelog_topic=SimpleNamespace(get_topic_name=lambda: "c")
     )
 
-    def waits(marker_alone: bool) -> list[list[Any]]:
+    def waits(marker_alone: bool, first: bool = False) -> list[list[Any]]:
         producer = Producer(lambda *_: None)
         parts = [RocksPartition(table, 0), RocksPartition(table, 1)]
         for part in parts:
+            if first:
+                part["verdict"] = 0
+                part.barrier()
             if not (marker_alone and part.partition == 1):
                 part["figure"] = 1
                 part.barrier()
@@ -363,6 +372,27 @@ def test_results_go_with_the_first_phase_only_when_every_partition_has_a_later_o
         [b'"figure"', b'"clock"'],
         [b'"clock"'],
     ]
+    # Three phases: the results wait with the last phase before every marker.
+    assert waits(marker_alone=False, first=True) == [
+        [b'"verdict"', b'"verdict"'],
+        [b"result", b'"figure"', b'"figure"'],
+        [b'"clock"', b'"clock"'],
+    ]
+
+
+def test_a_batch_acknowledges_its_verdicts_then_its_results_and_keys_then_its_clocks(
+    tmp_path: Path,
+) -> None:
+    """Each partition's verdicts wait alone, all before the wait of the results and the
+    other keys, and the clocks wait last: a key a verdict allowed is never stored
+    without that verdict (tests/unit/test_verdicts.py: what a replay makes of them)."""
+    waits = waits_of(Rig(Store(tmp_path), Producer(lambda *_: None)))
+    kinds = [sorted({bytes(key or b"x").split(b"|")[0] for key in wait}) for wait in waits]
+    assert kinds[:4] == [[b'"verdict']] * 4
+    assert kinds[-1] == [b'"clock']
+    assert len(kinds) == 6
+    results_and_keys = kinds[4]
+    assert {b"ORD-1", b'"daily', b'"order', b'"customer'} <= set(results_and_keys)
 
 
 def test_changelog_phases_are_sent_in_order_with_late_deletions_last(tmp_path: Path) -> None:

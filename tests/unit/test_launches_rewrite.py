@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from streams.launches.rewrite import Pauses, Rewriter
 
 
@@ -60,27 +62,65 @@ def test_nothing_is_due_without_a_change() -> None:
     assert not rewriter.due()
 
 
-def test_a_pause_longer_than_half_a_session_holds_writes_for_a_session() -> None:
-    """SIGSTOP for 30 s (session 10 s): no write for 10 s after it resumes, then again."""
+class Group:
+    """The coordinator's answers to membership heartbeats, in turn; each takes
+    ``delay`` seconds of the clock."""
+
+    def __init__(self, clock: Clock, answers: list[bool], delay: float = 0.0) -> None:
+        self.clock, self.answers, self.delay, self.asked = clock, answers, delay, 0
+
+    async def member(self) -> bool:
+        self.asked += 1
+        self.clock.now += self.delay
+        return self.answers.pop(0)
+
+
+def looks(pauses: Pauses) -> bool:
+    return asyncio.run(pauses.may_write())
+
+
+def test_a_pause_holds_writes_until_the_coordinator_accepts_a_heartbeat() -> None:
+    """SIGSTOP for 30 s (session 10 s): refused heartbeats hold writes, however long
+    after the session (what a fixed wait let through); the first accepted ends it."""
     clock = Clock()
-    pauses = Pauses(session=10.0, clock=clock)
-    assert pauses.may_write()
+    group = Group(clock, [False] * 40 + [True])
+    pauses = Pauses(session=10.0, member=group.member, clock=clock)
+    assert looks(pauses)
     clock.now += 0.5
-    assert pauses.may_write()
+    assert looks(pauses)
+    assert group.asked == 0  # no pause: the coordinator is not asked
     clock.now += 30.0  # stood still
-    assert not pauses.may_write()
-    for _ in range(19):
+    for _ in range(40):
+        assert not looks(pauses)
         clock.now += 0.5
-        assert not pauses.may_write()
+    assert looks(pauses)
+    assert looks(pauses)
+    assert group.asked == 41
+
+
+def test_an_answer_slow_enough_to_hide_another_pause_proves_nothing() -> None:
+    """Accepted, but the answer came 6 s later (the process may have stood still again
+    after it was sent): still held, asked again."""
+    clock = Clock()
+    group = Group(clock, [True, True], delay=6.0)
+    pauses = Pauses(session=10.0, member=group.member, clock=clock)
+    assert looks(pauses)
+    clock.now += 30.0
+    assert not looks(pauses)
+    group.delay = 0.1
     clock.now += 0.5
-    assert pauses.may_write()
+    assert looks(pauses)
+
+
+async def never_asked() -> bool:
+    raise AssertionError("membership asked without a pause")
 
 
 def test_short_stalls_and_the_first_look_hold_nothing() -> None:
     """A 4 s stall (under half the session) and a slow start are no pause."""
     clock = Clock()
     clock.now = 1000.0
-    pauses = Pauses(session=10.0, clock=clock)
-    assert pauses.may_write()
+    pauses = Pauses(session=10.0, member=never_asked, clock=clock)
+    assert looks(pauses)
     clock.now += 4.0
-    assert pauses.may_write()
+    assert looks(pauses)
