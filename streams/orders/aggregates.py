@@ -380,17 +380,21 @@ def flush_partition(state: PartitionState, partition: int) -> int:
 
 
 def sweep_due(aggregates: PartitionState, partition: int) -> int | None:
-    """The event-time week to sweep expired order ids for, if the partition entered a
-    new one since its last sweep; the sweep is recorded (written before the clock)."""
+    """The event-time week to sweep expired keys for, if the partition entered a new one
+    since its last sweep (``swept`` records it once every deletion is written)."""
     high = watermark(aggregates, partition)
     if high is None:
         return None
     week = high // WEEK_MS
-    done = aggregates.get(sweep_key(partition))
+    done = aggregates.peek(sweep_key(partition))
     if done is not None and int(done["week"]) >= week:
         return None
-    aggregates.put(sweep_key(partition), {"week": week})
     return week
+
+
+def swept(week: int) -> Value:
+    """The value of ``sweep|<p>`` once the sweep of ``week`` is written."""
+    return {"week": week}
 
 
 def _new_summary() -> Value:

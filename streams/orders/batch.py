@@ -37,6 +37,8 @@ from streams.orders.aggregates import (
     expired_orders,
     flush_partition,
     sweep_due,
+    sweep_key,
+    swept,
     verdict_key,
     watermark,
 )
@@ -112,7 +114,7 @@ async def handle_batch(pipeline: OrdersPipeline, table: Any, events: list[Any]) 
     # Each partition's verdicts are sent as soon as its records are judged: their wait,
     # which must end before its other keys are sent, runs while the next are processed.
     verdicts = Started()
-    sweeps: list[tuple[int, int]] = []  # (partition, its high mark): a new week's sweep due
+    sweeps: list[tuple[int, int, int]] = []  # (partition, high mark, week): a sweep due
     try:
         for partition, batch in by_partition(events).items():
             io = RocksPartition(table, partition)
@@ -124,12 +126,11 @@ async def handle_batch(pipeline: OrdersPipeline, table: Any, events: list[Any]) 
             high = watermark(state, partition)
             if high is not None:
                 tally.stream_ms = max(tally.stream_ms or 0, high)
-            if sweep_due(state, partition) is not None and high is not None:
-                sweeps.append((partition, high))
+            week = sweep_due(state, partition)
+            if week is not None and high is not None:
+                sweeps.append((partition, high, week))
             flush_partition(state, partition)
             written.append(io)
-        for partition, high in sweeps:
-            await forget_expired(table, partition, high, pipeline.rules, producer)
     finally:
         await copies.settle()
         await verdicts.settle()
@@ -140,6 +141,10 @@ async def handle_batch(pipeline: OrdersPipeline, table: Any, events: list[Any]) 
     # Acknowledged with the tables' keys, before the clocks: a crash between the two
     # leaves keys written and outputs maybe not, and such a record sends them again.
     await write_all(written, producer, along=sends)
+    # Between batches: a record is never judged both before and after a sweep, so a
+    # crash in the middle of one cannot make a replayed duplicate look new.
+    for partition, high, week in sweeps:
+        await forget_expired(table, partition, high, pipeline.rules, producer, week)
     tally.publish(pipeline, events)
 
 
@@ -191,14 +196,17 @@ def write_apart(
 
 
 async def forget_expired(
-    table: Any, partition: int, high_mark: int, rules: Rules, producer: Any
+    table: Any, partition: int, high_mark: int, rules: Rules, producer: Any, week: int
 ) -> int:
     """Delete what the partition keeps past its horizons: order ids past retention, and
     figures past ``history_ms`` (aggregates.py says why both are safe); returns how many.
 
-    Written ``SWEEP_CHUNK`` keys at a time, each chunk's changelog acknowledged and
-    RocksDB written before the next is read, and all before the batch's own writes: a
-    failure fails the batch, whose retry sweeps again (deleting is idempotent)."""
+    Run after a batch's clock is written (the next batch's records are all judged after
+    it), ``SWEEP_CHUNK`` keys at a time, each chunk's changelog acknowledged and RocksDB
+    written before the next is read; ``week`` is recorded as swept (``sweep|<p>``) only
+    once all are. A failure fails the batch: its retry, whose records the clock already
+    counts, sweeps again (deleting is idempotent), and so does the next batch after a
+    crash."""
     forgotten = 0
     while True:
         io = RocksPartition(table, partition)
@@ -209,7 +217,9 @@ async def forget_expired(
         for key in islice(expired, SWEEP_CHUNK):
             del io[key]
         chunk = len(io.pending)
-        if chunk:
+        if chunk < SWEEP_CHUNK:
+            io[sweep_key(partition)] = swept(week)
+        if io.pending:
             await write_all([io], producer)
         forgotten += chunk
         if chunk < SWEEP_CHUNK:

@@ -277,10 +277,13 @@ def enrich(
     *,
     revision: bool,
 ) -> dict[str, Any]:
-    """The enriched order written to orders.enriched and the Parquet copy."""
+    """The enriched order written to orders.enriched and the Parquet copy.
+
+    A product no longer in the catalog (removed between a crash and the replay of an
+    order counted before it, whose verdict stands) is enriched as ``UNLISTED``."""
     items = []
     for item in order.items:
-        entry = catalog[item.product_id]
+        entry = catalog.get(item.product_id) or UNLISTED
         stock = inventory.get(item.product_id) or _NO_STOCK
         items.append(
             {
@@ -315,3 +318,8 @@ def enrich(
 
 
 _NO_STOCK: Mapping[str, Any] = {}
+
+#: What an order's line names for a product the catalog no longer lists.
+UNLISTED = CatalogEntry.model_construct(
+    product_id="", category="unlisted", brand="unlisted", price=Decimal(0)
+)

@@ -69,6 +69,8 @@ class PartitionBatch:
         self.offset: int = clock.get(OFFSET, -1)
         #: The event-time high mark, before the record being handled.
         self.high: int | None = None if clock.get("max_ms") is None else int(clock["max_ms"])
+        #: The high mark as the batch began: what its sweep may forget by (batch.py).
+        self.start_high = self.high
         self._outcomes: dict[str, int] = {}
         self._wall_ms = 0
         #: The offsets past the clock that a try cut short by a crash decided.

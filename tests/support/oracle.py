@@ -36,7 +36,8 @@ def clean_run_table(raw: Iterable[Consumed], rules: Rules | None = None) -> dict
 
     It replays what orders.raw holds, partition by partition in offset order, through
     the worker's own pure rules (so it is no oracle of correctness); ``wall_ms`` (the
-    processing wall clock) is left out.
+    processing wall clock) is left out, and so are the partitions' last verdicts
+    (``verdict|``: which records they cover depends on where the batches began).
     """
     table: dict[str, Any] = {}
     products = catalog()
@@ -50,7 +51,8 @@ def clean_run_table(raw: Iterable[Consumed], rules: Rules | None = None) -> dict
                 record.value, partition, record.offset, 0, state, state, products, rules or Rules()
             )
         state.flush(last=clock_key(partition))
-    return without_wall_clock(table)
+    decided = {key: value for key, value in table.items() if not key.startswith("verdict|")}
+    return without_wall_clock(decided)
 
 
 def without_wall_clock(table: dict[str, Any]) -> dict[str, Any]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from types import SimpleNamespace
@@ -20,29 +19,21 @@ from typing import Any
 import orjson
 import pytest
 from aiokafka.errors import KafkaConnectionError, MessageSizeTooLargeError
-from prometheus_client import CollectorRegistry
 
-from streams.common.batches import BatchRunner, Retry
 from streams.common.partitioning import partition_for
 from streams.common.sends import Confirmed
-from streams.orders.batch import handle_batch, reject
-from streams.orders.metrics import OrdersMetrics
-from streams.orders.pipeline import DLQ, ENRICHED, OrdersPipeline
-from streams.orders.settings import OrdersSettings
+from streams.orders.pipeline import DLQ, ENRICHED
 from tests.support.fake_kafka import Producer, Rule, Store
-from tests.support.messages import FakeMessage
-from tests.unit.factories import bundled_catalog, item, raw, v1
-
-PARTITIONS = 4
-CHANGELOG = "orders-aggregates-changelog"
-NOW_S = 1_754_049_600.0  # 2025-08-01T12:00:00Z
-
-
-def message(partition: int, offset: int, value: bytes, key: bytes) -> Any:
-    return FakeMessage(
-        topic="orders.raw", partition=partition, offset=offset, key=key, value=value,
-        timestamp=NOW_S,
-    )  # fmt: skip
+from tests.support.orders_rig import (
+    CHANGELOG,
+    NOW_S,
+    PARTITIONS,
+    Rig,
+    message,
+    rebalance,
+    restore,
+)
+from tests.unit.factories import item, raw, v1
 
 
 def orders() -> list[Any]:
@@ -72,52 +63,6 @@ def expected_revenue(events: list[Any]) -> Decimal:
         seen.add(order["order_id"])
         total += sum(Decimal(str(i["unit_price"])) * i["quantity"] for i in order["items"])
     return total
-
-
-@dataclass
-class Rig:
-    """The production batch handler and runner over a real RocksDB and a fake producer;
-    ``on_wait`` runs at each of the runner's waits (give ``rebalance`` to end a batch)."""
-
-    store: Store
-    producer: Producer
-    on_wait: Callable[[Rig], None] = lambda _rig: None
-    app: Any = None
-    metrics: Any = None
-
-    def run(self, events: list[Any]) -> bool:
-        table = SimpleNamespace(
-            name="aggregates",
-            data=self.store,
-            changelog_topic=SimpleNamespace(get_topic_name=lambda: CHANGELOG),
-        )
-        self.app = SimpleNamespace(producer=self.producer, rebalancing_count=0)
-        settings = OrdersSettings(partitions=PARTITIONS, parquet_uri="")
-        self.metrics = OrdersMetrics.create(CollectorRegistry())
-        pipeline = OrdersPipeline(
-            self.app, settings, settings.rules(), self.metrics,
-            mirror=None,  # type: ignore[arg-type]
-            catalog=bundled_catalog(), channels=settings.known_channels(),
-        )  # fmt: skip
-
-        async def sleep(_seconds: float) -> None:
-            self.on_wait(self)
-
-        runner = BatchRunner(
-            self.app,
-            "test",
-            lambda batch: handle_batch(pipeline, table, batch),
-            lambda event, error: reject(pipeline, table, event, error),
-            self.metrics.batch_failures,
-            retry=Retry(attempts=2),
-            sleep=sleep,
-        )
-        return asyncio.run(runner.run(events))
-
-
-def rebalance(rig: Rig) -> None:
-    """The partitions move on: the batch is given up."""
-    rig.app.rebalancing_count += 1
 
 
 def run(
@@ -229,20 +174,6 @@ def test_a_changelog_value_over_the_size_limit_dead_letters_its_record_alone(
     assert reasons.count(b"processing_error") == 6  # CUST-3's six orders
     survivors = [e for e in events if e.message.key != b"CUST-3"]
     assert stored_revenue(store) == expected_revenue(survivors)
-
-
-def restore(tmp_path: Path, producer: Producer) -> Store:
-    """What a new owner's tables hold once it restored the changelog ``producer`` delivered."""
-    restored = Store(tmp_path)
-    delivered = zip(producer.delivered[CHANGELOG], producer.partitions[CHANGELOG], strict=True)
-    for (key, value, _headers), partition in delivered:
-        assert key is not None and partition is not None
-        db = restored._db_for_partition(partition)
-        if value is None:
-            del db[key]
-        else:
-            db[key] = value
-    return restored
 
 
 def test_a_new_owner_restoring_a_partly_delivered_changelog_counts_exactly(
@@ -389,8 +320,9 @@ def test_a_batch_acknowledges_its_verdicts_then_its_results_and_keys_then_its_cl
     waits = waits_of(Rig(Store(tmp_path), Producer(lambda *_: None)))
     kinds = [sorted({bytes(key or b"x").split(b"|")[0] for key in wait}) for wait in waits]
     assert kinds[:4] == [[b'"verdict']] * 4
-    assert kinds[-1] == [b'"clock']
-    assert len(kinds) == 6
+    assert kinds[5] == [b'"clock']
+    # Then, each partition's first batch: its sweep (nothing expired yet), after all.
+    assert kinds[6:] == [[b'"sweep']] * 4
     results_and_keys = kinds[4]
     assert {b"ORD-1", b'"daily', b'"order', b'"customer'} <= set(results_and_keys)
 
