@@ -113,3 +113,22 @@ def without_verdicts(table: Mapping[Any, Any]) -> dict[Any, Any]:
 
 def kinds(outcomes: Iterable[Applied]) -> list[str]:
     return [o.kind for o in outcomes]
+
+
+class Crash(Exception):
+    pass
+
+
+class LossyTable(dict[Any, Any]):
+    """A dict-backed table whose worker dies in a flush after only the writes
+    ``kept(key)`` lets through reached it, in any order; the clock never does."""
+
+    def __init__(self, kept: Any) -> None:
+        super().__init__()
+        self.kept = kept
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        if key.startswith("clock|"):
+            raise Crash(key)
+        if self.kept(key):
+            super().__setitem__(key, value)

@@ -17,6 +17,8 @@ from streams.orders.aggregates import (
 from streams.orders.logic import DAY_MS, HOUR_MS, Rejected, Rules, day_end_ms
 from streams.orders.models import CatalogEntry
 from tests.unit.factories import (
+    Crash,
+    LossyTable,
     catalog_of,
     comparable,
     entry,
@@ -34,10 +36,6 @@ DAILY = "daily|2025-08-01|web|CA|0"
 
 def rec(order_id: str = "ORD-1", customer: str = "CUST-1", **fields: Any) -> bytes:
     return raw(v1(order_id=order_id, customer_id=customer, **fields))
-
-
-class Crash(Exception):
-    pass
 
 
 class CrashingTable(dict[Any, Any]):
@@ -170,21 +168,6 @@ def test_crash_in_a_later_batch_then_full_replay_equals_a_clean_run(
     table.limit = None
     run_batch(table, records, catalog, wall_ms=2)
     assert comparable(table) == clean_run(catalog)
-
-
-class LossyTable(dict[Any, Any]):
-    """A dict-backed table whose worker dies in a flush after only the writes
-    ``kept(key)`` lets through reached it, in any order; the clock never does."""
-
-    def __init__(self, kept: Any) -> None:
-        super().__init__()
-        self.kept = kept
-
-    def __setitem__(self, key: Any, value: Any) -> None:
-        if key.startswith("clock|"):
-            raise Crash(key)
-        if self.kept(key):
-            super().__setitem__(key, value)
 
 
 class RecordingTable(dict[Any, Any]):

@@ -12,29 +12,16 @@ import pytest
 
 from streams.orders.logic import DAY_MS, Rules
 from streams.orders.models import CatalogEntry
-from tests.unit.factories import entry, numbered, order, raw, run_batch, v1
+from tests.unit.factories import Crash, LossyTable, entry, numbered, order, raw, run_batch, v1
 
 DAILY = "daily|2025-08-01|web|CA|0"
 
 
-class Crash(Exception):
-    pass
-
-
-class CutShort(dict[Any, Any]):
-    """A dict-backed table whose worker dies in a flush: the verdicts (written first,
-    acknowledged before the rest is sent) reach it, of the other keys only those
-    ``kept(key)`` lets through, and never the clock."""
-
-    def __init__(self, kept: Any) -> None:
-        super().__init__()
-        self.kept = kept
-
-    def __setitem__(self, key: Any, value: Any) -> None:
-        if key.startswith("clock|"):
-            raise Crash(key)
-        if key.startswith("verdict|") or self.kept(key):
-            super().__setitem__(key, value)
+def cut_short(kept: Any) -> LossyTable:
+    """A table whose worker dies in a flush: the verdicts (written first, acknowledged
+    before the rest is sent) reach it, of the other keys only those ``kept(key)`` lets
+    through, and never the clock."""
+    return LossyTable(lambda key: key.startswith("verdict|") or kept(key))
 
 
 def rec(order_id: str, **fields: Any) -> bytes:
@@ -52,7 +39,7 @@ def counted(table: dict[Any, Any]) -> int:
 def crash_then_replay(
     kept: Any, records: list[bytes], before: Any, after: Any, **replay: Any
 ) -> tuple[dict[Any, Any], list[str]]:
-    table = CutShort(kept)
+    table = cut_short(kept)
     with pytest.raises(Crash):
         run_batch(table, numbered(records), before)
     plain: dict[Any, Any] = dict(table)
@@ -86,7 +73,7 @@ def test_orders_dead_lettered_before_a_price_change_stay_dead_lettered(
     table, outcomes = crash_then_replay(lambda _k: True, records, cheap, catalog)
     assert outcomes == ["rejected", "rejected"]
     assert counted(table) == 0
-    cheap_again = run_batch(dict(CutShort(lambda _k: True)), numbered(records), cheap)
+    cheap_again = run_batch(dict(cut_short(lambda _k: True)), numbered(records), cheap)
     assert [o.rejected.reason for o in cheap_again if o.rejected] == ["price_mismatch"] * 2
 
 
@@ -96,7 +83,7 @@ def test_a_verdict_kept_keeps_its_reason_when_the_record_now_fails_otherwise(
     """Rejected for its price, and after the restart the product is gone from the
     catalog: dead-lettered again as price_mismatch, not as unknown_product."""
     cheap = repriced(catalog, "-0.50")
-    table = CutShort(lambda _k: True)
+    table = cut_short(lambda _k: True)
     with pytest.raises(Crash):
         run_batch(table, numbered([rec("ORD-1")]), cheap)
     outcomes = run_batch(dict(table), numbered([rec("ORD-1")]), {}, wall_ms=2)
@@ -111,7 +98,7 @@ def test_a_future_order_rejected_before_a_restart_is_not_counted_by_a_later_cloc
     caught up, and the order is still rejected, once counted nowhere."""
     rules = Rules(max_future_ms=60_000)
     noon = order().event_ms
-    table = CutShort(lambda _k: True)
+    table = cut_short(lambda _k: True)
     records = numbered([rec("ORD-1"), rec("ORD-2", timestamp="2025-08-01T12:05:00Z")])
     with pytest.raises(Crash):
         run_batch(table, records, catalog, rules=rules, wall_ms=noon)
@@ -129,7 +116,7 @@ def test_a_replay_that_ends_early_leaves_the_rest_to_the_next_batch_with_its_ver
     records = [rec("ORD-0"), rec("ORD-1"), rec("ORD-2", items=[]), rec("ORD-3")]
     cheap = repriced(catalog, "-0.50")
     mixed = {**catalog, "PROD-001": cheap["PROD-001"]}
-    table = CutShort(lambda _k: True)
+    table = cut_short(lambda _k: True)
     first_try = run_batch(dict(), numbered(records), mixed)
     with pytest.raises(Crash):
         run_batch(table, numbered(records), mixed)
