@@ -43,13 +43,14 @@ from streams.common.exactly_once import PartitionState
 from streams.common.parquet import PartitionedParquetWriter
 from streams.common.partitioning import partition_for
 from streams.common.sends import Confirmed
-from streams.orders.aggregates import flush_partition, sweep_due, watermark
+from streams.orders.aggregates import flush_partition, watermark
 from streams.orders.batch import Tally, emit
 from streams.orders.lake import ENRICHED_SCHEMA, Lake, LakeMetrics, partition_of
 from streams.orders.logic import Rejected, Rules, parse_order, reference_record
 from streams.orders.metrics import OrdersMetrics
 from streams.orders.models import CatalogEntry, InventoryRow
 from streams.orders.partition_batch import PartitionBatch
+from streams.orders.retention import sweep_due
 
 PARTITIONS = 4
 BATCH = 2000

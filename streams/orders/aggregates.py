@@ -24,7 +24,7 @@ Per customer (orders.raw is keyed by customer, so a customer lives in one partit
   no longer changes once it holds two, and is then not written again;
 - ``order|<customer id>|<order id>``: one small value per order id seen (offset, UTC
   day, counted), for deduplication within the customer's orders. Keys older than the
-  retention horizon are deleted each week of event time (``expired_orders``): such an
+  retention horizon are deleted each week of event time (retention.py): such an
   order can only come back late, and is then rejected before deduplication. So no
   value grows with a customer's history, and the table holds the horizon's order ids,
   not every id ever seen.
@@ -36,7 +36,7 @@ mirrored (no view needs them).
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -51,8 +51,6 @@ from streams.orders.logic import (
     hour_label,
 )
 from streams.orders.models import Order
-
-WEEK_MS = 7 * DAY_MS
 
 #: Counted orders whose offsets a customer's value keeps: all a new customer and a
 #: repeat customer are told apart by.
@@ -348,53 +346,11 @@ def prune_customer_ids(value: Value, oldest_day: int) -> None:
         value["od"] = min((v[1] for v in ids.values()), default=oldest_day)
 
 
-def expired_orders(
-    stored: Iterable[tuple[str, Value]], high_mark: int, rules: Rules
-) -> Iterator[str]:
-    """The ``order|`` keys (of ``stored``: key, value) past the retention horizon."""
-    oldest_day = (high_mark - rules.retention_ms) // DAY_MS
-    for key, value in stored:
-        if int(value["d"]) < oldest_day:
-            yield key
-
-
-#: Table keys whose second segment is a day (or an hour of it): kept ``history_ms``.
-FIGURES = ("daily|", "hourly|", "product|")
-
-
-def expired_figures(keys: Iterable[str], high_mark: int, rules: Rules) -> Iterator[str]:
-    """The figure keys (daily, hourly, per product) of days before the history kept."""
-    first_kept = rules.forgotten_before(high_mark)
-    if first_kept is None:
-        return
-    for key in keys:
-        if key.split("|", 2)[1][:10] < first_kept:
-            yield key
-
-
 def flush_partition(state: PartitionState, partition: int) -> int:
     """Write a batch's keys of ``partition``: its verdicts first (PartitionBatch follows
     them when the batch is read again), the clock last (process_record relies on it),
     the others in between in any order (each carries its own offset guard)."""
     return state.flush(first=verdict_key(partition), last=clock_key(partition))
-
-
-def sweep_due(aggregates: PartitionState, partition: int) -> int | None:
-    """The event-time week to sweep expired keys for, if the partition entered a new one
-    since its last sweep (``swept`` records it once every deletion is written)."""
-    high = watermark(aggregates, partition)
-    if high is None:
-        return None
-    week = high // WEEK_MS
-    done = aggregates.peek(sweep_key(partition))
-    if done is not None and int(done["week"]) >= week:
-        return None
-    return week
-
-
-def swept(week: int) -> Value:
-    """The value of ``sweep|<p>`` once the sweep of ``week`` is written."""
-    return {"week": week}
 
 
 def _new_summary() -> Value:

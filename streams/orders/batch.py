@@ -30,24 +30,14 @@ from streams.common.histograms import observe_all
 from streams.common.labels import allowed
 from streams.common.sends import Confirmed
 from streams.common.table_io import RocksPartition, write_all
-from streams.orders.aggregates import (
-    FIGURES,
-    Applied,
-    expired_figures,
-    expired_orders,
-    flush_partition,
-    sweep_due,
-    sweep_key,
-    swept,
-    verdict_key,
-    watermark,
-)
+from streams.orders.aggregates import Applied, flush_partition, sweep_key, verdict_key, watermark
 from streams.orders.lake import Lake
 from streams.orders.lake_columns import LakeBatch
 from streams.orders.logic import Rules, enrich
 from streams.orders.models import Order
 from streams.orders.partition_batch import PartitionBatch
 from streams.orders.pipeline import DLQ, ENRICHED, OrdersPipeline
+from streams.orders.retention import FIGURES, expired_figures, expired_orders, sweep_due, swept
 
 #: Expired keys deleted per write of a sweep. A week's order ids written at once (28,000
 #: tombstones at 4,000 orders a day) left the worker's RSS tens of MiB higher for good:
@@ -199,7 +189,7 @@ async def forget_expired(
     table: Any, partition: int, high_mark: int, rules: Rules, producer: Any, week: int
 ) -> int:
     """Delete what the partition keeps past its horizons: order ids past retention, and
-    figures past ``history_ms`` (aggregates.py says why both are safe); returns how many.
+    figures past ``history_ms`` (retention.py says why both are safe); returns how many.
 
     Run after a batch's clock is written (the next batch's records are all judged after
     it), ``SWEEP_CHUNK`` keys at a time, each chunk's changelog acknowledged and RocksDB

@@ -17,8 +17,6 @@ from streams.orders import batch
 from streams.orders.aggregates import (
     customer_key,
     customers_key,
-    expired_figures,
-    expired_orders,
     flush_partition,
     watermark,
 )
@@ -26,6 +24,7 @@ from streams.orders.batch import forget_expired
 from streams.orders.logic import DAY_MS, Rules, day_label
 from streams.orders.partition_batch import process_record
 from streams.orders.reports import Closing, due_reports
+from streams.orders.retention import expired_figures, expired_orders
 from tests.support.fake_kafka import Producer, Store
 from tests.unit.factories import bundled_catalog, v1
 
