@@ -152,17 +152,24 @@ INTERRUPTS = (signal.SIGINT, signal.SIGTERM)
 @contextmanager
 def interrupts_raised() -> Iterator[None]:
     """SIGINT and SIGTERM raise KeyboardInterrupt (even where inherited as ignored), so
-    the deploy can stop what it started; the previous handlers are restored after."""
+    the deploy can stop what it started; the previous handlers are restored after,
+    unless one was heard: the process is then on its way out with its exit code, and a
+    second signal sent just after the first (CI measured one arriving once the deploy
+    had printed its failure) must not turn that code into a kill by the signal."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     previous = {sig: signal.getsignal(sig) for sig in INTERRUPTS}
+    _heard.clear()
     raise_next_interrupt()
     try:
         yield
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        if _heard:
+            ignore_interrupts()
+        else:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
 
 def raise_next_interrupt() -> None:
@@ -174,7 +181,12 @@ def raise_next_interrupt() -> None:
             signal.signal(sig, _raise_once)
 
 
+#: The signals heard since :func:`interrupts_raised` began (signals are the process's).
+_heard: list[int] = []
+
+
 def _raise_once(signum: int, frame: FrameType | None) -> None:
+    _heard.append(signum)
     ignore_interrupts()
     raise KeyboardInterrupt
 
