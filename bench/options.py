@@ -109,8 +109,8 @@ def parser(description: str) -> argparse.ArgumentParser:
     parser.add_argument(
         "--recovery-orders",
         type=int,
-        default=620_000,
-        help="recovery: orders that fill the table (~1.7 keys each)",
+        default=640_000,
+        help="recovery: orders that fill the table (~1.6 keys each)",
     )
     parser.add_argument(
         "--memory-per-day",
