@@ -14,6 +14,7 @@ once all of it is done: a batch that fails and is retried is counted once.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import Counter
 from collections.abc import Awaitable, Container
@@ -25,12 +26,19 @@ import orjson
 
 from streams.common.batches import PROCESSING_ERROR, by_partition
 from streams.common.deadletter import dead_letter
-from streams.common.exactly_once import PartitionState
+from streams.common.exactly_once import OFFSET, PartitionState
 from streams.common.histograms import observe_all
 from streams.common.labels import allowed
 from streams.common.sends import Confirmed
 from streams.common.table_io import RocksPartition, write_all
-from streams.orders.aggregates import Applied, flush_partition, sweep_key, verdict_key, watermark
+from streams.orders.aggregates import (
+    Applied,
+    clock_key,
+    flush_partition,
+    sweep_key,
+    verdict_key,
+    watermark,
+)
 from streams.orders.lake import Lake
 from streams.orders.lake_columns import LakeBatch
 from streams.orders.logic import Rules, enrich
@@ -38,6 +46,8 @@ from streams.orders.models import Order
 from streams.orders.partition_batch import PartitionBatch
 from streams.orders.pipeline import DLQ, ENRICHED, OrdersPipeline
 from streams.orders.retention import FIGURES, expired_figures, expired_orders, sweep_due, swept
+
+log = logging.getLogger(__name__)
 
 #: Expired keys deleted per write of a sweep. A week's order ids written at once (28,000
 #: tombstones at 4,000 orders a day) left the worker's RSS tens of MiB higher for good:
@@ -255,12 +265,27 @@ async def reject(pipeline: OrdersPipeline, table: Any, event: Any, error: Except
     it as processing_error and move its partition's clock past it, counted under that
     reason, so a restart does not try it again."""
     message = event.message
+    io = RocksPartition(table, message.partition)
+    state = PartitionState(io)
+    clock = state.peek(clock_key(message.partition))
+    if clock is not None and int(clock[OFFSET]) >= message.offset:
+        # A try of its batch wrote the clock past it, then a later step (the weekly
+        # sweep) failed: the record was judged for good then, and a dead letter now
+        # would give an order that counts a second fate. The failure is the batch's.
+        log.error(
+            "orders: %s[%d]@%d was settled before its batch failed (%s: %s); not dead-lettered",
+            message.topic,
+            message.partition,
+            message.offset,
+            type(error).__name__,
+            error,
+        )
+        pipeline.metrics.task_failures.labels("after_clock").inc()
+        return
     producer = pipeline.app.producer
     sends = Confirmed(producer)
     detail = f"{type(error).__name__}: {error}"
     await dead_letter(sends, DLQ, message, PROCESSING_ERROR, detail)
-    io = RocksPartition(table, message.partition)
-    state = PartitionState(io)
     alone = PartitionBatch(state, state, message.partition, pipeline.catalog, pipeline.rules)
     alone.settle(message.offset, int(time.time() * 1000), None, f"rejected:{PROCESSING_ERROR}")
     alone.close()

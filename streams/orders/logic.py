@@ -84,6 +84,28 @@ class Rules:
         return None if self.history_ms is None else day_of(high_mark - self.history_ms)
 
 
+#: The event times an order may carry: from the Unix epoch to the last year whose day
+#: and hour labels, and the day after them, the calendar still has. Outside it an order
+#: is invalid: an order of year 25 was labelled '25-08-01' (strftime does not pad) and
+#: stopped the daily reports, one of year 1 made the weekly sweep's horizon year 0.
+EARLIEST_MS = 0
+LATEST_MS = int(datetime(9999, 1, 1, tzinfo=UTC).timestamp() * 1000)
+#: The largest order total counted: the table's figures are 64-bit integers of cents
+#: (what orjson writes), so sums of valid but absurd orders (a $999,999,999,999.99
+#: product ordered 10,000 times) would overflow them and stop the partition's writes.
+#: At this bound the sum of 9 million such orders still fits.
+MAX_ORDER_CENTS = 10**12
+
+
+def check_bounds(order: Order) -> None:
+    """Reject an order stamped before 1970 or in year 9999 or later (its total is
+    bounded by ``check_against_catalog``, once its prices are known to be the catalog's)."""
+    if not EARLIEST_MS <= order.event_ms < LATEST_MS:
+        raise Rejected(
+            "invalid", f"timestamp {order.event_time.isoformat()} is not in years 1970-9998"
+        )
+
+
 def check_event_time(order: Order, clock_ms: int, rules: Rules) -> None:
     """Reject an order stamped more than ``max_future_ms`` after ``clock_ms``.
 
@@ -200,7 +222,8 @@ def reference_record(model: type[Reference], key: bytes | str | None, raw: Any) 
 
 
 def check_against_catalog(order: Order, catalog: Mapping[str, CatalogEntry], rules: Rules) -> None:
-    """Reject unknown products, prices off the catalog and totals that disagree."""
+    """Reject unknown products, prices off the catalog, totals that disagree, and
+    totals over ``MAX_ORDER_CENTS`` ($10,000,000,000) as ``invalid``."""
     for item in order.items:
         entry = catalog.get(item.product_id)
         if entry is None:
@@ -215,6 +238,11 @@ def check_against_catalog(order: Order, catalog: Mapping[str, CatalogEntry], rul
         raise Rejected(
             "total_mismatch",
             f"total {order.total_cents} cents, items sum to {order.items_cents} cents",
+        )
+    if order.items_cents > MAX_ORDER_CENTS:
+        raise Rejected(
+            "invalid",
+            f"total {order.items_cents / 100:.2f} is over {MAX_ORDER_CENTS // 100:,} (USD)",
         )
 
 

@@ -10,7 +10,8 @@ from streams.orders.logic import REASONS
 
 PREFIX = "streams_orders"
 #: The periodic and background work that runs guarded (streams/common/background.py).
-TASKS = ("close_and_detect", "refresh_gauges", "mirror")
+#: ``after_clock``: a record its batch had settled before a later step of it failed.
+TASKS = ("close_and_detect", "refresh_gauges", "mirror", "after_clock")
 ALERT_KINDS = ("low_stock", "orders_spike", "orders_drop", "revenue_spike", "revenue_drop")
 
 

@@ -22,6 +22,7 @@ from streams.orders.logic import (
     Rejected,
     Rules,
     check_against_catalog,
+    check_bounds,
     check_event_time,
     check_key,
     parse_order,
@@ -152,6 +153,7 @@ class PartitionBatch:
     def _validate(self, order: Order, key: bytes | None, clock_ms: int) -> bool:
         """Raise Rejected for an order that may not count; True if it is a revision."""
         rules = self.rules
+        check_bounds(order)
         check_key(order, key, self.partition, rules)
         check_event_time(order, clock_ms, rules)
         check_against_catalog(order, self.catalog, rules)

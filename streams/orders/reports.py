@@ -187,9 +187,15 @@ def due_reports(
         last = newest(date)
         revision = 0 if last is None else int(last["revision"]) + 1
         report = day_report(date, keys, rules, revision, closed_by)
-        if last is None or last["rows"] != report["rows"]:
+        if last is None or _figures(last) != _figures(report):
             due.append(report)
     return due, settled
+
+
+def _figures(report: Mapping[str, Any]) -> tuple[Any, Any]:
+    """What a revision must change: the rows (revenue statuses) and the orders of any
+    status (a late pending or cancelled order changes only those)."""
+    return report["rows"], report.get("orders_all_statuses")
 
 
 def newest_report(date: str, *stores: Mapping[str, Mapping[str, Any]]) -> Mapping[str, Any] | None:

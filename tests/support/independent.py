@@ -74,6 +74,10 @@ VALUE_BOUNDS = tuple(Decimal(bound) for bound in ("25", "50", "100", "250", "500
 CENT = Decimal("0.01")
 MAX_LINES = 500
 MAX_QUANTITY = 10_000
+#: What the figures can hold: moments from 1970 to the end of 9998, totals to $10 billion.
+FIRST_MOMENT = datetime(1970, 1, 1, tzinfo=UTC)
+END_OF_MOMENTS = datetime(9999, 1, 1, tzinfo=UTC)
+MAX_TOTAL = Decimal(10_000_000_000)
 
 TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
 CHANNEL = re.compile(r"[a-z][a-z0-9_-]{0,31}")
@@ -204,9 +208,13 @@ class _Fields:
     def moment(self, value: Any, where: str) -> datetime:
         if isinstance(value, str) and AWARE.fullmatch(value):
             try:
-                return datetime.fromisoformat(value).astimezone(UTC)
+                moment = datetime.fromisoformat(value).astimezone(UTC)
             except ValueError:
                 self.invalid.append(f"{where}: no such moment {value!r}")
+            else:
+                if FIRST_MOMENT <= moment < END_OF_MOMENTS:
+                    return moment
+                self.invalid.append(f"{where}: {value!r} is outside 1970-9998")
         elif isinstance(value, int | Decimal) or (
             isinstance(value, str) and not NAIVE.fullmatch(value)
         ):
@@ -353,6 +361,8 @@ def check_catalog(order: Order, catalog: Mapping[str, Product]) -> None:
         raise Rejected("price_mismatch", ", ".join(off))
     if order.total is not None and order.total != order.amount:
         raise Rejected("total_mismatch", f"{order.total} vs items {order.amount}")
+    if order.amount > MAX_TOTAL:
+        raise Rejected("invalid", f"{order.order_id}: total {order.amount} over {MAX_TOTAL}")
 
 
 def check_lateness(order: Order, high_mark: datetime | None, retention: timedelta) -> None:

@@ -19,7 +19,7 @@ from streams.orders.logic import Rejected, Rules, reference_record
 from streams.orders.models import CatalogEntry, InventoryRow
 from streams.orders.partition_batch import process_record
 from streams.telemetry.models import ReadingGroup, beyond, decode_each_group, decode_groups
-from tests.unit.factories import bundled_catalog, raw, v1
+from tests.unit.factories import bundled_catalog, entry, item, raw, v1
 
 NOW_MS = 1_754_049_600_000  # 2025-08-01T12:00:00Z
 RULES = Rules(max_future_ms=300_000, partitions=4)
@@ -58,6 +58,72 @@ def test_an_order_from_year_2999_is_a_dead_letter_and_real_orders_after_it_count
     assert outcomes[0].rejected.reason == "future_timestamp"
     assert [o.kind for o in outcomes[1:]] == ["applied"] * 3
     assert watermark(PartitionState(table), partition) == NOW_MS - 3_600_000
+
+
+@pytest.mark.parametrize(
+    "stamp",
+    ["0025-08-01T10:00:00Z", "0001-01-15T00:00:00Z", "1969-12-31T23:59:59Z",
+     "1970-01-01T00:30:00+01:00", "9999-01-01T00:00:00Z", "9999-12-31T23:59:59Z"],
+)  # fmt: skip
+def test_an_order_outside_the_years_the_figures_hold_is_invalid(stamp: str) -> None:
+    """The first order of a partition stamped before 1970 or in year 9999 is a dead
+    letter, not counted: an adversarial probe saw year 25 labelled '25-08-01' stop the
+    daily reports for good, and year 1 make the weekly sweep fail after the batch had
+    counted it. Orders after it count and stream time is theirs."""
+    key, partition = keyed()
+    odd = raw(v1(order_id="ORD-ODD", timestamp=stamp))
+    real = raw(v1(order_id="ORD-REAL", timestamp="2025-08-01T11:00:00Z"))
+
+    outcomes, table = run([(odd, key, NOW_MS), (real, key, NOW_MS)], partition=partition)
+
+    assert (outcomes[0].rejected.reason, outcomes[1].kind) == ("invalid", "applied")
+    assert "1970-9998" in outcomes[0].rejected.detail
+    assert watermark(PartitionState(table), partition) == NOW_MS - 3_600_000
+    assert not [k for k in table if "|00" in k or "|1969" in k or "|9999" in k]
+
+
+def test_the_first_and_last_moments_the_figures_hold_count() -> None:
+    key, partition = keyed()
+    rules = Rules(partitions=4)  # no bound on the future here: only the years are judged
+    state = PartitionState({})
+    kinds = [
+        process_record(
+            raw(v1(order_id=f"ORD-{i}", timestamp=stamp)), partition, i, NOW_MS, state, state,
+            bundled_catalog(), rules, key=key, record_ms=NOW_MS,
+        ).kind
+        for i, stamp in enumerate(["1970-01-01T00:00:00Z", "9998-12-31T23:59:59Z"])
+    ]  # fmt: skip
+    assert kinds == ["applied", "applied"]
+
+
+def test_an_order_total_the_figures_cannot_hold_is_invalid() -> None:
+    """Valid catalog prices and quantities can still add up past what a 64-bit figure
+    holds: a probe's 19 orders of a $999,999,999,999.99 product, 10,000 each, made every
+    later order of the partition fail (orjson refuses the sum). An order over
+    $10,000,000,000 is a dead letter; one at the bound counts."""
+    key, partition = keyed()
+    catalog = {
+        "PROD-BIG": entry("PROD-BIG", "999999999999.99"),
+        "PROD-1M": entry("PROD-1M", "1000000.00"),
+    }
+
+    big, million = item("PROD-BIG", 10_000, "999999999999.99"), item("PROD-1M", 10_000, "1000000")
+    orders = [
+        v1(order_id="ORD-HUGE", items=[big]),
+        v1(order_id="ORD-BOUND", items=[million]),
+        v1(order_id="ORD-OVER", items=[million, item("PROD-1M", 1, "1000000")]),
+    ]
+    state = PartitionState({})
+    outcomes = [
+        process_record(
+            raw(o), partition, i, NOW_MS, state, state, catalog, RULES, key=key, record_ms=NOW_MS
+        )
+        for i, o in enumerate(orders)
+    ]
+    assert [o.kind for o in outcomes] == ["rejected", "applied", "rejected"]
+    rejections = [o.rejected for o in outcomes if o.rejected is not None]
+    assert [r.reason for r in rejections] == ["invalid", "invalid"]
+    assert "over 10,000,000,000" in rejections[0].detail
 
 
 def test_the_skew_is_judged_against_the_earlier_of_record_time_and_clock() -> None:

@@ -56,7 +56,8 @@ def full_recomputation(
         last = newest.get(date)
         revision = 0 if last is None else int(last["revision"]) + 1
         report = day_report(date, daily, RULES, revision, closed_by)
-        if last is None or last["rows"] != report["rows"]:
+        changed = (report["rows"], report["orders_all_statuses"])
+        if last is None or (last["rows"], last["orders_all_statuses"]) != changed:
             due.append(report)
     return due
 
@@ -79,6 +80,8 @@ def test_incremental_reports_equal_a_full_recomputation() -> None:
             region, p = rng.choice(["CA", "TX"]), rng.randint(0, 2)
             key = f"daily|{date}|{rng.choice(CHANNELS)}|{region}|{p}"
             value = figures(confirmed=(rng.randint(1, 3), 100, 1))
+            if rng.random() < 0.3:  # a status outside revenue: changes the day's orders only
+                value["s"]["pending"] = [rng.randint(1, 3), 50, 1]
             if rng.random() < 0.04:
                 daily.pop(key, None)
                 index.on_record("changelog", key, None)
@@ -146,6 +149,46 @@ def test_a_tick_looks_only_at_open_and_changed_days() -> None:
     assert [(r["id"], r["kind"], r["orders"]) for r in reports] == [
         ("2025-08-03/r1", "revision", 2)
     ]
+
+
+def test_a_late_order_of_a_status_outside_revenue_revises_the_day() -> None:
+    """A closed day's report counts orders of every status: a late pending or cancelled
+    order leaves its revenue rows alone but changes that count, so it is revised (an
+    adversarial probe saw r0 keep 3 orders of all statuses while the view showed 5)."""
+    index = AggregateIndex()
+    key = "daily|2025-08-01|web|CA|0"
+    index.on_record("t", key, figures(confirmed=(3, 74418, 3)))
+    sent: dict[str, dict[str, Any]] = {}
+    stream = AUG + 3 * DAY_MS
+    pending = index.take_touched_dates()
+
+    def tick() -> list[dict[str, Any]]:
+        reports, settled = due_reports(
+            pending,
+            index.daily_by_date,
+            lambda d: newest_report(d, sent),
+            RULES,
+            CLOSING,
+            stream,
+            stream,
+            stream,
+        )
+        pending.difference_update(settled)
+        sent.update((r["id"], r) for r in reports)
+        return reports
+
+    assert [(r["id"], r["orders_all_statuses"]) for r in tick()] == [("2025-08-01/r0", 3)]
+    index.on_record("t", key, figures(confirmed=(3, 74418, 3), pending=(1, 999, 1)))
+    index.on_record(
+        "t", key, figures(confirmed=(3, 74418, 3), pending=(1, 999, 1), cancelled=(1, 5, 1))
+    )
+    pending |= index.take_touched_dates()
+    revised = tick()
+    assert [(r["id"], r["revenue"], r["orders"], r["orders_all_statuses"]) for r in revised] == [
+        ("2025-08-01/r1", "744.18", 3, 5)
+    ]
+    pending |= {"2025-08-01"}  # looked at again, unchanged: no third report
+    assert tick() == []
 
 
 def newest_in(

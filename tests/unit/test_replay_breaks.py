@@ -109,3 +109,27 @@ def test_an_order_counted_before_its_product_left_the_catalog_is_not_dead_letter
     assert DLQ not in new_owner.producer.delivered
     enriched = [orjson.loads(v or b"") for _k, v, _h in new_owner.producer.delivered[ENRICHED]]
     assert [e["items"][0]["category"] for e in enriched] == ["unlisted", "unlisted"]
+
+
+def test_an_order_settled_before_its_batch_failed_is_not_dead_lettered_too(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    """The batch's keys and clock are written, then its weekly sweep fails every time
+    (a probe made it fail with an order of year 1, now invalid; any failure there does
+    the same): the records handled alone are already settled, so each is logged and
+    counted as ``task_failures_total{task="after_clock"}``, not dead-lettered as a
+    processing error while it also counts."""
+
+    def failing(*_args: Any) -> Any:
+        raise ValueError("year 0 is out of range")
+
+    monkeypatch.setattr("streams.orders.batch.expired_figures", failing)
+    rig = Rig(Store(tmp_path), Producer(lambda *_: None))
+    batch = events(
+        ("X", "2025-08-01T12:00:00Z", "PROD-002"), ("Y", "2025-08-01T12:00:01Z", "PROD-002")
+    )
+    assert rig.run(batch)
+    assert counted_orders(rig.store) == 2
+    assert DLQ not in rig.producer.delivered
+    assert rig.metrics.task_failures.labels("after_clock")._value.get() == 2
+    assert rig.metrics.dead_letters.labels("processing_error")._value.get() == 0
