@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -113,6 +114,33 @@ def test_incremental_reports_equal_a_full_recomputation() -> None:
     assert {r["closed_by"] for r in incremental.values()} == {"event_time", "idle"}
 
 
+@dataclass
+class Ticks:
+    """The reporter's ticks over ``index`` at a fixed stream time: the dates touched
+    since the last tick join the pending ones, and the reports due are sent."""
+
+    index: AggregateIndex
+    stream: int
+    pending: set[str] = field(default_factory=set)
+    sent: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def tick(self) -> tuple[list[dict[str, Any]], set[str]]:
+        self.pending |= self.index.take_touched_dates()
+        reports, settled = due_reports(
+            self.pending,
+            self.index.daily_by_date,
+            lambda d: newest_report(d, self.sent),
+            RULES,
+            CLOSING,
+            self.stream,
+            self.stream,
+            self.stream,
+        )
+        self.pending -= settled
+        self.sent.update((r["id"], r) for r in reports)
+        return reports, settled
+
+
 def test_a_tick_looks_only_at_open_and_changed_days() -> None:
     """Once a month of days is reported, a late order for one old day makes that day
     the only closed one looked at, and it gets a revision."""
@@ -121,30 +149,12 @@ def test_a_tick_looks_only_at_open_and_changed_days() -> None:
         index.on_record(
             "t", f"daily|{day_of(AUG + day * DAY_MS)}|web|CA|0", figures(confirmed=(1, 1, 1))
         )
-    sent: dict[str, dict[str, Any]] = {}
-    stream = AUG + 30 * DAY_MS + 12 * HOUR_MS
-    pending = index.take_touched_dates()
+    reporter = Ticks(index, AUG + 30 * DAY_MS + 12 * HOUR_MS)
 
-    def tick() -> tuple[list[dict[str, Any]], set[str]]:
-        reports, settled = due_reports(
-            pending,
-            index.daily_by_date,
-            lambda d: newest_report(d, sent),
-            RULES,
-            CLOSING,
-            stream,
-            stream,
-            stream,
-        )
-        pending.difference_update(settled)
-        sent.update((r["id"], r) for r in reports)
-        return reports, settled
-
-    reports, settled = tick()
-    assert len(reports) == len(settled) == 30 and pending == {"2025-08-31"}
+    reports, settled = reporter.tick()
+    assert len(reports) == len(settled) == 30 and reporter.pending == {"2025-08-31"}
     index.on_record("t", "daily|2025-08-03|web|CA|1", figures(confirmed=(1, 1, 1)))
-    pending |= index.take_touched_dates()
-    reports, settled = tick()
+    reports, settled = reporter.tick()
     assert settled == {"2025-08-03"}
     assert [(r["id"], r["kind"], r["orders"]) for r in reports] == [
         ("2025-08-03/r1", "revision", 2)
@@ -158,37 +168,20 @@ def test_a_late_order_of_a_status_outside_revenue_revises_the_day() -> None:
     index = AggregateIndex()
     key = "daily|2025-08-01|web|CA|0"
     index.on_record("t", key, figures(confirmed=(3, 74418, 3)))
-    sent: dict[str, dict[str, Any]] = {}
-    stream = AUG + 3 * DAY_MS
-    pending = index.take_touched_dates()
+    reporter = Ticks(index, AUG + 3 * DAY_MS)
 
-    def tick() -> list[dict[str, Any]]:
-        reports, settled = due_reports(
-            pending,
-            index.daily_by_date,
-            lambda d: newest_report(d, sent),
-            RULES,
-            CLOSING,
-            stream,
-            stream,
-            stream,
-        )
-        pending.difference_update(settled)
-        sent.update((r["id"], r) for r in reports)
-        return reports
-
-    assert [(r["id"], r["orders_all_statuses"]) for r in tick()] == [("2025-08-01/r0", 3)]
+    first, _settled = reporter.tick()
+    assert [(r["id"], r["orders_all_statuses"]) for r in first] == [("2025-08-01/r0", 3)]
     index.on_record("t", key, figures(confirmed=(3, 74418, 3), pending=(1, 999, 1)))
     index.on_record(
         "t", key, figures(confirmed=(3, 74418, 3), pending=(1, 999, 1), cancelled=(1, 5, 1))
     )
-    pending |= index.take_touched_dates()
-    revised = tick()
+    revised, _settled = reporter.tick()
     assert [(r["id"], r["revenue"], r["orders"], r["orders_all_statuses"]) for r in revised] == [
         ("2025-08-01/r1", "744.18", 3, 5)
     ]
-    pending |= {"2025-08-01"}  # looked at again, unchanged: no third report
-    assert tick() == []
+    reporter.pending.add("2025-08-01")  # looked at again, unchanged: no third report
+    assert reporter.tick() == ([], {"2025-08-01"})
 
 
 def newest_in(
